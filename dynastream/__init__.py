@@ -1,0 +1,54 @@
+"""
+Replicate Amazon DynamoDB Streams into relational databases, one batch per transaction.
+"""
+
+from . import containers, exceptions, typing
+from ._app import App
+from ._dispatch import BatchResult, RecordFailure
+from ._events import EventBatch, TumblingWindow, load_event, parse_event, read_event
+from ._records import EventName, StreamRecord, StreamViewType
+from ._registry import Registration
+from ._settings import Settings
+from ._uow import UnitOfWork
+from .exceptions import (
+    ConfigurationError,
+    DynastreamError,
+    MalformedEventError,
+    MalformedRecordError,
+    MappingError,
+    NoHandlerError,
+    UnitOfWorkError,
+)
+from .typing import Item, Mapper, StreamEventHandler
+
+__all__ = [
+    "App",
+    "BatchResult",
+    "ConfigurationError",
+    "DynastreamError",
+    "EventBatch",
+    "EventName",
+    "Item",
+    "MalformedEventError",
+    "MalformedRecordError",
+    "Mapper",
+    "MappingError",
+    "NoHandlerError",
+    "RecordFailure",
+    "Registration",
+    "Settings",
+    "StreamEventHandler",
+    "StreamRecord",
+    "StreamViewType",
+    "TumblingWindow",
+    "UnitOfWork",
+    "UnitOfWorkError",
+    "containers",
+    "exceptions",
+    "load_event",
+    "parse_event",
+    "read_event",
+    "typing",
+]
+
+__version__ = "0.1.0.dev0"

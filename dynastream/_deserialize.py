@@ -1,0 +1,243 @@
+"""
+DynamoDB attribute values (`{"N": "1.50"}`) to Python values, exactly and fast.
+
+This runs on every attribute of every image of every record, so it is a flat
+table of small functions keyed by type tag, with comprehensions for M and L,
+and no path bookkeeping on the happy path: when a value is invalid, the error
+is raised with an empty path and each enclosing map or list re-finds the
+offending member on the way out to name it.
+
+| DynamoDB | Python                                   |
+| -------- | ---------------------------------------- |
+| S        | `str`                                    |
+| N        | `decimal.Decimal`, exact (never a float) |
+| B        | `bytes` (base64 text decoded once)       |
+| BOOL     | `bool`                                   |
+| NULL     | `None`                                   |
+| M        | `dict[str, Any]`                         |
+| L        | `list[Any]`                              |
+| SS       | `set[str]`                               |
+| NS       | `set[Decimal]`                           |
+| BS       | `set[bytes]`                             |
+"""
+
+from __future__ import annotations
+
+import binascii
+import re
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+__all__ = ["InvalidAttributeValue", "deserialize_image", "deserialize_value", "type_name"]
+
+Item = dict[str, Any]
+
+# The text DynamoDB sends for a number: optional sign, digits with an optional
+# point, optional exponent. Decimal() alone would also take "NaN", "Infinity",
+# "1_000" and surrounding white space, none of which DynamoDB can store.
+_is_number_text = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?").fullmatch
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*").fullmatch
+
+
+class InvalidAttributeValue(Exception):  # noqa: N818 - internal signal, wrapped before it escapes
+    """
+    An attribute value is malformed; `path` is filled in on the way out.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.path: list[str] = []
+
+    def field(self, prefix: str) -> str:
+        """
+        Return the dotted path of the bad value below `prefix`.
+        """
+        return prefix + "".join(reversed(self.path))
+
+
+_JSON_TYPE_NAMES: dict[type, str] = {
+    bool: "boolean",
+    int: "number",
+    float: "number",
+    Decimal: "number",
+    str: "string",
+    dict: "object",
+    list: "array",
+    type(None): "null",
+    bytes: "bytes",
+}
+
+
+def type_name(value: object) -> str:
+    """
+    Name a value's type as the event's author would: JSON names where they fit.
+    """
+    return _JSON_TYPE_NAMES.get(type(value), type(value).__name__)
+
+
+def _string(value: Any) -> str:
+    if type(value) is str:
+        return value
+    raise InvalidAttributeValue(f"'S' value must be a string, got {type_name(value)}")
+
+
+def _number(value: Any) -> Decimal:
+    if type(value) is str and _is_number_text(value):
+        return Decimal(value)
+    if type(value) is str:
+        raise InvalidAttributeValue("'N' value is not a decimal number")
+    raise InvalidAttributeValue(
+        f"'N' value must be a string of digits, got {type_name(value)}"
+        " (DynamoDB sends numbers as text so that they stay exact)"
+    )
+
+
+def _binary(value: Any) -> bytes:
+    # Lambda events carry base64 text; boto3 and GetRecords via botocore have
+    # already decoded it to bytes. Decoding by type means exactly once.
+    if type(value) is str:
+        try:
+            return binascii.a2b_base64(value, strict_mode=True)
+        except (binascii.Error, ValueError):
+            raise InvalidAttributeValue("'B' value is not valid base64") from None
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value)
+    raise InvalidAttributeValue(f"'B' value must be base64 text or bytes, got {type_name(value)}")
+
+
+def _boolean(value: Any) -> bool:
+    if type(value) is bool:
+        return value
+    raise InvalidAttributeValue(f"'BOOL' value must be true or false, got {type_name(value)}")
+
+
+def _null(value: Any) -> None:
+    if value is True:
+        return
+    raise InvalidAttributeValue("'NULL' value must be true")
+
+
+def _member_label(name: str) -> str:
+    if _IDENTIFIER(name):
+        return "." + name
+    return f"[{name!r}]"
+
+
+def _map(value: Any) -> Item:
+    if not isinstance(value, dict):
+        raise InvalidAttributeValue(f"'M' value must be an object, got {type_name(value)}")
+    try:
+        return {name: deserialize_value(member) for name, member in value.items()}
+    except InvalidAttributeValue as error:
+        _locate_in_map(value, error)
+        raise
+
+
+def _locate_in_map(value: dict[Any, Any], error: InvalidAttributeValue) -> None:
+    for name, member in value.items():
+        try:
+            deserialize_value(member)
+        except InvalidAttributeValue:
+            error.path.append(_member_label(str(name)))
+            return
+
+
+def _list(value: Any) -> list[Any]:
+    if not isinstance(value, list):
+        raise InvalidAttributeValue(f"'L' value must be an array, got {type_name(value)}")
+    try:
+        return [deserialize_value(member) for member in value]
+    except InvalidAttributeValue as error:
+        for position, member in enumerate(value):
+            try:
+                deserialize_value(member)
+            except InvalidAttributeValue:
+                error.path.append(f"[{position}]")
+                break
+        raise
+
+
+def _set_of(tag: str, convert: Callable[[Any], Any]) -> Callable[[Any], set[Any]]:
+    def decode(value: Any) -> set[Any]:
+        if not isinstance(value, list):
+            raise InvalidAttributeValue(f"'{tag}' value must be an array, got {type_name(value)}")
+        try:
+            return {convert(member) for member in value}
+        except InvalidAttributeValue as error:
+            for position, member in enumerate(value):
+                try:
+                    convert(member)
+                except InvalidAttributeValue:
+                    error.reason = f"'{tag}' member: {error.reason}"
+                    error.path.append(f"[{position}]")
+                    break
+            raise
+
+    return decode
+
+
+def _set_string(value: Any) -> str:
+    if type(value) is str:
+        return value
+    raise InvalidAttributeValue(f"must be a string, got {type_name(value)}")
+
+
+_DECODERS: dict[str, Callable[[Any], Any]] = {
+    "S": _string,
+    "N": _number,
+    "B": _binary,
+    "BOOL": _boolean,
+    "NULL": _null,
+    "M": _map,
+    "L": _list,
+    "SS": _set_of("SS", _set_string),
+    "NS": _set_of("NS", _number),
+    "BS": _set_of("BS", _binary),
+}
+
+
+def deserialize_value(attribute_value: Any) -> Any:
+    """
+    Return the Python value of one DynamoDB attribute value.
+
+    Raises:
+        InvalidAttributeValue: The value has no type tag, several, an unknown
+            one, or a payload that does not fit its tag.
+    """
+    if isinstance(attribute_value, dict) and len(attribute_value) == 1:
+        for tag, payload in attribute_value.items():
+            decoder = _DECODERS.get(tag)
+            if decoder is not None:
+                return decoder(payload)
+            raise InvalidAttributeValue(f"unknown type tag {str(tag)[:20]!r}")
+    raise InvalidAttributeValue(_shape_problem(attribute_value))
+
+
+def _shape_problem(attribute_value: Any) -> str:
+    if not isinstance(attribute_value, dict):
+        return f"attribute value must be an object with one type tag, got {type_name(attribute_value)}"
+    if not attribute_value:
+        return "attribute value has no type tag"
+    tags = ", ".join(repr(str(tag)[:20]) for tag in list(attribute_value)[:4])
+    return f"attribute value must have exactly one type tag, found {len(attribute_value)}: {tags}"
+
+
+def deserialize_image(image: Any) -> Item:
+    """
+    Return an item (`Keys`, `NewImage` or `OldImage`) as a dict of Python values.
+
+    Raises:
+        InvalidAttributeValue: The image is not an object, or one of its values
+            is malformed; `path` names the attribute.
+    """
+    if not isinstance(image, dict):
+        raise InvalidAttributeValue(f"image must be an object, got {type_name(image)}")
+    try:
+        return {name: deserialize_value(value) for name, value in image.items()}
+    except InvalidAttributeValue as error:
+        _locate_in_map(image, error)
+        raise

@@ -1,0 +1,321 @@
+"""
+The dispatcher: one invocation, one transaction, the first failure isolated.
+
+Per invocation it reads the event, routes each record to its table's handlers,
+maps images, opens one transaction, runs the handlers in stream order, commits,
+and builds the Lambda response. When a handler raises, it rolls back to a
+savepoint and bisects the batch to find the first failing record without
+per-record round trips on the happy path: the records before it are applied
+exactly once and committed, nothing after it is applied, and exactly its
+sequence number is reported (the event source mapping resumes from it).
+"""
+
+from __future__ import annotations
+
+import bisect
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from ._events import TumblingWindow, read_event
+from ._registry import Registration, build_handler, build_mapper
+from ._uow import UnitOfWork
+from .exceptions import DynastreamError, MappingError, NoHandlerError, UnitOfWorkError
+
+if TYPE_CHECKING:
+    import logging
+    from collections.abc import Sequence
+
+    from dependency_injector import containers
+    from sqlalchemy import Connection
+    from sqlalchemy.orm import Session, sessionmaker
+
+    from ._records import StreamRecord
+    from ._registry import Registry
+    from .typing import Mapper, StreamEventHandler
+
+__all__ = ["BatchResult", "Dispatcher", "RecordFailure"]
+
+Item = dict[str, Any]
+
+
+@attrs.frozen
+class RecordFailure:
+    """
+    The first record of a batch that could not be applied.
+
+    Attributes:
+        index: Its position in the batch (0-based).
+        item_identifier: Its sequence number as sent: what `batchItemFailures`
+            reports.
+        event_id: Its `eventID`, when it could be read.
+        error: Why it failed: a `MalformedRecordError`, `NoHandlerError`,
+            `MappingError`, or the exception a handler raised.
+    """
+
+    index: int
+    item_identifier: str
+    event_id: str | None
+    error: BaseException = attrs.field(eq=False)
+
+
+@attrs.frozen
+class BatchResult:
+    """
+    What one invocation did.
+
+    Attributes:
+        total: Records in the event.
+        applied: Records applied and committed (those before `failure`).
+        failure: The first record that could not be applied, or `None`.
+        window: The tumbling-window envelope, when the event had one.
+    """
+
+    total: int
+    applied: int
+    failure: RecordFailure | None = None
+    window: TumblingWindow | None = None
+
+    def response(self) -> dict[str, Any]:
+        """
+        Return the Lambda response for this batch.
+
+        `{"batchItemFailures": [...]}` names the failed record's sequence
+        number (an empty list when every record was applied); tumbling-window
+        invocations also pass their `state` through.
+        """
+        failures = []
+        if self.failure is not None:
+            failures.append({"itemIdentifier": self.failure.item_identifier})
+        response: dict[str, Any] = {"batchItemFailures": failures}
+        if self.window is not None:
+            response["state"] = dict(self.window.state)
+        return response
+
+
+@attrs.define
+class _Lane:
+    """
+    One registration's share of a batch.
+
+    Its handler, and its records (mapped) with their positions in the batch.
+    """
+
+    registration: Registration
+    handler: StreamEventHandler[Any]
+    mapper: Mapper[Any] | None
+    positions: list[int]
+    records: list[StreamRecord[Any]] = attrs.Factory(list)
+
+    def between(self, start: int, end: int) -> Sequence[StreamRecord[Any]]:
+        low = bisect.bisect_left(self.positions, start)
+        high = bisect.bisect_left(self.positions, end)
+        return self.records[low:high]
+
+
+class Dispatcher:
+    """
+    Applies events to the database through the registered handlers.
+
+    Args:
+        registry: The application's registrations.
+        container: Supplies the engine, session factory, logger and the
+            handlers' dependencies.
+    """
+
+    def __init__(self, registry: Registry, container: containers.Container) -> None:
+        self._registry = registry
+        self._container = container
+
+    def dispatch(self, event: Any, context: Any = None) -> BatchResult:
+        """
+        Apply one event in one transaction.
+
+        Returns:
+            How many records were applied, and the first failure if any.
+
+        Raises:
+            MalformedEventError: The event cannot be read as a whole, or a
+                malformed record carries no readable sequence number (nothing
+                is applied; the whole batch is retried).
+            ConfigurationError: A handler or mapper cannot be built.
+            UnitOfWorkError: A handler committed or closed the session.
+            sqlalchemy.exc.DBAPIError: The connection failed or COMMIT failed:
+                the outcome of the batch is not known to be committed, so the
+                invocation fails and the batch is delivered again.
+        """
+        batch = read_event(event)
+        records = batch.records
+        total = len(records) + (1 if batch.error is not None else 0)
+        limit = len(records)
+        failure: RecordFailure | None = None
+        if batch.error is not None:
+            if batch.error.sequence_number is None:
+                raise batch.error
+            failure = RecordFailure(
+                len(records), batch.error.sequence_number, batch.error.event_id, batch.error
+            )
+
+        positions_by_table: dict[str, list[int]] = {}
+        routed = self._registry.table_names
+        for position, record in enumerate(records):
+            if record.table_name not in routed:
+                limit = position
+                failure = RecordFailure(
+                    position, record.item_identifier, record.event_id, NoHandlerError(record.table_name)
+                )
+                break
+            positions_by_table.setdefault(record.table_name, []).append(position)
+
+        lanes = [
+            _Lane(
+                registration,
+                build_handler(registration, self._container),
+                build_mapper(registration, self._container),
+                positions_by_table[registration.table_name],
+            )
+            for registration in self._registry.registrations
+            if registration.table_name in positions_by_table
+        ]
+        for lane in lanes:
+            mapping_failure = _map_lane(lane, records, limit)
+            if mapping_failure is not None and mapping_failure.index < limit:
+                limit, failure = mapping_failure.index, mapping_failure
+
+        applied = 0
+        if limit > 0:
+            applied, handler_failure = self._apply(lanes, limit, records)
+            if handler_failure is not None:
+                failure = handler_failure
+        if failure is not None:
+            self._log_failure(failure)
+        return BatchResult(total=total, applied=applied, failure=failure, window=batch.window)
+
+    def _apply(
+        self, lanes: list[_Lane], limit: int, records: Sequence[StreamRecord[Item]]
+    ) -> tuple[int, RecordFailure | None]:
+        engine = self._container.engine()
+        session_factory: sessionmaker[Session] = self._container.session_factory()
+        with engine.connect() as connection, connection.begin():
+            applied, error = _bisect(
+                lambda start, end: _attempt(session_factory, connection, lanes, start, end), limit
+            )
+        if error is None:
+            return applied, None
+        record = records[applied]
+        return applied, RecordFailure(applied, record.item_identifier, record.event_id, error)
+
+    def _log_failure(self, failure: RecordFailure) -> None:
+        logger: logging.Logger = self._container.logger()
+        error = failure.error
+        logger.error(
+            "record #%d (eventID=%s, SequenceNumber=%s) failed: %s; reported in batchItemFailures",
+            failure.index,
+            failure.event_id,
+            failure.item_identifier,
+            f"{type(error).__name__}: {error}"
+            if isinstance(error, DynastreamError)
+            else type(error).__name__,
+            exc_info=None if isinstance(error, DynastreamError) else error,
+        )
+
+
+def _map_lane(lane: _Lane, records: Sequence[StreamRecord[Item]], limit: int) -> RecordFailure | None:
+    mapper = lane.mapper
+    for position in lane.positions:
+        if position >= limit:
+            break
+        record = records[position]
+        if mapper is None:
+            lane.records.append(record)
+            continue
+        images: list[Any] = []
+        for label, image in (("NewImage", record.new_image), ("OldImage", record.old_image)):
+            try:
+                images.append(None if image is None else mapper(image))
+            except Exception as cause:  # noqa: BLE001 - any mapper error fails its record
+                error = MappingError(
+                    index=position,
+                    event_id=record.event_id,
+                    sequence_number=record.item_identifier,
+                    image=label,
+                    mapper=f"mapper of {lane.registration.name}",
+                    cause=cause,
+                )
+                error.__cause__ = cause
+                return RecordFailure(position, record.item_identifier, record.event_id, error)
+        lane.records.append(record.with_images(images[0], images[1]))
+    return None
+
+
+def _bisect(attempt: Any, limit: int) -> tuple[int, BaseException | None]:
+    """
+    Apply records `[0, limit)`, finding the first failing record by bisection.
+
+    `attempt(start, end)` applies a run of records and returns `None`, or
+    rolls the run back and returns the error.
+
+    Runs that succeed stay applied, so the happy path is one attempt and a
+    failure costs O(log n) attempts over at most about 2n records. A record is
+    reported only when a run of that record alone failed; if it then succeeds
+    (the failure was transient), the rest of the batch is attempted again.
+
+    Returns:
+        `(applied, error)`: records `[0, applied)` are applied; `error` is the
+        failure of record `applied`, or `None` when all were applied.
+    """
+    applied = 0
+    failing_end: int | None = None
+    end = limit
+    while applied < limit:
+        error = attempt(applied, end)
+        if error is None:
+            applied = end
+            if failing_end is None or applied >= failing_end:
+                failing_end, end = None, limit
+            else:
+                end = applied + max(1, (failing_end - applied) // 2)
+        else:
+            if end - applied == 1:
+                return applied, error
+            failing_end = end
+            end = applied + max(1, (end - applied) // 2)
+    return applied, None
+
+
+def _attempt(
+    session_factory: sessionmaker[Session],
+    connection: Connection,
+    lanes: list[_Lane],
+    start: int,
+    end: int,
+) -> BaseException | None:
+    from sqlalchemy.exc import DBAPIError
+
+    session = session_factory(bind=connection, join_transaction_mode="create_savepoint")
+    try:
+        transaction = session.begin()
+        uow = UnitOfWork(session)
+        try:
+            for lane in lanes:
+                run = lane.between(start, end)
+                if not run:
+                    continue
+                lane.handler.handle(run, uow)
+                if not transaction.is_active:
+                    raise UnitOfWorkError(
+                        f"{lane.registration.name} committed, rolled back or closed the session;"
+                        " handlers must leave the transaction to the dispatcher"
+                    )
+            transaction.commit()
+        except UnitOfWorkError:
+            raise
+        except Exception as error:
+            if isinstance(error, DBAPIError) and error.connection_invalidated:
+                raise
+            if transaction.is_active:
+                transaction.rollback()
+            return error
+        return None
+    finally:
+        session.close()

@@ -1,0 +1,439 @@
+"""
+Reading events: every shape a DynamoDB stream record arrives in, to records.
+
+Shapes read (DESIGN §2.1):
+
+- a Lambda DynamoDB Streams event, `{"Records": [...]}`;
+- a DynamoDB Streams `GetRecords` response, as boto3 returns it (datetimes and
+  bytes already decoded) or as raw JSON (epoch seconds, base64 binary);
+- a single record (`{"eventID": ..., "dynamodb": {...}}`) or an array of them;
+- a tumbling-window envelope (`{"Records": [...], "window": {...}, "state": ...}`);
+- any of these as JSON text or bytes.
+
+Reading stops at the first record that cannot be read: the records before it
+are returned with the error, so the dispatcher can apply them and report it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from ._deserialize import InvalidAttributeValue, deserialize_image, type_name
+from ._records import EventName, StreamRecord, StreamViewType
+from .exceptions import MalformedEventError, MalformedRecordError
+
+if TYPE_CHECKING:
+    import os
+
+__all__ = ["EventBatch", "TumblingWindow", "load_event", "parse_event", "read_event"]
+
+Item = dict[str, Any]
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# Epoch values this large cannot be seconds (1e11 s is the year 5138), so they
+# are milliseconds (moto, some SDKs) or, larger still, microseconds.
+_MILLISECONDS_FROM = Decimal(10) ** 11
+_MICROSECONDS_FROM = Decimal(10) ** 14
+_MICROSECOND = Decimal("0.000001")
+
+# Which images a record must carry, by view type and event name
+# (https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_streams_StreamRecord.html).
+_REQUIRED_IMAGES: dict[StreamViewType, dict[EventName, tuple[str, ...]]] = {
+    StreamViewType.KEYS_ONLY: {},
+    StreamViewType.NEW_IMAGE: {EventName.INSERT: ("NewImage",), EventName.MODIFY: ("NewImage",)},
+    StreamViewType.OLD_IMAGE: {EventName.MODIFY: ("OldImage",), EventName.REMOVE: ("OldImage",)},
+    StreamViewType.NEW_AND_OLD_IMAGES: {
+        EventName.INSERT: ("NewImage",),
+        EventName.MODIFY: ("NewImage", "OldImage"),
+        EventName.REMOVE: ("OldImage",),
+    },
+}
+_TTL_PRINCIPAL = "dynamodb.amazonaws.com"
+_EVENT_NAMES = {name.value: name for name in EventName}
+_VIEW_TYPES = {view.value: view for view in StreamViewType}
+
+
+@attrs.frozen
+class TumblingWindow:
+    """
+    The envelope of a tumbling-window invocation.
+
+    Attributes:
+        start: Start of the window (UTC).
+        end: End of the window (UTC).
+        state: The state the previous invocation of this window returned.
+        shard_id: The shard the records come from.
+        is_final_invoke: True for the last invocation of the window.
+        is_terminated_early: True when the window ended before its end time.
+    """
+
+    start: datetime | None
+    end: datetime | None
+    state: Mapping[str, Any] = attrs.field(factory=dict, repr=False)
+    shard_id: str | None = None
+    is_final_invoke: bool = False
+    is_terminated_early: bool = False
+
+
+@attrs.frozen
+class EventBatch:
+    """
+    The records read from one event, in stream order.
+
+    Attributes:
+        records: The records that could be read, in order, up to the first
+            malformed one.
+        error: The first malformed record's error, or `None` when every record
+            was read. Records after it were not read.
+        window: The tumbling-window envelope, when the event had one.
+    """
+
+    records: tuple[StreamRecord[Item], ...]
+    error: MalformedRecordError | None = None
+    window: TumblingWindow | None = None
+
+
+def load_event(path: str | os.PathLike[str]) -> Any:
+    """
+    Read a saved event from a JSON file, keeping every number exact.
+
+    Example:
+        >>> records = parse_event(load_event("event.json"))  # doctest: +SKIP
+
+    Raises:
+        MalformedEventError: The file is not valid JSON (for example truncated);
+            the message gives line and column.
+        OSError: The file cannot be read.
+    """
+    with open(path, "rb") as file:
+        return _decode_json(file.read())
+
+
+def _decode_json(text: str | bytes | bytearray) -> Any:
+    try:
+        return json.loads(text, parse_float=Decimal)
+    except json.JSONDecodeError as error:
+        raise MalformedEventError(
+            f"not valid JSON: {error.msg} at line {error.lineno} column {error.colno}"
+        ) from None
+    except UnicodeDecodeError:
+        raise MalformedEventError("not valid JSON: not UTF-8 text") from None
+
+
+def parse_event(event: Any, *, table_name: str | None = None) -> list[StreamRecord[Item]]:
+    """
+    Read every record of an event, in stream order.
+
+    Args:
+        event: A Lambda DynamoDB Streams event, a `GetRecords` response, a
+            tumbling-window envelope, one record, an array of records, or any of
+            these as JSON text or bytes.
+        table_name: The table the records belong to. Needed when the records do
+            not carry `eventSourceARN` (a `GetRecords` response); when given, it
+            wins over the ARN.
+
+    Returns:
+        The records, with images deserialized (numbers as `Decimal`, binary as
+        `bytes`).
+
+    Raises:
+        MalformedEventError: The event, or one of its records, cannot be read.
+            A `MalformedRecordError` names the record and the field.
+
+    Example:
+        >>> event = {"Records": [{"eventID": "1", "eventName": "INSERT",
+        ...     "eventSourceARN": "arn:aws:dynamodb:us-east-1:1:table/Orders/stream/x",
+        ...     "dynamodb": {"Keys": {"id": {"S": "o-1"}}, "SequenceNumber": "111",
+        ...                  "NewImage": {"id": {"S": "o-1"}, "total": {"N": "9.50"}}}}]}
+        >>> [record] = parse_event(event)
+        >>> record.new_image
+        {'id': 'o-1', 'total': Decimal('9.50')}
+    """
+    batch = read_event(event, table_name=table_name)
+    if batch.error is not None:
+        raise batch.error
+    return list(batch.records)
+
+
+def read_event(event: Any, *, table_name: str | None = None) -> EventBatch:
+    """
+    Read an event's records up to the first malformed one.
+
+    Raises:
+        MalformedEventError: The event as a whole cannot be read (not JSON, no
+            `Records` array, not an object).
+    """
+    if isinstance(event, (str, bytes, bytearray)):
+        event = _decode_json(event)
+    window = None
+    envelope_arn = None
+    if isinstance(event, Mapping):
+        if "Records" in event:
+            raw_records = event["Records"]
+            if not isinstance(raw_records, list):
+                raise MalformedEventError(
+                    f"must be an array of records, got {type_name(raw_records)}", field="Records"
+                )
+            envelope_arn = event.get("eventSourceARN")
+            if "window" in event:
+                window = _read_window(event)
+        elif "dynamodb" in event or "eventName" in event:
+            raw_records = [event]
+        else:
+            raise MalformedEventError(
+                "no 'Records' array: expected a Lambda DynamoDB Streams event, a GetRecords"
+                " response, a tumbling-window envelope or a single stream record",
+                field="Records",
+            )
+    elif isinstance(event, list):
+        raw_records = event
+    else:
+        raise MalformedEventError(f"must be an object or an array, got {type_name(event)}")
+
+    records: list[StreamRecord[Item]] = []
+    for index, raw in enumerate(raw_records):
+        try:
+            records.append(_read_record(raw, index, envelope_arn, table_name))
+        except MalformedRecordError as error:
+            return EventBatch(tuple(records), error, window)
+    return EventBatch(tuple(records), None, window)
+
+
+def _read_window(event: Mapping[str, Any]) -> TumblingWindow:
+    window = event["window"]
+    if not isinstance(window, Mapping):
+        raise MalformedEventError(f"must be an object, got {type_name(window)}", field="window")
+    state = event.get("state") or {}
+    if not isinstance(state, Mapping):
+        raise MalformedEventError(f"must be an object, got {type_name(state)}", field="state")
+    bounds = []
+    for name in ("start", "end"):
+        value = window.get(name)
+        try:
+            bounds.append(None if value is None else _to_datetime(value))
+        except ValueError as error:
+            raise MalformedEventError(str(error), field=f"window.{name}") from None
+    shard_id = event.get("shardId")
+    return TumblingWindow(
+        start=bounds[0],
+        end=bounds[1],
+        state=dict(state),
+        shard_id=shard_id if isinstance(shard_id, str) else None,
+        is_final_invoke=event.get("isFinalInvokeForWindow") is True,
+        is_terminated_early=event.get("isWindowTerminatedEarly") is True,
+    )
+
+
+class _RecordReader:
+    """
+    Names the record being read in every error it raises.
+    """
+
+    __slots__ = ("event_id", "index", "sequence_number")
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+        self.event_id: str | None = None
+        self.sequence_number: str | None = None
+
+    def error(self, field: str, reason: str) -> MalformedRecordError:
+        return MalformedRecordError(
+            reason,
+            field=field,
+            index=self.index,
+            event_id=self.event_id,
+            sequence_number=self.sequence_number,
+        )
+
+
+def _read_record(raw: Any, index: int, envelope_arn: Any, table_name: str | None) -> StreamRecord[Item]:
+    reader = _RecordReader(index)
+    if not isinstance(raw, Mapping):
+        raise reader.error("", f"record must be an object, got {type_name(raw)}")
+
+    # Identify the record first, so every later error can name it.
+    event_id = raw.get("eventID")
+    if isinstance(event_id, str) and event_id:
+        reader.event_id = event_id
+    dynamodb = raw.get("dynamodb")
+    if isinstance(dynamodb, Mapping):
+        sequence_number = _read_sequence_number(dynamodb.get("SequenceNumber"))
+        if sequence_number is not None:
+            reader.sequence_number = sequence_number
+
+    if reader.event_id is None:
+        raise reader.error("eventID", _missing_or_wrong(raw, "eventID", "a non-empty string"))
+    if not isinstance(dynamodb, Mapping):
+        raise reader.error("dynamodb", _missing_or_wrong(raw, "dynamodb", "an object"))
+    if reader.sequence_number is None:
+        raise reader.error(
+            "dynamodb.SequenceNumber",
+            _missing_or_wrong(dynamodb, "SequenceNumber", "a string of decimal digits"),
+        )
+
+    event_source = raw.get("eventSource")
+    if event_source is not None and event_source != "aws:dynamodb":
+        raise reader.error("eventSource", "not a DynamoDB stream record (expected 'aws:dynamodb')")
+
+    name_text = raw.get("eventName")
+    event_name = _EVENT_NAMES.get(name_text) if isinstance(name_text, str) else None
+    if event_name is None:
+        if name_text is None:
+            raise reader.error("eventName", "missing")
+        raise reader.error(
+            "eventName",
+            f"unknown event name {str(name_text)[:20]!r} (expected INSERT, MODIFY or REMOVE)",
+        )
+
+    arn = raw.get("eventSourceARN", envelope_arn)
+    table = _table_from_arn(arn, reader) if table_name is None else table_name
+
+    view_text = dynamodb.get("StreamViewType")
+    view_type = None
+    if view_text is not None:
+        view_type = _VIEW_TYPES.get(view_text) if isinstance(view_text, str) else None
+        if view_type is None:
+            raise reader.error("dynamodb.StreamViewType", "unknown stream view type")
+
+    if "Keys" not in dynamodb:
+        raise reader.error("dynamodb.Keys", "missing")
+    keys = _read_image(dynamodb, "Keys", reader)
+    if not keys:
+        raise reader.error("dynamodb.Keys", "empty: a record must name its item's key")
+    new_image = _read_image(dynamodb, "NewImage", reader) if "NewImage" in dynamodb else None
+    old_image = _read_image(dynamodb, "OldImage", reader) if "OldImage" in dynamodb else None
+    if view_type is not None:
+        for required in _REQUIRED_IMAGES[view_type].get(event_name, ()):
+            if required not in dynamodb:
+                raise reader.error(
+                    f"dynamodb.{required}",
+                    f"missing: a {event_name.value} record of a {view_type.value} stream carries it",
+                )
+
+    try:
+        created = dynamodb.get("ApproximateCreationDateTime")
+        creation_time = None if created is None else _to_datetime(created)
+    except ValueError as error:
+        raise reader.error("dynamodb.ApproximateCreationDateTime", str(error)) from None
+
+    size = dynamodb.get("SizeBytes")
+    if size is not None and (type(size) is not int or size < 0):
+        raise reader.error("dynamodb.SizeBytes", "must be a non-negative integer")
+
+    region = raw.get("awsRegion")
+    return StreamRecord(
+        event_id=reader.event_id,
+        event_name=event_name,
+        table_name=table,
+        sequence_number=int(reader.sequence_number),
+        item_identifier=reader.sequence_number,
+        keys=keys,
+        new_image=new_image,
+        old_image=old_image,
+        approximate_creation_time=creation_time,
+        stream_view_type=view_type,
+        is_ttl_delete=event_name is EventName.REMOVE and _is_ttl_identity(raw.get("userIdentity")),
+        event_source_arn=arn if isinstance(arn, str) else None,
+        aws_region=region if isinstance(region, str) else None,
+        size_bytes=size,
+        raw=raw,
+    )
+
+
+def _missing_or_wrong(container: Mapping[str, Any], key: str, expected: str) -> str:
+    if key not in container:
+        return "missing"
+    return f"must be {expected}, got {type_name(container[key])}"
+
+
+def _read_sequence_number(value: Any) -> str | None:
+    # Sequence numbers are 21 to 40 digits: kept as text for the response and
+    # as an int for comparisons, never as a float.
+    if type(value) is str and value.isascii() and value.isdigit():
+        return value
+    if type(value) is int and value >= 0:
+        return str(value)
+    return None
+
+
+def _read_image(dynamodb: Mapping[str, Any], name: str, reader: _RecordReader) -> Item:
+    try:
+        return deserialize_image(dynamodb[name])
+    except InvalidAttributeValue as error:
+        raise reader.error(error.field(f"dynamodb.{name}"), error.reason) from None
+
+
+def _table_from_arn(arn: Any, reader: _RecordReader) -> str:
+    # arn:aws:dynamodb:us-east-1:123456789012:table/Orders/stream/2015-06-27T00:48:05.899
+    if arn is None:
+        raise reader.error(
+            "eventSourceARN",
+            "missing, so the table is unknown (pass table_name= for GetRecords responses)",
+        )
+    if not isinstance(arn, str):
+        raise reader.error("eventSourceARN", f"must be a string, got {type_name(arn)}")
+    parts = arn.split(":", 5)
+    if len(parts) == 6 and parts[0] == "arn" and parts[2] == "dynamodb":
+        resource = parts[5].split("/")
+        if len(resource) >= 2 and resource[0] == "table" and resource[1]:
+            return resource[1]
+    raise reader.error("eventSourceARN", "not a DynamoDB table or stream ARN")
+
+
+def _is_ttl_identity(identity: Any) -> bool:
+    # https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/time-to-live-ttl-streams.html
+    return (
+        isinstance(identity, Mapping)
+        and identity.get("type") == "Service"
+        and identity.get("principalId") == _TTL_PRINCIPAL
+    )
+
+
+def _to_datetime(value: Any) -> datetime:
+    """
+    Return an aware UTC datetime for a creation time in any unit it arrives in.
+
+    Epoch seconds, milliseconds or microseconds (int, float, Decimal or
+    numeric text, scientific notation included), an ISO-8601 string, or a
+    datetime (naive ones are taken as UTC).
+    """
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+    if type(value) is bool:
+        raise ValueError("must be a number of epoch seconds or a date-time, got boolean")
+    if isinstance(value, float):
+        # repr gives the shortest text that round-trips: no binary noise.
+        value = repr(value)
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            number = Decimal(text)
+        except InvalidOperation:
+            try:
+                return _to_datetime(datetime.fromisoformat(text.replace("Z", "+00:00")))
+            except ValueError:
+                raise ValueError("not a number of epoch seconds nor an ISO-8601 date-time") from None
+    elif isinstance(value, (int, Decimal)):
+        number = Decimal(value)
+    else:
+        raise ValueError(f"must be a number of epoch seconds or a date-time, got {type_name(value)}")
+    if not number.is_finite():
+        raise ValueError("must be a finite number")
+    magnitude = abs(number)
+    if magnitude >= _MICROSECONDS_FROM:
+        number = number / 1_000_000
+    elif magnitude >= _MILLISECONDS_FROM:
+        number = number / 1_000
+    microseconds = int((number / _MICROSECOND).to_integral_value())
+    try:
+        return _EPOCH + timedelta(microseconds=microseconds)
+    except OverflowError:
+        raise ValueError("out of the range of dates") from None

@@ -1,0 +1,180 @@
+"""
+Registrations: which handlers (with which mappers) serve which table.
+
+And how the container builds them for each invocation.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from .exceptions import ConfigurationError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+    from dependency_injector import containers
+
+    from ._records import StreamRecord
+    from ._uow import UnitOfWork
+    from .typing import Mapper, StreamEventHandler
+
+__all__ = ["Registration", "Registry"]
+
+
+@attrs.frozen
+class Registration:
+    """
+    One handler registered for one table.
+
+    Attributes:
+        table_name: The DynamoDB table whose records the handler receives.
+        handler: The handler class (built by the container per invocation) or
+            function.
+        mapper: A mapper (callable), a mapper class (built by the container per
+            invocation), or `None` to receive deserialized items.
+        position: Registration order; handlers run in this order.
+    """
+
+    table_name: str
+    handler: type[Any] | Callable[..., None]
+    mapper: Any
+    position: int
+
+    @property
+    def name(self) -> str:
+        """
+        The handler's qualified name, for messages.
+        """
+        return _qualified_name(self.handler)
+
+
+def _qualified_name(obj: Any) -> str:
+    return f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', repr(obj))}"
+
+
+class _FunctionHandler:
+    """
+    Adapts a plain `def handle(records, uow)` function to the handler protocol.
+    """
+
+    __slots__ = ("function",)
+
+    def __init__(self, function: Callable[[Sequence[StreamRecord[Any]], UnitOfWork], None]) -> None:
+        self.function = function
+
+    def handle(self, records: Sequence[StreamRecord[Any]], uow: UnitOfWork, /) -> None:
+        self.function(records, uow)
+
+
+class Registry:
+    """
+    The application's registrations, in order.
+    """
+
+    def __init__(self) -> None:
+        self._registrations: list[Registration] = []
+
+    def add(self, table_name: str, handler: Any, mapper: Any) -> Registration:
+        """
+        Register `handler` for `table_name`.
+
+        Raises:
+            ConfigurationError: The table name is empty, or the handler is
+                neither a class with `handle` nor a function.
+        """
+        if not table_name:
+            raise ConfigurationError("a handler's table name must be a non-empty string")
+        if inspect.isclass(handler):
+            if not callable(getattr(handler, "handle", None)):
+                raise ConfigurationError(f"{_qualified_name(handler)} has no handle(records, uow) method")
+        elif not callable(handler):
+            raise ConfigurationError(
+                f"a handler must be a class with handle(records, uow) or a function, got {handler!r}"
+            )
+        if mapper is not None and not callable(mapper):
+            raise ConfigurationError(f"a mapper must be callable, got {mapper!r}")
+        if inspect.isclass(mapper) and not any("__call__" in vars(k) for k in mapper.__mro__):
+            raise ConfigurationError(
+                f"mapper {_qualified_name(mapper)} is a class whose instances are not callable;"
+                " pass a function or classmethod that builds it from an item instead"
+                " (for example mapper=lambda item: Payment(**item))"
+            )
+        registration = Registration(table_name, handler, mapper, len(self._registrations))
+        self._registrations.append(registration)
+        return registration
+
+    @property
+    def registrations(self) -> tuple[Registration, ...]:
+        """
+        Every registration, in registration order.
+        """
+        return tuple(self._registrations)
+
+    def for_table(self, table_name: str) -> list[Registration]:
+        """
+        The registrations serving `table_name`, in registration order.
+        """
+        return [r for r in self._registrations if r.table_name == table_name]
+
+    @property
+    def table_names(self) -> frozenset[str]:
+        """
+        The tables that have at least one handler.
+        """
+        return frozenset(r.table_name for r in self._registrations)
+
+
+def build(target: type[Any], container: containers.Container, role: str) -> Any:
+    """
+    Build `target` with its constructor parameters taken from the container.
+
+    Each parameter gets the provider of the same name; parameters with
+    defaults may go without.
+
+    Raises:
+        ConfigurationError: A required parameter has no provider of that name.
+    """
+    try:
+        parameters = inspect.signature(target).parameters
+    except (TypeError, ValueError):
+        parameters = {}  # type: ignore[assignment]  # builtins without a signature take nothing
+    providers = container.providers
+    arguments: dict[str, Any] = {}
+    for name, parameter in parameters.items():
+        if parameter.kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD):
+            continue
+        if name in providers:
+            arguments[name] = providers[name]()
+        elif parameter.default is inspect.Parameter.empty:
+            known = ", ".join(sorted(providers)) or "none"
+            raise ConfigurationError(
+                f"cannot build {role} {_qualified_name(target)}: its parameter {name!r} has no"
+                f" provider of that name in the container (providers: {known}); add one with"
+                f" app.container.{name} = providers.Singleton(...)"
+            )
+    return target(**arguments)
+
+
+def build_handler(registration: Registration, container: containers.Container) -> StreamEventHandler[Any]:
+    """
+    Return the handler object for one invocation.
+    """
+    if inspect.isclass(registration.handler):
+        handler: StreamEventHandler[Any] = build(registration.handler, container, "handler")
+        return handler
+    return _FunctionHandler(registration.handler)
+
+
+def build_mapper(registration: Registration, container: containers.Container) -> Mapper[Any] | None:
+    """
+    Return the mapper for one invocation, or `None` for deserialized items.
+    """
+    mapper = registration.mapper
+    if inspect.isclass(mapper):
+        built: Mapper[Any] = build(mapper, container, "mapper")
+        return built
+    return mapper  # type: ignore[no-any-return]

@@ -1,0 +1,67 @@
+"""
+The dependency-injection container.
+
+It holds what the dispatcher needs, and it is where an application plugs in
+its own dependencies.
+
+`App` owns one `Container`. A handler's constructor parameters are resolved by
+name against the container's providers, so an application adds a provider and
+names a parameter after it:
+
+Example:
+    >>> from dependency_injector import providers
+    >>> import dynastream
+    >>> app = dynastream.App(database_url="sqlite://")
+    >>> app.container.ledger = providers.Singleton(dict)   # any provider
+    >>> @app.handler("Payments")
+    ... class PaymentsHandler(dynastream.StreamEventHandler[dynastream.Item]):
+    ...     def __init__(self, ledger: dict) -> None:
+    ...         self.ledger = ledger
+    ...     def handle(self, records, uow) -> None: ...
+
+Tests override providers instead of patching:
+
+    >>> with app.container.ledger.override(providers.Object({"fake": True})):
+    ...     pass
+
+Providers:
+    settings: `dynastream.Settings`, read from `DYNASTREAM_*` variables once.
+    engine: The SQLAlchemy engine, built once per process on first use.
+    session_factory: Makes the session joined to each batch's transaction.
+    clock: A callable returning the current aware UTC datetime.
+    logger: The `logging.Logger` dynastream writes to.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+
+from dependency_injector import containers, providers
+
+from ._engine import create_engine, create_session_factory
+from ._settings import Settings
+
+__all__ = ["Container"]
+
+
+def utc_now() -> datetime:
+    """
+    Return the current time as an aware UTC datetime.
+    """
+    return datetime.now(UTC)
+
+
+class Container(containers.DeclarativeContainer):
+    """
+    Providers for settings, engine, session factory, clock and logger.
+
+    Replace one for a whole application with `container.<name>.override(...)`;
+    add your own with `container.<name> = providers.Singleton(...)`.
+    """
+
+    settings = providers.Singleton(Settings.from_env)
+    engine = providers.Singleton(create_engine, settings)
+    session_factory = providers.Singleton(create_session_factory)
+    clock = providers.Object(utc_now)
+    logger = providers.Object(logging.getLogger("dynastream"))

@@ -1,0 +1,190 @@
+"""
+Exceptions raised by dynastream.
+
+Every exception dynastream raises on purpose derives from `DynastreamError`:
+
+```
+DynastreamError
+├── ConfigurationError        the application is wired wrongly (fix the code)
+│   └── NoHandlerError        a record's table has no registered handler
+├── MalformedEventError       the event as a whole cannot be read
+│   └── MalformedRecordError  one record cannot be read; names record and field
+├── MappingError              a mapper could not turn a record's image into T
+└── UnitOfWorkError           a handler broke the unit of work (committed, closed)
+```
+
+Errors about a record name it by its position in the batch, its `eventID` and
+its sequence number, and name the offending field by path (for example
+`dynamodb.NewImage.items[2].price.N`). They never include attribute values:
+items may hold personal data.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConfigurationError",
+    "DynastreamError",
+    "MalformedEventError",
+    "MalformedRecordError",
+    "MappingError",
+    "NoHandlerError",
+    "UnitOfWorkError",
+]
+
+
+class DynastreamError(Exception):
+    """
+    Base class of every error dynastream raises on purpose.
+    """
+
+
+class ConfigurationError(DynastreamError):
+    """
+    The application is wired wrongly.
+
+    A handler's dependency has no provider, a registration is invalid, or no
+    database is configured.
+    """
+
+
+class MalformedEventError(DynastreamError):
+    """
+    The event cannot be read as a whole.
+
+    It is not JSON, not an object, or has no `Records` list.
+
+    Attributes:
+        field: Path of the offending field inside the event, `""` for the
+            event itself.
+        reason: What is wrong, without any value from the event.
+    """
+
+    def __init__(self, reason: str, *, field: str = "") -> None:
+        self.field = field
+        self.reason = reason
+        where = f"{field}: " if field else ""
+        super().__init__(f"malformed event: {where}{reason}")
+
+
+def describe_record(index: int | None, event_id: str | None, sequence_number: str | None) -> str:
+    """
+    Return the words that name a record in an error message.
+    """
+    parts = []
+    if index is not None:
+        parts.append(f"#{index}")
+    if event_id is not None:
+        parts.append(f"eventID={event_id!r}")
+    if sequence_number is not None:
+        parts.append(f"SequenceNumber={sequence_number!r}")
+    return "record " + (" ".join(parts) if parts else "(unidentified)")
+
+
+class MalformedRecordError(MalformedEventError):
+    """
+    One record of the event cannot be read.
+
+    Attributes:
+        index: Position of the record in the batch (0-based), when known.
+        event_id: The record's `eventID`, when it could be read.
+        sequence_number: The record's `dynamodb.SequenceNumber` as sent, when it
+            could be read. The dispatcher reports it in `batchItemFailures`.
+        field: Path of the offending field inside the record, for example
+            `dynamodb.NewImage.price.N`.
+        reason: What is wrong, without any attribute value.
+    """
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        field: str,
+        index: int | None = None,
+        event_id: str | None = None,
+        sequence_number: str | None = None,
+    ) -> None:
+        self.index = index
+        self.event_id = event_id
+        self.sequence_number = sequence_number
+        self.field = field
+        self.reason = reason
+        who = describe_record(index, event_id, sequence_number)
+        Exception.__init__(self, f"malformed {who}: {field}: {reason}")
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (
+            _rebuild_malformed_record,
+            (self.reason, self.field, self.index, self.event_id, self.sequence_number),
+        )
+
+
+def _rebuild_malformed_record(
+    reason: str,
+    field: str,
+    index: int | None,
+    event_id: str | None,
+    sequence_number: str | None,
+) -> MalformedRecordError:
+    return MalformedRecordError(
+        reason, field=field, index=index, event_id=event_id, sequence_number=sequence_number
+    )
+
+
+class NoHandlerError(ConfigurationError):
+    """
+    A record belongs to a table for which no handler is registered.
+
+    dynastream never skips such a record silently: it is reported as failed.
+
+    Attributes:
+        table_name: The table named by the record's `eventSourceARN`.
+    """
+
+    def __init__(self, table_name: str) -> None:
+        self.table_name = table_name
+        super().__init__(f"no handler is registered for table {table_name!r}")
+
+
+class MappingError(DynastreamError):
+    """
+    A mapper raised while turning a record's image into the handler's type.
+
+    The original exception is chained as `__cause__`.
+
+    Attributes:
+        index: Position of the record in the batch.
+        event_id: The record's `eventID`.
+        sequence_number: The record's sequence number as sent.
+        image: Which image failed: `"NewImage"` or `"OldImage"`.
+        mapper: A description of the mapper.
+    """
+
+    def __init__(
+        self,
+        *,
+        index: int,
+        event_id: str,
+        sequence_number: str,
+        image: str,
+        mapper: str,
+        cause: BaseException,
+    ) -> None:
+        self.index = index
+        self.event_id = event_id
+        self.sequence_number = sequence_number
+        self.image = image
+        self.mapper = mapper
+        who = describe_record(index, event_id, sequence_number)
+        super().__init__(
+            f"{mapper} failed on {who}: dynamodb.{image}: {type(cause).__name__}"
+            " (the original exception is chained; its message may quote item data)"
+        )
+
+
+class UnitOfWorkError(DynastreamError):
+    """
+    A handler committed, rolled back or closed the session it was given.
+
+    The dispatcher owns the transaction; the whole batch is rolled back and the
+    invocation fails, so nothing is half-written.
+    """

@@ -1,0 +1,61 @@
+"""
+Development sessions: `nox -s tests`, `lint`, `typecheck`, `docs`, `bench`.
+
+Each session installs what it needs. Database tests run against SQLite always,
+and against PostgreSQL and MariaDB/MySQL when `DYNASTREAM_TEST_POSTGRES_URL` and
+`DYNASTREAM_TEST_MYSQL_URL` are set (under `CI=true` they must be).
+"""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.default_venv_backend = "uv|virtualenv"
+nox.options.sessions = ["tests", "lint", "typecheck", "docs"]
+nox.options.reuse_existing_virtualenvs = True
+
+PYPROJECT = nox.project.load_toml("pyproject.toml")
+
+
+def install_groups(session: nox.Session, *groups: str, extras: str = "") -> None:
+    requirements = nox.project.dependency_groups(PYPROJECT, *groups)
+    session.install(*requirements)
+    session.install("-e", f".{extras}")
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """Run the test suite (pass pytest arguments after --)."""
+    install_groups(session, "test", extras="[mysql,postgres,aws]")
+    args = session.posargs or ["-n", "2", "--dist", "loadgroup"]
+    session.run("pytest", *args)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """Check style and common mistakes with ruff."""
+    session.install(*nox.project.dependency_groups(PYPROJECT, "lint"))
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    """Type-check the package strictly, and user-style code in tests/typing."""
+    install_groups(session, "typecheck", extras="[mysql,postgres,aws]")
+    session.run("mypy", "dynastream")
+    session.run("mypy", "tests/typing")
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """Build the documentation site with --strict."""
+    install_groups(session, "docs")
+    session.run("mkdocs", "build", "--strict", "--site-dir", "site")
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Run the benchmarks and print ratios against their baselines."""
+    install_groups(session, "bench", extras="[mysql,postgres,aws]")
+    session.run("python", "-m", "benchmarks", *session.posargs)
