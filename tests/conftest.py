@@ -1,0 +1,95 @@
+"""
+Shared fixtures: one `database_url` fixture runs a test on every engine.
+
+SQLite always runs. PostgreSQL and MariaDB/MySQL run when
+`DYNASTREAM_TEST_POSTGRES_URL` / `DYNASTREAM_TEST_MYSQL_URL` are set; under
+`CI=true` a missing URL fails the test instead of skipping it. Each pytest-xdist
+worker gets its own PostgreSQL schema and MySQL database.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+
+ENGINES = ["sqlite", "postgresql", "mysql"]
+URL_VARIABLES = {
+    "postgresql": "DYNASTREAM_TEST_POSTGRES_URL",
+    "mysql": "DYNASTREAM_TEST_MYSQL_URL",
+}
+
+
+def _worker() -> str:
+    return os.environ.get("PYTEST_XDIST_WORKER", "main")
+
+
+def _server_url(name: str) -> str:
+    variable = URL_VARIABLES[name]
+    url = os.environ.get(variable)
+    if not url:
+        reason = f"{variable} is not set"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{reason}: under CI=true the {name} tests must run", pytrace=False)
+        pytest.skip(reason)
+    return url
+
+
+@pytest.fixture(scope="session")
+def _server_databases() -> dict[str, str]:
+    return {}
+
+
+def _isolated_url(name: str, cache: dict[str, str]) -> str:
+    """Return a URL private to this xdist worker, creating its schema or database."""
+    if name in cache:
+        return cache[name]
+    base = make_url(_server_url(name))
+    private = f"dynastream_test_{_worker()}"
+    admin = sa.create_engine(base, poolclass=sa.pool.NullPool)
+    try:
+        with admin.begin() as connection:
+            if name == "postgresql":
+                connection.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{private}" CASCADE')
+                connection.exec_driver_sql(f'CREATE SCHEMA "{private}"')
+            else:
+                connection.exec_driver_sql(f"DROP DATABASE IF EXISTS `{private}`")
+                connection.exec_driver_sql(f"CREATE DATABASE `{private}` CHARACTER SET utf8mb4")
+    finally:
+        admin.dispose()
+    if name == "postgresql":
+        url = base.update_query_dict({"options": f"-csearch_path={private}"})
+    else:
+        url = base.set(database=private)
+    cache[name] = url.render_as_string(hide_password=False)
+    return cache[name]
+
+
+@pytest.fixture(params=ENGINES)
+def database_url(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    _server_databases: dict[str, str],
+) -> str:
+    """A URL of an empty database, once per engine."""
+    name: str = request.param
+    if name == "sqlite":
+        return f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.sqlite'}"
+    return _isolated_url(name, _server_databases)
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[sa.Engine]:
+    """An engine built the way dynastream builds it, with no tables left behind."""
+    from dynastream import Settings
+    from dynastream._engine import create_engine
+
+    engine = create_engine(Settings(database_url=database_url))
+    yield engine
+    metadata = sa.MetaData()
+    metadata.reflect(engine)
+    metadata.drop_all(engine)
+    engine.dispose()
