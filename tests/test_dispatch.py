@@ -429,3 +429,19 @@ def test_bisect_edge_cases(outcomes: str, expected: tuple[int, Any]) -> None:
     applied, error = _bisect(lambda start, end: "f" if outcomes == "fail" else None, limit)
 
     assert expected == (applied, error)
+
+
+def test_failure_log_names_the_record_but_never_its_data(caplog: pytest.LogCaptureFixture) -> None:
+    canary = "canary-4f1e@example.com"
+    app = dynastream.App(database_url="sqlite://")
+
+    @app.handler("Orders")
+    def refuse(records: Sequence[StreamRecord[dynastream.Item]], uow: UnitOfWork) -> None:
+        raise Boom("refused")
+
+    event = {"Records": [record("INSERT", {"id": canary}, {"id": canary, "n": 1}, sequence_number=42)]}
+    with caplog.at_level("DEBUG", logger="dynastream"):
+        app.lambda_handler(event, None)
+
+    assert "SequenceNumber=42" in caplog.text
+    assert canary not in caplog.text
