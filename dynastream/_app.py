@@ -141,7 +141,28 @@ class App:
         """
         Apply one event in one transaction and say what happened.
 
-        See `Dispatcher.dispatch` for what is raised rather than reported.
+        Records that cannot be applied (malformed, unrouted, failing to map or
+        failing in a handler) are reported in the result, not raised: the first
+        one stops the batch, the records before it are committed.
+
+        Args:
+            event: Any shape `dynastream.parse_event` reads.
+            context: The Lambda context, when there is one.
+
+        Returns:
+            What was applied, and the first failure if any.
+
+        Raises:
+            MalformedEventError: The event cannot be read as a whole, or a
+                malformed record carries no readable sequence number (nothing
+                is applied; the whole batch is delivered again).
+            ConfigurationError: A handler or mapper cannot be built, or no
+                database is configured.
+            UnitOfWorkError: A handler committed, rolled back or closed the
+                session; the whole batch is rolled back.
+            sqlalchemy.exc.DBAPIError: The connection failed or COMMIT failed;
+                the batch is not known to be committed, so the invocation fails
+                and the batch is delivered again.
         """
         return self._dispatcher.dispatch(event, context)
 

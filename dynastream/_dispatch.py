@@ -146,7 +146,7 @@ class Dispatcher:
         """
         batch = read_event(event)
         records = batch.records
-        total = len(records) + (1 if batch.error is not None else 0)
+        total = batch.total
         limit = len(records)
         failure: RecordFailure | None = None
         if batch.error is not None:

@@ -92,11 +92,13 @@ class EventBatch:
         error: The first malformed record's error, or `None` when every record
             was read. Records after it were not read.
         window: The tumbling-window envelope, when the event had one.
+        total: How many records the event holds, read or not.
     """
 
     records: tuple[StreamRecord[Item], ...]
     error: MalformedRecordError | None = None
     window: TumblingWindow | None = None
+    total: int = 0
 
 
 def load_event(path: str | os.PathLike[str]) -> Any:
@@ -201,8 +203,8 @@ def read_event(event: Any, *, table_name: str | None = None) -> EventBatch:
         try:
             records.append(_read_record(raw, index, envelope_arn, table_name))
         except MalformedRecordError as error:
-            return EventBatch(tuple(records), error, window)
-    return EventBatch(tuple(records), None, window)
+            return EventBatch(tuple(records), error, window, len(raw_records))
+    return EventBatch(tuple(records), None, window, len(raw_records))
 
 
 def _read_window(event: Mapping[str, Any]) -> TumblingWindow:

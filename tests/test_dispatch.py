@@ -445,3 +445,14 @@ def test_failure_log_names_the_record_but_never_its_data(caplog: pytest.LogCaptu
 
     assert "SequenceNumber=42" in caplog.text
     assert canary not in caplog.text
+
+
+def test_result_counts_every_record_of_the_event() -> None:
+    app = dynastream.App(database_url="sqlite://")
+    app.register("Orders", lambda records, uow: None)
+    event = insert_event(10)
+    event["Records"][4]["eventName"] = "UPSERT"
+
+    result = app.dispatch(event)
+
+    assert (10, 4, 4) == (result.total, result.applied, result.failure and result.failure.index)
