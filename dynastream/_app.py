@@ -43,7 +43,7 @@ class App:
             an engine the application already has).
         container: A container to use instead of a new `Container`.
 
-    Example:
+    Examples:
         >>> import dynastream
         >>> app = dynastream.App(database_url="sqlite://")
         >>> @app.handler("Orders")
@@ -87,7 +87,7 @@ class App:
                 (built by the container, like handlers). Without one, handlers
                 receive deserialized items (`dict[str, Any]`).
 
-        Example:
+        Examples:
             >>> import dynastream
             >>> app = dynastream.App(database_url="sqlite://")
             >>> @app.handler("Payments", mapper=lambda item: item["amount"])
@@ -137,7 +137,7 @@ class App:
             build_handler(registration, self.container)
             build_mapper(registration, self.container)
 
-    def dispatch(self, event: Any, context: Any = None) -> BatchResult:
+    def dispatch(self, event: Any, context: Any = None, *, table_name: str | None = None) -> BatchResult:
         """
         Apply one event in one transaction and say what happened.
 
@@ -148,6 +148,8 @@ class App:
         Args:
             event: Any shape `dynastream.parse_event` reads.
             context: The Lambda context, when there is one.
+            table_name: The table the records belong to, for records that do
+                not carry `eventSourceARN` (a `GetRecords` response).
 
         Returns:
             What was applied, and the first failure if any.
@@ -164,7 +166,7 @@ class App:
                 the batch is not known to be committed, so the invocation fails
                 and the batch is delivered again.
         """
-        return self._dispatcher.dispatch(event, context)
+        return self._dispatcher.dispatch(event, context, table_name=table_name)
 
     def lambda_handler(self, event: Any, context: Any) -> dict[str, Any]:
         """

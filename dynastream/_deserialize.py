@@ -1,11 +1,14 @@
 """
 DynamoDB attribute values (`{"N": "1.50"}`) to Python values, exactly and fast.
 
-This runs on every attribute of every image of every record, so it is a flat
-table of small functions keyed by type tag, with comprehensions for M and L,
-and no path bookkeeping on the happy path: when a value is invalid, the error
-is raised with an empty path and each enclosing map or list re-finds the
-offending member on the way out to name it.
+This runs on every attribute of every image of every record, so there are two
+paths. The fast path is a flat table of decoders keyed by type tag, walked by
+comprehensions, with one Python call per value and the shape checks left to
+the exceptions that a malformed value raises anyway (a missing or extra tag, an
+unknown tag, a payload of the wrong type). When anything goes wrong there, the
+checked path walks the image again, value by value, to raise an error that
+names the offending attribute; it is the reference for what is valid, and the
+fast path accepts nothing the checked path refuses.
 
 | DynamoDB | Python                                   |
 | -------- | ---------------------------------------- |
@@ -37,8 +40,9 @@ Item = dict[str, Any]
 
 # The text DynamoDB sends for a number: optional sign, digits with an optional
 # point, optional exponent. Decimal() alone would also take "NaN", "Infinity",
-# "1_000" and surrounding white space, none of which DynamoDB can store.
-_is_number_text = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?").fullmatch
+# "1_000" and surrounding white space, none of which DynamoDB can store;
+# ASCII only, since \d and Decimal() also take other scripts' digits ("١٢").
+_is_number_text = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?", re.ASCII).fullmatch
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*").fullmatch
 
 
@@ -80,8 +84,8 @@ def type_name(value: object) -> str:
 
 
 def _string(value: Any) -> str:
-    if type(value) is str:
-        return value
+    if isinstance(value, str):
+        return str(value)
     raise InvalidAttributeValue(f"'S' value must be a string, got {type_name(value)}")
 
 
@@ -226,6 +230,48 @@ def _shape_problem(attribute_value: Any) -> str:
     return f"attribute value must have exactly one type tag, found {len(attribute_value)}: {tags}"
 
 
+def _fast_number(value: Any) -> Decimal:
+    # The same language as _is_number_text: Decimal() also takes white space
+    # around the number, "_" between digits, other scripts' digits, NaN and
+    # Infinity, and each of those is excluded here.
+    if (
+        type(value) is str
+        and value.isascii()
+        and "_" not in value
+        and value[0] > " "  # IndexError for "" is caught by the caller
+        and value[-1] > " "
+    ):
+        number = Decimal(value)
+        if number.is_finite():
+            return number
+    raise InvalidAttributeValue("'N' value is not a decimal number")
+
+
+def _fast_map(value: dict[str, Any]) -> Item:
+    values = [_FAST[tag](member[tag]) for member in value.values() for tag in member]
+    if len(values) != len(value):
+        raise InvalidAttributeValue("a value has no type tag or several")
+    return dict(zip(value, values, strict=True))
+
+
+def _fast_list(value: list[Any]) -> list[Any]:
+    if type(value) is not list:
+        raise InvalidAttributeValue("'L' value must be an array")
+    values = [_FAST[tag](member[tag]) for member in value for tag in member]
+    if len(values) != len(value):
+        raise InvalidAttributeValue("a value has no type tag or several")
+    return values
+
+
+_FAST: dict[str, Callable[[Any], Any]] = {
+    **_DECODERS,
+    "S": str.__str__,  # a C-level type check: raises TypeError for anything but a str
+    "N": _fast_number,
+    "M": _fast_map,
+    "L": _fast_list,
+}
+
+
 def deserialize_image(image: Any) -> Item:
     """
     Return an item (`Keys`, `NewImage` or `OldImage`) as a dict of Python values.
@@ -234,6 +280,15 @@ def deserialize_image(image: Any) -> Item:
         InvalidAttributeValue: The image is not an object, or one of its values
             is malformed; `path` names the attribute.
     """
+    if type(image) is dict:
+        try:
+            return _fast_map(image)
+        except Exception:  # noqa: BLE001, S110 - any failure is diagnosed by the checked path below
+            pass
+    return _checked_image(image)
+
+
+def _checked_image(image: Any) -> Item:
     if not isinstance(image, dict):
         raise InvalidAttributeValue(f"image must be an object, got {type_name(image)}")
     try:

@@ -127,7 +127,7 @@ class Dispatcher:
         self._registry = registry
         self._container = container
 
-    def dispatch(self, event: Any, context: Any = None) -> BatchResult:
+    def dispatch(self, event: Any, context: Any = None, *, table_name: str | None = None) -> BatchResult:
         """
         Apply one event in one transaction.
 
@@ -144,7 +144,7 @@ class Dispatcher:
                 the outcome of the batch is not known to be committed, so the
                 invocation fails and the batch is delivered again.
         """
-        batch = read_event(event)
+        batch = read_event(event, table_name=table_name)
         records = batch.records
         total = batch.total
         limit = len(records)

@@ -105,7 +105,7 @@ def load_event(path: str | os.PathLike[str]) -> Any:
     """
     Read a saved event from a JSON file, keeping every number exact.
 
-    Example:
+    Examples:
         >>> records = parse_event(load_event("event.json"))  # doctest: +SKIP
 
     Raises:
@@ -148,7 +148,7 @@ def parse_event(event: Any, *, table_name: str | None = None) -> list[StreamReco
         MalformedEventError: The event, or one of its records, cannot be read.
             A `MalformedRecordError` names the record and the field.
 
-    Example:
+    Examples:
         >>> event = {"Records": [{"eventID": "1", "eventName": "INSERT",
         ...     "eventSourceARN": "arn:aws:dynamodb:us-east-1:1:table/Orders/stream/x",
         ...     "dynamodb": {"Keys": {"id": {"S": "o-1"}}, "SequenceNumber": "111",
@@ -269,6 +269,11 @@ def _read_record(raw: Any, index: int, envelope_arn: Any, table_name: str | None
         if sequence_number is not None:
             reader.sequence_number = sequence_number
 
+    # Before the fields below: a record from another service (SQS, Kinesis) lacks them too.
+    event_source = raw.get("eventSource")
+    if event_source is not None and event_source != "aws:dynamodb":
+        raise reader.error("eventSource", "not a DynamoDB stream record (expected 'aws:dynamodb')")
+
     if reader.event_id is None:
         raise reader.error("eventID", _missing_or_wrong(raw, "eventID", "a non-empty string"))
     if not isinstance(dynamodb, Mapping):
@@ -278,10 +283,6 @@ def _read_record(raw: Any, index: int, envelope_arn: Any, table_name: str | None
             "dynamodb.SequenceNumber",
             _missing_or_wrong(dynamodb, "SequenceNumber", "a string of decimal digits"),
         )
-
-    event_source = raw.get("eventSource")
-    if event_source is not None and event_source != "aws:dynamodb":
-        raise reader.error("eventSource", "not a DynamoDB stream record (expected 'aws:dynamodb')")
 
     name_text = raw.get("eventName")
     event_name = _EVENT_NAMES.get(name_text) if isinstance(name_text, str) else None
@@ -429,13 +430,13 @@ def _to_datetime(value: Any) -> datetime:
         raise ValueError(f"must be a number of epoch seconds or a date-time, got {type_name(value)}")
     if not number.is_finite():
         raise ValueError("must be a finite number")
-    magnitude = abs(number)
-    if magnitude >= _MICROSECONDS_FROM:
-        number = number / 1_000_000
-    elif magnitude >= _MILLISECONDS_FROM:
-        number = number / 1_000
-    microseconds = int((number / _MICROSECOND).to_integral_value())
     try:
+        magnitude = abs(number)
+        if magnitude >= _MICROSECONDS_FROM:
+            number = number / 1_000_000
+        elif magnitude >= _MILLISECONDS_FROM:
+            number = number / 1_000
+        microseconds = int((number / _MICROSECOND).to_integral_value())
         return _EPOCH + timedelta(microseconds=microseconds)
-    except OverflowError:
+    except ArithmeticError:  # OverflowError past year 9999, decimal.Overflow past 1E+999999
         raise ValueError("out of the range of dates") from None

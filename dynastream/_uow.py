@@ -23,10 +23,11 @@ class UnitOfWork:
     `connection()` (Core); they never commit, roll back or close either.
 
     Attributes:
-        session: An ORM session joined to the batch's transaction. Flushed by
-            the dispatcher at the end of each handler call.
+        session: An ORM session joined to the batch's transaction. The
+            dispatcher flushes it after the handlers have run, before it
+            commits.
 
-    Example:
+    Examples:
         >>> def handle(self, records, uow):  # doctest: +SKIP
         ...     uow.session.add_all(OrderRow.from_item(r.image) for r in records)
     """

@@ -8,7 +8,7 @@ its own dependencies.
 name against the container's providers, so an application adds a provider and
 names a parameter after it:
 
-Example:
+Examples:
     >>> from dependency_injector import providers
     >>> import dynastream
     >>> app = dynastream.App(database_url="sqlite://")
@@ -24,12 +24,13 @@ Tests override providers instead of patching:
     >>> with app.container.ledger.override(providers.Object({"fake": True})):
     ...     pass
 
-Providers:
-    settings: `dynastream.Settings`, read from `DYNASTREAM_*` variables once.
-    engine: The SQLAlchemy engine, built once per process on first use.
-    session_factory: Makes the session joined to each batch's transaction.
-    clock: A callable returning the current aware UTC datetime.
-    logger: The `logging.Logger` dynastream writes to.
+The providers every container has:
+
+- `settings`: `dynastream.Settings`, read from `DYNASTREAM_*` variables once.
+- `engine`: the SQLAlchemy engine, built once per process on first use.
+- `session_factory`: makes the session joined to each batch's transaction.
+- `clock`: a callable returning the current aware UTC datetime.
+- `logger`: the `logging.Logger` dynastream writes to.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ DynastreamError
 
 Errors about a record name it by its position in the batch, its `eventID` and
 its sequence number, and name the offending field by path (for example
-`dynamodb.NewImage.items[2].price.N`). They never include attribute values:
+`dynamodb.NewImage.lines[2].quantity`). They never include attribute values:
 items may hold personal data.
 """
 
@@ -59,6 +59,9 @@ class MalformedEventError(DynastreamError):
         reason: What is wrong, without any value from the event.
     """
 
+    field: str
+    reason: str
+
     def __init__(self, reason: str, *, field: str = "") -> None:
         self.field = field
         self.reason = reason
@@ -90,9 +93,13 @@ class MalformedRecordError(MalformedEventError):
         sequence_number: The record's `dynamodb.SequenceNumber` as sent, when it
             could be read. The dispatcher reports it in `batchItemFailures`.
         field: Path of the offending field inside the record, for example
-            `dynamodb.NewImage.price.N`.
+            `dynamodb.NewImage.lines[2].quantity`.
         reason: What is wrong, without any attribute value.
     """
+
+    index: int | None
+    event_id: str | None
+    sequence_number: str | None
 
     def __init__(
         self,
@@ -140,6 +147,8 @@ class NoHandlerError(ConfigurationError):
         table_name: The table named by the record's `eventSourceARN`.
     """
 
+    table_name: str
+
     def __init__(self, table_name: str) -> None:
         self.table_name = table_name
         super().__init__(f"no handler is registered for table {table_name!r}")
@@ -158,6 +167,12 @@ class MappingError(DynastreamError):
         image: Which image failed: `"NewImage"` or `"OldImage"`.
         mapper: A description of the mapper.
     """
+
+    index: int
+    event_id: str
+    sequence_number: str
+    image: str
+    mapper: str
 
     def __init__(
         self,

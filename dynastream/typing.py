@@ -1,7 +1,7 @@
 """
 The protocols an application implements: handlers and mappers.
 
-Example:
+Examples:
     >>> import dynastream
     >>> class PaymentsHandler(dynastream.StreamEventHandler[dict]):
     ...     def handle(self, records, uow):
