@@ -11,6 +11,7 @@ from ._registry import Registration
 from ._settings import Settings
 from ._uow import UnitOfWork
 from .exceptions import (
+    ColumnValueError,
     ConfigurationError,
     DynastreamError,
     MalformedEventError,
@@ -24,6 +25,7 @@ from .typing import Item, Mapper, StreamEventHandler
 __all__ = [
     "App",
     "BatchResult",
+    "ColumnValueError",
     "ConfigurationError",
     "DynastreamError",
     "EventBatch",

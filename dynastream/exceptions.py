@@ -10,6 +10,7 @@ DynastreamError
 ├── MalformedEventError       the event as a whole cannot be read
 │   └── MalformedRecordError  one record cannot be read; names record and field
 ├── MappingError              a mapper could not turn a record's image into T
+├── ColumnValueError          an attribute's value does not fit its column exactly
 └── UnitOfWorkError           a handler broke the unit of work (committed, closed)
 ```
 
@@ -22,6 +23,7 @@ items may hold personal data.
 from __future__ import annotations
 
 __all__ = [
+    "ColumnValueError",
     "ConfigurationError",
     "DynastreamError",
     "MalformedEventError",
@@ -154,11 +156,40 @@ class NoHandlerError(ConfigurationError):
         super().__init__(f"no handler is registered for table {table_name!r}")
 
 
+class ColumnValueError(DynastreamError):
+    """
+    An attribute's value cannot be stored in its column exactly.
+
+    Raised by row mappers (a 40-digit number for an INTEGER column, a string
+    longer than `String(20)`, text for a `Numeric` column, a NOT NULL column
+    with no attribute); the dispatcher wraps it in a `MappingError` that also
+    names the record. Never includes the value.
+
+    Attributes:
+        attribute: The DynamoDB attribute, or `None` when it is missing.
+        column: The column it was meant for.
+        reason: What does not fit.
+    """
+
+    attribute: str | None
+    column: str
+    reason: str
+
+    def __init__(self, reason: str, *, column: str, attribute: str | None) -> None:
+        self.attribute = attribute
+        self.column = column
+        self.reason = reason
+        source = "missing attribute" if attribute is None else f"attribute {attribute!r}"
+        super().__init__(f"{source} -> column {column!r}: {reason}")
+
+
 class MappingError(DynastreamError):
     """
     A mapper raised while turning a record's image into the handler's type.
 
-    The original exception is chained as `__cause__`.
+    The original exception is chained as `__cause__`. When it is a
+    `ColumnValueError`, its attribute, column and reason are copied here and
+    appear in the message.
 
     Attributes:
         index: Position of the record in the batch.
@@ -166,6 +197,8 @@ class MappingError(DynastreamError):
         sequence_number: The record's sequence number as sent.
         image: Which image failed: `"NewImage"` or `"OldImage"`.
         mapper: A description of the mapper.
+        attribute: The attribute that did not fit, when known.
+        column: The column it was meant for, when known.
     """
 
     index: int
@@ -173,6 +206,8 @@ class MappingError(DynastreamError):
     sequence_number: str
     image: str
     mapper: str
+    attribute: str | None
+    column: str | None
 
     def __init__(
         self,
@@ -189,11 +224,19 @@ class MappingError(DynastreamError):
         self.sequence_number = sequence_number
         self.image = image
         self.mapper = mapper
+        self.attribute = None
+        self.column = None
         who = describe_record(index, event_id, sequence_number)
-        super().__init__(
-            f"{mapper} failed on {who}: dynamodb.{image}: {type(cause).__name__}"
-            " (the original exception is chained; its message may quote item data)"
-        )
+        if isinstance(cause, ColumnValueError):
+            self.attribute = cause.attribute
+            self.column = cause.column
+            detail = str(cause)
+        else:
+            detail = (
+                f"{type(cause).__name__} (the original exception is chained; its message may"
+                " quote item data)"
+            )
+        super().__init__(f"{mapper} failed on {who}: dynamodb.{image}: {detail}")
 
 
 class UnitOfWorkError(DynastreamError):
