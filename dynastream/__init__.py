@@ -2,7 +2,7 @@
 Replicate Amazon DynamoDB Streams into relational databases, one batch per transaction.
 """
 
-from . import containers, exceptions, typing
+from . import containers, exceptions, schema, typing
 from ._app import App
 from ._dispatch import BatchResult, RecordFailure
 from ._events import EventBatch, TumblingWindow, load_event, parse_event, read_event
@@ -20,6 +20,7 @@ from .exceptions import (
     NoHandlerError,
     UnitOfWorkError,
 )
+from .schema import deleted_column, sequence_column
 from .typing import Item, Mapper, StreamEventHandler
 
 __all__ = [
@@ -46,10 +47,13 @@ __all__ = [
     "UnitOfWork",
     "UnitOfWorkError",
     "containers",
+    "deleted_column",
     "exceptions",
     "load_event",
     "parse_event",
     "read_event",
+    "schema",
+    "sequence_column",
     "typing",
 ]
 

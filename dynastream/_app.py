@@ -4,25 +4,27 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import attrs
 from dependency_injector import providers
 
 from ._dispatch import BatchResult, Dispatcher
-from ._registry import Registration, Registry, build_handler, build_mapper
+from ._registry import Registration, Registry, build_handler, build_mapper, qualified_name
 from ._settings import Settings
 from .containers import Container
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable, Mapping, Sequence
 
+    import sqlalchemy as sa
     from dependency_injector import containers
     from sqlalchemy import Engine
 
     from ._records import StreamRecord
+    from ._replication import DeletePolicy, TtlPolicy
     from ._uow import UnitOfWork
-    from .typing import Mapper, StreamEventHandler
+    from .typing import Item, Mapper, StreamEventHandler
 
 __all__ = ["App"]
 
@@ -30,6 +32,11 @@ HandlerT = TypeVar(
     "HandlerT",
     bound="type[StreamEventHandler[Any]] | Callable[[Sequence[StreamRecord[Any]], UnitOfWork], None]",
 )
+
+
+def _table_columns(target: Any) -> set[str]:
+    table = getattr(target, "__table__", target)
+    return {column.name for column in getattr(table, "columns", ())}
 
 
 class App:
@@ -72,7 +79,11 @@ class App:
         self._dispatcher = Dispatcher(self._registry, self.container)
 
     def handler(
-        self, table_name: str, *, mapper: Mapper[Any] | type[Any] | None = None
+        self,
+        table_name: str,
+        *,
+        mapper: Mapper[Any] | type[Any] | None = None,
+        exactly_once: bool | str = False,
     ) -> Callable[[HandlerT], HandlerT]:
         """
         Register the decorated handler class or function for `table_name`.
@@ -86,6 +97,13 @@ class App:
                 `(item) -> T`, or a class whose instances are such callables
                 (built by the container, like handlers). Without one, handlers
                 receive deserialized items (`dict[str, Any]`).
+            exactly_once: Pass each record to the handler once, however often
+                it is delivered: the `eventID`s it applied are kept in the
+                `dynastream_applied_events` ledger, written in the same
+                transaction as the handler's own writes (create it with
+                `App.create_tables`). `True` keys the ledger by the handler's
+                qualified name; a string names the ledger explicitly (keep it
+                when you rename the handler).
 
         Examples:
             >>> import dynastream
@@ -96,7 +114,7 @@ class App:
         """
 
         def register(handler: HandlerT) -> HandlerT:
-            self.register(table_name, handler, mapper=mapper)
+            self.register(table_name, handler, mapper=mapper, exactly_once=exactly_once)
             return handler
 
         return register
@@ -107,6 +125,7 @@ class App:
         handler: type[StreamEventHandler[Any]] | Callable[[Sequence[StreamRecord[Any]], UnitOfWork], None],
         *,
         mapper: Mapper[Any] | type[Any] | None = None,
+        exactly_once: bool | str = False,
     ) -> Registration:
         """
         Register `handler` for `table_name` (what `App.handler` does).
@@ -114,7 +133,111 @@ class App:
         Raises:
             ConfigurationError: The handler or mapper is not usable.
         """
-        return self._registry.add(table_name, handler, mapper)
+        ledger_name = None
+        if exactly_once:
+            ledger_name = exactly_once if isinstance(exactly_once, str) else qualified_name(handler)
+        return self._registry.add(table_name, handler, mapper, ledger_name=ledger_name)
+
+    def replicate(
+        self,
+        table_name: str,
+        *,
+        into: sa.Table | type[Any],
+        mapper: Callable[[Item], Mapping[str, Any]] | None = None,
+        renames: Mapping[str, str] | None = None,
+        naming: Literal["exact", "snake_case"] = "exact",
+        extra: str | None = None,
+        deletes: DeletePolicy = "delete",
+        ttl: TtlPolicy | None = None,
+        sequence_column: str = "dynastream_sequence",
+        deleted_column: str = "dynastream_deleted_at",
+    ) -> Registration:
+        """
+        Mirror the DynamoDB table `table_name` into a SQL table, idempotently.
+
+        Each item becomes one row: attributes map to columns by name (see
+        `dynastream.RowMapper` for the exact conversions), the last change of
+        each item in a batch wins, and a change is written only when its
+        sequence number is greater than the row's, so redelivered, replayed or
+        out-of-order batches leave the table equal to the source. A REMOVE
+        deletes the row (or marks it, with `deletes="soft_delete"`) and leaves a
+        tombstone so that a late, older change cannot bring it back.
+
+        The table needs `dynastream.sequence_column()` (and
+        `dynastream.deleted_column()` for soft deletes), and dynastream's own
+        tables must exist (`App.create_tables`).
+
+        Args:
+            table_name: The DynamoDB table.
+            into: The target: a `sqlalchemy.Table` or a declarative model.
+            mapper: A custom mapper from an item to a row (column name to
+                value) for business logic; keys still map by name.
+            renames: Attribute name to column name, where they differ.
+            naming: `"snake_case"` maps `orderId` to `order_id`.
+            extra: A JSON column to keep attributes that have no column in;
+                by default they are ignored.
+            deletes: What a REMOVE does: `"delete"` or `"soft_delete"`.
+            ttl: What a time-to-live expiry does: `"delete"`, `"soft_delete"`
+                or `"ignore"` (keep the row); by default the same as `deletes`.
+            sequence_column: The column keeping each row's sequence number.
+            deleted_column: The soft-delete column.
+
+        Returns:
+            The registration.
+
+        Raises:
+            ConfigurationError: The table lacks a required column, or a rename
+                or `extra` names a column that does not fit.
+
+        Examples:
+            >>> import sqlalchemy as sa, dynastream
+            >>> orders = sa.Table(
+            ...     "orders", sa.MetaData(),
+            ...     sa.Column("order_id", sa.String(64), primary_key=True),
+            ...     sa.Column("total", sa.Numeric(12, 2)),
+            ...     dynastream.sequence_column(),
+            ... )
+            >>> app = dynastream.App(database_url="sqlite://")
+            >>> app.replicate("Orders", into=orders, renames={"orderId": "order_id"})
+            Registration(table_name='Orders', ...)
+        """
+        from ._mapping import RowMapper
+        from ._replication import ReplicationHandler
+
+        columns = _table_columns(into)
+        excluded = tuple(name for name in (sequence_column, deleted_column) if name in columns)
+
+        def row_mapper_for(dialect_name: str | None) -> RowMapper:
+            return RowMapper(
+                into, renames=renames, naming=naming, extra=extra, exclude=excluded, dialect=dialect_name
+            )
+
+        handler = ReplicationHandler(
+            table_name,
+            row_mapper_for(None),
+            row_mapper_for=row_mapper_for,
+            mapper=mapper,
+            sequence_column=sequence_column,
+            deletes=deletes,
+            ttl=ttl,
+            deleted_column=deleted_column,
+            clock=self.container.clock(),
+        )
+        return self._registry.add(table_name, handler, None)
+
+    def create_tables(self) -> None:
+        """
+        Create dynastream's own tables in the configured database, if missing.
+
+        They are the tombstones of replicated tables and the applied-events
+        ledger of exactly-once handlers.
+
+        Teams that manage schema with migrations can copy the DDL instead
+        (`dynastream ddl`).
+        """
+        from .schema import metadata
+
+        metadata.create_all(self.container.engine())
 
     @property
     def registrations(self) -> tuple[Registration, ...]:

@@ -37,22 +37,28 @@ class Registration:
         mapper: A mapper (callable), a mapper class (built by the container per
             invocation), or `None` to receive deserialized items.
         position: Registration order; handlers run in this order.
+        ledger_name: For an exactly-once handler, the name its applied
+            eventIDs are kept under; `None` otherwise.
     """
 
     table_name: str
-    handler: type[Any] | Callable[..., None]
+    handler: type[Any] | Callable[..., None] | Any
     mapper: Any
     position: int
+    ledger_name: str | None = None
 
     @property
     def name(self) -> str:
         """
         The handler's qualified name, for messages.
         """
-        return _qualified_name(self.handler)
+        return qualified_name(self.handler)
 
 
-def _qualified_name(obj: Any) -> str:
+def qualified_name(obj: Any) -> str:
+    """
+    Return `module.QualifiedName` of a class or function, for messages and ledgers.
+    """
     return f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', repr(obj))}"
 
 
@@ -78,7 +84,9 @@ class Registry:
     def __init__(self) -> None:
         self._registrations: list[Registration] = []
 
-    def add(self, table_name: str, handler: Any, mapper: Any) -> Registration:
+    def add(
+        self, table_name: str, handler: Any, mapper: Any, *, ledger_name: str | None = None
+    ) -> Registration:
         """
         Register `handler` for `table_name`.
 
@@ -90,7 +98,7 @@ class Registry:
             raise ConfigurationError("a handler's table name must be a non-empty string")
         if inspect.isclass(handler):
             if not callable(getattr(handler, "handle", None)):
-                raise ConfigurationError(f"{_qualified_name(handler)} has no handle(records, uow) method")
+                raise ConfigurationError(f"{qualified_name(handler)} has no handle(records, uow) method")
         elif not callable(handler):
             raise ConfigurationError(
                 f"a handler must be a class with handle(records, uow) or a function, got {handler!r}"
@@ -99,11 +107,11 @@ class Registry:
             raise ConfigurationError(f"a mapper must be callable, got {mapper!r}")
         if inspect.isclass(mapper) and not any("__call__" in vars(k) for k in mapper.__mro__):
             raise ConfigurationError(
-                f"mapper {_qualified_name(mapper)} is a class whose instances are not callable;"
+                f"mapper {qualified_name(mapper)} is a class whose instances are not callable;"
                 " pass a function or classmethod that builds it from an item instead"
                 " (for example mapper=lambda item: Payment(**item))"
             )
-        registration = Registration(table_name, handler, mapper, len(self._registrations))
+        registration = Registration(table_name, handler, mapper, len(self._registrations), ledger_name)
         self._registrations.append(registration)
         return registration
 
@@ -152,7 +160,7 @@ def build(target: type[Any], container: containers.Container, role: str) -> Any:
         elif parameter.default is inspect.Parameter.empty:
             known = ", ".join(sorted(providers)) or "none"
             raise ConfigurationError(
-                f"cannot build {role} {_qualified_name(target)}: its parameter {name!r} has no"
+                f"cannot build {role} {qualified_name(target)}: its parameter {name!r} has no"
                 f" provider of that name in the container (providers: {known}); add one with"
                 f" app.container.{name} = providers.Singleton(...)"
             )
@@ -163,10 +171,18 @@ def build_handler(registration: Registration, container: containers.Container) -
     """
     Return the handler object for one invocation.
     """
+    handler: StreamEventHandler[Any]
     if inspect.isclass(registration.handler):
-        handler: StreamEventHandler[Any] = build(registration.handler, container, "handler")
-        return handler
-    return _FunctionHandler(registration.handler)
+        handler = build(registration.handler, container, "handler")
+    elif callable(getattr(registration.handler, "handle", None)):
+        handler = registration.handler  # type: ignore[assignment]  # an instance, such as the built-in replication handler
+    else:
+        handler = _FunctionHandler(registration.handler)
+    if registration.ledger_name is not None:
+        from ._ledger import ExactlyOnceHandler
+
+        handler = ExactlyOnceHandler(handler, registration.ledger_name, clock=container.clock())
+    return handler
 
 
 def build_mapper(registration: Registration, container: containers.Container) -> Mapper[Any] | None:

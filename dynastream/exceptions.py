@@ -192,7 +192,7 @@ class MappingError(DynastreamError):
     appear in the message.
 
     Attributes:
-        index: Position of the record in the batch.
+        index: Position of the record in the batch, when known.
         event_id: The record's `eventID`.
         sequence_number: The record's sequence number as sent.
         image: Which image failed: `"NewImage"` or `"OldImage"`.
@@ -201,7 +201,7 @@ class MappingError(DynastreamError):
         column: The column it was meant for, when known.
     """
 
-    index: int
+    index: int | None
     event_id: str
     sequence_number: str
     image: str
@@ -212,7 +212,7 @@ class MappingError(DynastreamError):
     def __init__(
         self,
         *,
-        index: int,
+        index: int | None,
         event_id: str,
         sequence_number: str,
         image: str,
@@ -233,8 +233,7 @@ class MappingError(DynastreamError):
             detail = str(cause)
         else:
             detail = (
-                f"{type(cause).__name__} (the original exception is chained; its message may"
-                " quote item data)"
+                f"{type(cause).__name__} (the original exception is chained; its message may quote item data)"
             )
         super().__init__(f"{mapper} failed on {who}: dynamodb.{image}: {detail}")
 

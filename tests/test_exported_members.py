@@ -39,10 +39,13 @@ def test_public_names_are_pinned() -> None:
         "UnitOfWork",
         "UnitOfWorkError",
         "containers",
+        "deleted_column",
         "exceptions",
         "load_event",
         "parse_event",
         "read_event",
+        "schema",
+        "sequence_column",
         "typing",
     ] == dynastream.__all__
 

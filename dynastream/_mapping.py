@@ -1,0 +1,985 @@
+"""
+Items to rows: each attribute coerced to its column's type exactly, or refused.
+
+`RowMapper` looks at the table once and gives every column a small converter
+chosen by its type; mapping an item is then one pass over those converters.
+A value that would be rounded, truncated, padded or reinterpreted on the way
+into the database raises `ColumnValueError` instead, naming the attribute and
+column and saying what does not fit, never quoting the value.
+
+| Column type                         | Takes                        | Gives                       |
+| ----------------------------------- | ---------------------------- | --------------------------- |
+| SmallInteger / Integer / BigInteger | N, integral and in range     | `int`                       |
+| Numeric(p, s)                       | N within p and s             | `Decimal`                   |
+| Float / Double / REAL               | N that a float keeps exactly | `float`                     |
+| String / Text / Enum                | S, or N as its exact text    | `str`                       |
+| Boolean                             | BOOL                         | `bool`                      |
+| LargeBinary                         | B                            | `bytes`                     |
+| JSON / JSONB                        | any value                    | what `json.dumps` takes     |
+| DateTime                            | N epoch seconds, S ISO 8601  | `datetime` in UTC           |
+| Date / Time                         | S ISO 8601                   | `date` / `time`             |
+| Uuid                                | S                            | `uuid.UUID`                 |
+| ARRAY                               | L, SS, NS or BS              | `list`, each member coerced |
+| any other type                      | a value of its `python_type` | the value                   |
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import re
+import struct
+import uuid
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Context, Decimal
+from typing import TYPE_CHECKING, Any, Final, Literal
+
+from .exceptions import ColumnValueError, ConfigurationError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Collection, Mapping
+
+    import sqlalchemy as sa
+
+__all__ = ["RowMapper"]
+
+Item = dict[str, Any]
+Naming = Literal["exact", "snake_case"]
+# (attribute, column, converter, what a missing or NULL attribute gives)
+_Slot = tuple[str, str, "Callable[[Any], Any]", Any]
+
+_DIALECTS: Final = frozenset({"postgresql", "mysql", "mariadb", "sqlite"})
+_REQUIRED: Final = object()  # the fill of a column that must have a value
+_SHAPE_CACHE_SIZE: Final = 256
+
+_INTEGER_NAMES: Final = {8: "TINYINT", 16: "SMALLINT", 24: "MEDIUMINT", 32: "INTEGER", 64: "BIGINT"}
+
+# Byte limits of MySQL's TEXT and BLOB families when no length is declared
+# (https://dev.mysql.com/doc/refman/8.0/en/storage-requirements.html#data-types-storage-reqs-strings).
+_MYSQL_BYTE_LIMITS: Final = {
+    "TINYTEXT": 255,
+    "TEXT": 65_535,
+    "UNICODE_TEXT": 65_535,
+    "MEDIUMTEXT": 16_777_215,
+    "TINYBLOB": 255,
+    "BLOB": 65_535,
+    "LARGE_BINARY": 65_535,
+    "MEDIUMBLOB": 16_777_215,
+}
+
+# Enough precision that scaling a DynamoDB number (38 digits) is exact.
+_EXACT: Final = Context(prec=1000, Emax=10_000, Emin=-10_000)
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_FRACTION: Final = re.compile(r"[.,](\d+)").search
+_ISO_DATE: Final = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII).fullmatch
+# SQLAlchemy stores Numeric as a float on SQLite: 15 significant digits
+# survive any decimal -> double -> decimal round trip (DBL_DIG).
+_SQLITE_NUMERIC_DIGITS: Final = 15
+# MySQL and MariaDB send a FLOAT (32-bit) as text with 6 significant digits
+# (FLT_DIG), so one with more, or a subnormal one, reads back as another number.
+_FLT_DIG: Final = 6
+_FLT_MIN: Final = Decimal("1.17549435E-38")
+# MySQL's JSON keeps integers as signed or unsigned 64-bit, larger ones as a
+# double (https://dev.mysql.com/doc/refman/8.0/en/json.html).
+_MYSQL_JSON_INTEGERS: Final = range(-(2**63), 2**64)
+
+
+class _Unfit(Exception):  # noqa: N818 - internal signal, wrapped before it escapes
+    """
+    A value does not fit its column; the mapper adds the column and attribute.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+_KINDS: Final[dict[type, str]] = {
+    str: "a string",
+    Decimal: "a number",
+    bytes: "binary data",
+    bool: "a boolean",
+    dict: "a map",
+    list: "a list",
+    set: "a set",
+    frozenset: "a set",
+    type(None): "NULL",
+}
+
+
+def _kind(value: object) -> str:
+    """
+    Name a value's DynamoDB type (never the value) for an error message.
+    """
+    return _KINDS.get(type(value)) or f"a {type(value).__name__} value"
+
+
+class RowMapper:
+    """
+    Maps a DynamoDB item to a row of a SQLAlchemy table, exactly or not at all.
+
+    Attributes match columns by name (`naming`), or as `renames` says. Each
+    value is coerced to its column's type without rounding or truncation, or
+    the call raises `ColumnValueError`. Rows are dicts keyed by the table's own
+    column names: an attribute name never becomes SQL text.
+
+    A missing or NULL attribute gives `None` in a nullable column (in a JSON
+    column `sqlalchemy.null()`, so that it is SQL NULL rather than JSON
+    `null`), the scalar `default` of a NOT NULL column, or an error; primary
+    key columns must always have a value. `Computed` columns are never filled.
+
+    Args:
+        target: A Core `Table` or a declarative model class.
+        renames: Attribute name to column name, where they differ. A rename
+            takes its column from the attribute of the same name.
+        naming: `"exact"` matches an attribute to the column of the same
+            name; `"snake_case"` to the column named like it in snake case
+            (`orderId`, `OrderID` and `order-id` to `order_id`).
+        extra: A JSON column that keeps every attribute with no column, as an
+            object; `None` ignores such attributes.
+        exclude: Columns the mapper never fills (dynastream's sequence and
+            deleted columns, columns left to a server default).
+        dialect: `"postgresql"`, `"mysql"` (or `"mariadb"`), `"sqlite"`, or
+            `None` for rules that hold everywhere; selects `with_variant`
+            types and the few dialect rules (MySQL's `DECIMAL` is
+            `DECIMAL(10, 0)` and its `DATETIME` keeps whole seconds unless
+            given `fsp`; SQLite keeps `Numeric` as a float; PostgreSQL text
+            cannot hold NUL).
+
+    Raises:
+        ConfigurationError: The target is not a table, a rename or `exclude`
+            names a column the table lacks, two attributes are renamed to one
+            column, or `extra` is not a JSON column of the table.
+
+    Examples:
+        >>> import sqlalchemy as sa
+        >>> from decimal import Decimal
+        >>> orders = sa.Table(
+        ...     "orders",
+        ...     sa.MetaData(),
+        ...     sa.Column("order_id", sa.String(20), primary_key=True),
+        ...     sa.Column("total", sa.Numeric(10, 2), nullable=False),
+        ...     sa.Column("lines", sa.JSON),
+        ... )
+        >>> mapper = RowMapper(orders, naming="snake_case")
+        >>> mapper({"OrderId": "o-1", "Total": Decimal("12.50"), "Lines": [{"Qty": Decimal("2")}]})
+        {'order_id': 'o-1', 'total': Decimal('12.50'), 'lines': [{'Qty': 2}]}
+        >>> from dynastream.exceptions import ColumnValueError
+        >>> try:
+        ...     mapper({"OrderId": "o-2", "Total": Decimal("0.125")})
+        ... except ColumnValueError as error:
+        ...     print(f"{error.attribute} -> {error.column}: {error.reason}")
+        Total -> total: more than 2 decimal places (Numeric(10, 2))
+    """
+
+    __slots__ = (
+        "_columns",
+        "_extra",
+        "_extra_json",
+        "_key_columns",
+        "_key_slots",
+        "_mapped_attributes",
+        "_names",
+        "_renames",
+        "_shapes",
+        "_slots",
+        "_snake_case",
+        "_table",
+    )
+
+    def __init__(
+        self,
+        target: sa.Table | type[Any],
+        *,
+        renames: Mapping[str, str] | None = None,
+        naming: Naming = "exact",
+        extra: str | None = None,
+        exclude: Collection[str] = (),
+        dialect: str | None = None,
+    ) -> None:
+        if naming not in ("exact", "snake_case"):
+            raise ConfigurationError(f"naming must be 'exact' or 'snake_case', got {naming!r}")
+        if dialect is not None and dialect not in _DIALECTS:
+            raise ConfigurationError(
+                f"dialect must be one of {', '.join(sorted(_DIALECTS))} or None, got {dialect!r}"
+            )
+        table = _table_of(target)
+        renames = dict(renames or {})
+        excluded = set(exclude)
+        _check_columns(table, excluded, renames, extra)
+        self._table = table
+        self._renames = renames
+        self._snake_case = naming == "snake_case"
+        self._extra = extra
+        self._extra_json = None if extra is None else _extra_converter(table.c[extra], dialect)
+
+        columns = [c for c in table.columns if c.name not in excluded and c.computed is None]
+        self._columns = tuple(c.name for c in columns)
+        self._key_columns = tuple(c.name for c in table.primary_key.columns)
+        attribute_of = {column: attribute for attribute, column in renames.items()}
+        slots: list[_Slot] = [
+            (
+                attribute_of.get(c.name, c.name),
+                c.name,
+                _converter_for(c.type, dialect),
+                _fill_for(c, dialect),
+            )
+            for c in columns
+            if c.name != extra
+        ]
+        self._slots = tuple(slots)
+        self._key_slots = tuple(slot for slot in slots if slot[1] in self._key_columns)
+        self._mapped_attributes = frozenset(slot[0] for slot in slots)
+        # Columns filled by name: all but those a rename fills.
+        self._names = frozenset(slot[1] for slot in slots) - attribute_of.keys()
+        self._shapes: dict[tuple[str, ...], tuple[tuple[_Slot, ...], tuple[_Slot, ...], list[str]]] = {}
+
+    def __repr__(self) -> str:
+        return f"<RowMapper -> {self._table.fullname}>"
+
+    @property
+    def table(self) -> sa.Table:
+        """
+        The table rows are mapped to.
+        """
+        return self._table
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """
+        The names of the columns a row from this mapper carries, in table order.
+        """
+        return self._columns
+
+    def key_columns(self) -> tuple[str, ...]:
+        """
+        Return the names of the table's primary key columns, in key order.
+        """
+        return self._key_columns
+
+    def __call__(self, item: Item) -> dict[str, Any]:
+        """
+        Return `item` as a row: column name to a value ready to bind to it.
+
+        Raises:
+            ColumnValueError: An attribute's value does not fit its column, a
+                column that needs a value has none, or (snake_case) two
+                attributes map to one column.
+        """
+        if self._snake_case:
+            slots, _, unmapped = self._shape(item)
+            row = _convert(item, slots)
+        else:
+            row = _convert(item, self._slots)
+            if self._extra is None:
+                return row
+            mapped = self._mapped_attributes
+            unmapped = [name for name in item if name not in mapped]
+        if self._extra is not None:
+            row[self._extra] = self._extras(item, unmapped)
+        return row
+
+    def map_key(self, item: Item) -> dict[str, Any]:
+        """
+        Return the primary key columns of `item` (a `Keys` image will do).
+
+        Raises:
+            ColumnValueError: A key attribute is missing or does not fit.
+        """
+        if self._snake_case:
+            return _convert(item, self._shape(item)[1])
+        return _convert(item, self._key_slots)
+
+    def _shape(self, item: Item) -> tuple[tuple[_Slot, ...], tuple[_Slot, ...], list[str]]:
+        """
+        Return the slots (all, key) and unmapped attributes of `item`'s names.
+
+        Used under snake_case naming; cached per tuple of attribute names.
+        """
+        names = tuple(item)
+        shape = self._shapes.get(names)
+        if shape is None:
+            shape = self._resolve(names)
+            if len(self._shapes) < _SHAPE_CACHE_SIZE:  # items of a table have few shapes; stay bounded
+                self._shapes[names] = shape
+        return shape
+
+    def _resolve(self, names: tuple[str, ...]) -> tuple[tuple[_Slot, ...], tuple[_Slot, ...], list[str]]:
+        found: dict[str, str] = {}
+        unmapped: list[str] = []
+        for name in names:
+            column = self._renames.get(name)
+            if column is None:
+                candidate = _snake_case(name)
+                column = candidate if candidate in self._names else None
+            if column is None:
+                unmapped.append(name)
+            elif column in found:
+                raise ColumnValueError(
+                    f"attributes {found[column]!r} and {name!r} both map to this column",
+                    column=column,
+                    attribute=name,
+                )
+            else:
+                found[column] = name
+        # A column no attribute maps to looks up "", which no DynamoDB attribute is named.
+        slots = tuple(
+            (found.get(column, ""), column, convert, fill) for _, column, convert, fill in self._slots
+        )
+        keys = tuple(slot for slot in slots if slot[1] in self._key_columns)
+        return slots, keys, unmapped
+
+    def _extras(self, item: Item, names: list[str]) -> dict[str, Any]:
+        convert = self._extra_json
+        assert convert is not None  # noqa: S101 - only called with an extra column
+        extras: dict[str, Any] = {}
+        try:
+            for name in names:
+                extras[name] = convert(item[name])
+        except _Unfit as unfit:
+            raise ColumnValueError(unfit.reason, column=str(self._extra), attribute=name) from None
+        return extras
+
+
+def _convert(item: Item, slots: tuple[_Slot, ...]) -> dict[str, Any]:
+    """
+    Run each slot's converter on its attribute's value: the mapper's hot loop.
+    """
+    row: dict[str, Any] = {}
+    get = item.get
+    attribute = column = ""
+    try:
+        for attribute, column, convert, fill in slots:
+            value = get(attribute)
+            if value is not None:
+                row[column] = convert(value)
+            elif fill is not _REQUIRED:
+                row[column] = fill
+            else:
+                raise _missing(item, attribute, column)
+    except _Unfit as unfit:
+        raise ColumnValueError(unfit.reason, column=column, attribute=attribute) from None
+    return row
+
+
+def _missing(item: Item, attribute: str, column: str) -> ColumnValueError:
+    if attribute in item:
+        return ColumnValueError("NULL for a column that needs a value", column=column, attribute=attribute)
+    return ColumnValueError("no attribute for a column that needs a value", column=column, attribute=None)
+
+
+# --- configuration -----------------------------------------------------------
+
+
+def _table_of(target: Any) -> sa.Table:
+    import sqlalchemy as sa
+
+    if isinstance(target, sa.Table):
+        return target
+    mapper = sa.inspect(target, raiseerr=False) if isinstance(target, type) else None
+    table = getattr(mapper, "local_table", None)
+    if isinstance(table, sa.Table):
+        return table
+    raise ConfigurationError(
+        f"a RowMapper needs a sqlalchemy.Table or a declarative model class, got {type(target).__name__}"
+    )
+
+
+def _check_columns(table: sa.Table, excluded: set[str], renames: dict[str, str], extra: str | None) -> None:
+    names = {c.name for c in table.columns}
+    where = f"table {table.fullname!r}"
+    for name in sorted(excluded - names):
+        raise ConfigurationError(f"exclude names column {name!r}, which {where} does not have")
+    for column in table.primary_key.columns:
+        if column.name in excluded:
+            raise ConfigurationError(f"primary key column {column.name!r} cannot be excluded")
+    seen: dict[str, str] = {}
+    for attribute, column_name in renames.items():
+        if column_name not in names:
+            raise ConfigurationError(
+                f"attribute {attribute!r} is renamed to column {column_name!r}, which {where} does not have"
+            )
+        if column_name in excluded or column_name == extra:
+            raise ConfigurationError(
+                f"attribute {attribute!r} is renamed to column {column_name!r}, which the mapper does not"
+                " fill (it is excluded or keeps the extra attributes)"
+            )
+        if column_name in seen:
+            raise ConfigurationError(
+                f"attributes {seen[column_name]!r} and {attribute!r} are both renamed"
+                f" to column {column_name!r}"
+            )
+        seen[column_name] = attribute
+    if extra is not None:
+        if extra not in names:
+            raise ConfigurationError(f"extra names column {extra!r}, which {where} does not have")
+        if extra in excluded or table.c[extra].primary_key:
+            raise ConfigurationError(f"extra column {extra!r} cannot be excluded or part of the primary key")
+
+
+def _extra_converter(column: sa.Column[Any], dialect: str | None) -> Callable[[Any], Any]:
+    """
+    Return the JSON converter of the `extra` column, which must be JSON.
+
+    Raises:
+        ConfigurationError: The column is not a JSON column.
+    """
+    import sqlalchemy as sa
+
+    type_ = _dialect_type(column.type, dialect)
+    if not isinstance(type_, sa.JSON):
+        raise ConfigurationError(
+            f"extra column {column.name!r} must be a JSON column to keep attributes as an object,"
+            f" not {type(type_).__name__}"
+        )
+    return _json_converter(type_, dialect)
+
+
+def _dialect_type(type_: sa.types.TypeEngine[Any], dialect: str | None) -> sa.types.TypeEngine[Any]:
+    """
+    Return the `with_variant` type `dialect` would use, else `type_` itself.
+    """
+    if dialect is None:
+        return type_
+    variants = type_._variant_mapping  # where with_variant keeps its types
+    names = ("mariadb", "mysql") if dialect == "mariadb" else (dialect,)
+    for name in names:
+        if name in variants:
+            return variants[name]
+    return type_
+
+
+def _fill_for(column: sa.Column[Any], dialect: str | None) -> Any:
+    """
+    Return what a column gets when its attribute is missing or NULL.
+    """
+    import sqlalchemy as sa
+
+    if column.primary_key:
+        return _REQUIRED
+    if column.nullable:
+        # A bare None in a JSON column is stored as JSON 'null' unless the type
+        # says none_as_null; sa.null() is SQL NULL in every case.
+        type_ = _dialect_type(column.type, dialect)
+        if isinstance(type_, sa.JSON) and not type_.none_as_null:
+            return sa.null()
+        return None
+    default = column.default
+    if default is not None and default.is_scalar:
+        return default.arg  # type: ignore[attr-defined]  # ScalarElementColumnDefault.arg
+    return _REQUIRED
+
+
+# --- converters, one chosen per column ----------------------------------------
+
+
+def _converter_for(column_type: sa.types.TypeEngine[Any], dialect: str | None) -> Callable[[Any], Any]:  # noqa: PLR0911 - one return per family
+    """
+    Choose the converter for a column type (and `dialect`'s rules).
+    """
+    import sqlalchemy as sa
+
+    type_ = _dialect_type(column_type, dialect)
+    mysql = dialect in ("mysql", "mariadb")
+    if isinstance(type_, sa.Boolean):
+        return _boolean
+    if isinstance(type_, sa.JSON):
+        return _json_converter(type_, dialect)
+    if isinstance(type_, sa.ARRAY):
+        return _array_converter(type_, dialect)
+    if isinstance(type_, sa.Integer):
+        return _integer_converter(type_)
+    if isinstance(type_, sa.Float):
+        return _float_converter(type_, dialect)
+    if isinstance(type_, sa.Numeric):
+        return _numeric_converter(type_, dialect)
+    if isinstance(type_, sa.String):
+        return _string_converter(type_, dialect)
+    if isinstance(type_, sa.types._Binary):  # the base of LargeBinary, BINARY, VARBINARY
+        return _binary_converter(type_, mysql=mysql)
+    if isinstance(type_, sa.DateTime):
+        return _datetime_converter(type_, mysql=mysql)
+    if isinstance(type_, sa.Date):
+        return _date
+    if isinstance(type_, sa.Time):
+        return _time_converter(type_, mysql=mysql)
+    if isinstance(type_, sa.Uuid):
+        return _uuid if type_.as_uuid else _uuid_text
+    return _passthrough_converter(type_)
+
+
+def _boolean(value: Any) -> bool:
+    if value is True or value is False:
+        return value
+    raise _Unfit(f"{_kind(value)} is not a boolean (Boolean column)")
+
+
+def _integer_bits(type_: sa.Integer) -> int:
+    import sqlalchemy as sa
+
+    # MySQL's TINYINT and MEDIUMINT, known by name so that the dialect need
+    # not be imported.
+    name = type_.__visit_name__
+    if name in ("TINYINT", "MEDIUMINT"):
+        return 8 if name == "TINYINT" else 24
+    if isinstance(type_, sa.BigInteger):
+        return 64
+    return 16 if isinstance(type_, sa.SmallInteger) else 32
+
+
+def _integer_converter(type_: sa.Integer) -> Callable[[Any], int]:
+    bits = _integer_bits(type_)
+    unsigned = bool(getattr(type_, "unsigned", False))  # MySQL's integer types
+    low, high = (0, 2**bits - 1) if unsigned else (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1)
+    label = f"{_INTEGER_NAMES[bits]}{' UNSIGNED' if unsigned else ''} ({bits}-bit)"
+
+    def convert(value: Any) -> int:
+        if not isinstance(value, Decimal):
+            raise _Unfit(f"{_kind(value)} is not a number ({label} column)")
+        try:
+            number = int(value)
+        except (ValueError, OverflowError):
+            raise _Unfit(f"a number that is not finite does not fit {label}") from None
+        if number != value:
+            raise _Unfit(f"a number with a fractional part does not fit {label}")
+        if not low <= number <= high:
+            raise _Unfit(f"{len(str(abs(number)))} digits do not fit {label}, from {low} to {high}")
+        return number
+
+    return convert
+
+
+def _significant(value: Decimal) -> tuple[int, int]:
+    """
+    Return a nonzero number's significant digits and the exponent of its last.
+
+    Trailing zeros are dropped: `1.50` has 2 digits, the last at exponent -1.
+    """
+    digits, exponent = value.as_tuple()[1:]
+    count = len(digits)
+    while digits[count - 1] == 0:
+        count -= 1
+    return count, int(exponent) + len(digits) - count
+
+
+def _numeric_converter(type_: sa.Numeric[Any], dialect: str | None) -> Callable[[Any], Decimal]:
+    precision, scale = type_.precision, type_.scale
+    if dialect in ("mysql", "mariadb") and precision is None:
+        # MySQL's DECIMAL with no arguments is DECIMAL(10, 0)
+        # (https://dev.mysql.com/doc/refman/8.0/en/fixed-point-types.html).
+        precision, scale = 10, 0
+    elif precision is not None and scale is None:
+        scale = 0  # NUMERIC(p) is NUMERIC(p, 0) in SQL
+    float_storage = dialect == "sqlite"
+    label = f"{type(type_).__name__}({precision}, {scale})" if precision is not None else type(type_).__name__
+    if dialect in ("mysql", "mariadb") and type_.precision is None:
+        label = f"{type(type_).__name__}, DECIMAL(10, 0) on MySQL"
+    integer_digits = None if precision is None else precision - (scale or 0)
+
+    def convert(value: Any) -> Decimal:
+        if not isinstance(value, Decimal):
+            raise _Unfit(f"{_kind(value)} is not a number ({label} column)")
+        if not value:
+            return value
+        if not value.is_finite():
+            raise _Unfit(f"a number that is not finite does not fit {label}")
+        count, exponent = _significant(value)
+        if scale is not None and -exponent > scale:
+            raise _Unfit(f"more than {scale} decimal place{'' if scale == 1 else 's'} ({label})")
+        if integer_digits is not None and count + exponent > integer_digits:
+            raise _Unfit(f"more than {integer_digits} digits before the decimal point ({label})")
+        if float_storage and count > _SQLITE_NUMERIC_DIGITS:
+            raise _Unfit(
+                f"more than {_SQLITE_NUMERIC_DIGITS} significant digits"
+                f" ({label} is stored as a float on SQLite)"
+            )
+        return value
+
+    return convert
+
+
+def _float_bits(type_: sa.Float[Any], dialect: str | None) -> int:
+    """
+    Return how many bits `type_` keeps on `dialect`: 32 or 64.
+    """
+    if dialect == "sqlite":
+        return 64  # every SQLite REAL is 8 bytes
+    name = type_.__visit_name__.upper()
+    precision = getattr(type_, "precision", None)
+    if name in ("DOUBLE", "DOUBLE_PRECISION"):
+        return 64
+    if name == "REAL":
+        # REAL is DOUBLE on MySQL (without REAL_AS_FLOAT), 4 bytes elsewhere.
+        return 64 if dialect in ("mysql", "mariadb") else 32
+    if precision is not None:
+        return 32 if precision <= 24 else 64
+    # FLOAT without precision: single on MySQL, double on PostgreSQL.
+    return 32 if dialect in ("mysql", "mariadb") else 64
+
+
+def _float_converter(type_: sa.Float[Any], dialect: str | None) -> Callable[[Any], float]:
+    bits = _float_bits(type_, dialect)
+    label = f"{type(type_).__name__} ({bits}-bit)"
+
+    def convert(value: Any) -> float:
+        if not isinstance(value, Decimal):
+            raise _Unfit(f"{_kind(value)} is not a number ({label} column)")
+        number = float(value)
+        if Decimal(repr(number)) != value:
+            raise _Unfit(f"a number with more digits than {label} keeps exactly")
+        return number
+
+    def convert_single(value: Any) -> float:
+        number = convert(value)
+        if Decimal(_shortest_single(number)) != value:
+            raise _Unfit(f"a number with more digits than {label} keeps exactly")
+        return number
+
+    def convert_mysql_single(value: Any) -> float:
+        number = convert_single(value)
+        if value and (abs(value) < _FLT_MIN or _significant(value)[0] > _FLT_DIG):
+            raise _Unfit(f"a number with more than {_FLT_DIG} significant digits ({label} on MySQL)")
+        return number
+
+    if bits == 64:
+        return convert
+    return convert_mysql_single if dialect in ("mysql", "mariadb") else convert_single
+
+
+def _shortest_single(number: float) -> str:
+    """
+    Return the shortest text that reads back as the 32-bit float nearest `number`.
+    """
+    try:
+        packed = struct.pack("<f", number)
+    except OverflowError:
+        return "NaN"  # out of range: compares unequal to every number
+    single = struct.unpack("<f", packed)[0]
+    for digits in range(1, 10):
+        text = f"{single:.{digits}g}"
+        if struct.pack("<f", float(text)) == packed:
+            return text
+    return repr(single)  # pragma: no cover - nine digits always identify a float32
+
+
+def _string_converter(type_: sa.String, dialect: str | None) -> Callable[[Any], str]:
+    import sqlalchemy as sa
+
+    length = type_.length
+    name = type(type_).__name__
+    allowed = frozenset(type_.enums) if isinstance(type_, sa.Enum) else None
+    label = f"{name}({length})" if length is not None and allowed is None else name
+    fixed = type_.__visit_name__ in ("CHAR", "NCHAR") and length is not None
+    mysql = dialect in ("mysql", "mariadb")
+    byte_limit = _MYSQL_BYTE_LIMITS.get(type_.__visit_name__.upper()) if mysql and length is None else None
+    no_nul = dialect == "postgresql"
+
+    def convert(value: Any) -> str:
+        if isinstance(value, str):
+            text = value
+        elif isinstance(value, Decimal):
+            text = str(value)
+        else:
+            raise _Unfit(f"{_kind(value)} is not text ({label} column)")
+        if allowed is not None:
+            if text not in allowed:
+                raise _Unfit(f"a value that is not one of the {len(allowed)} values of {label}")
+            return text
+        if length is not None and len(text) > length:
+            raise _Unfit(f"{len(text)} characters do not fit {label}")
+        if fixed and (len(text) != length or (mysql and text.endswith(" "))):
+            # CHAR(n) pads shorter text with spaces (PostgreSQL returns them;
+            # MySQL strips trailing spaces on reading).
+            raise _Unfit(
+                f"text of another length than {length} characters (or ending in a space) for {label}"
+            )
+        if byte_limit is not None and len(text) * 4 > byte_limit and len(text.encode()) > byte_limit:
+            raise _Unfit(f"more than {byte_limit} bytes of UTF-8 do not fit {label} on MySQL")
+        if no_nul and "\x00" in text:
+            raise _Unfit("text containing a NUL character, which PostgreSQL cannot store")
+        return text
+
+    return convert
+
+
+def _binary_converter(type_: sa.types._Binary, *, mysql: bool) -> Callable[[Any], bytes]:
+    length = type_.length
+    name = type(type_).__name__
+    label = f"{name}({length})" if length is not None else name
+    fixed = type_.__visit_name__ == "BINARY" and length is not None
+    byte_limit = _MYSQL_BYTE_LIMITS.get(type_.__visit_name__.upper()) if mysql and length is None else None
+
+    def convert(value: Any) -> bytes:
+        if not isinstance(value, bytes):
+            raise _Unfit(f"{_kind(value)} is not binary data ({label} column)")
+        if length is not None and len(value) > length:
+            raise _Unfit(f"{len(value)} bytes do not fit {label}")
+        if fixed and len(value) != length:
+            raise _Unfit(
+                f"binary data of another length than {length} bytes for {label} (it would be padded)"
+            )
+        if byte_limit is not None and len(value) > byte_limit:
+            raise _Unfit(f"more than {byte_limit} bytes do not fit {label} on MySQL")
+        return value
+
+    return convert
+
+
+# --- JSON --------------------------------------------------------------------
+
+
+def _json_converter(type_: sa.JSON, dialect: str | None) -> Callable[[Any], Any]:
+    """
+    Return the converter to values `json.dumps` takes, exactly.
+
+    Sets become arrays sorted by value (strings by code point, numbers
+    numerically, binary by its bytes), binary base64 text, numbers an `int`
+    or a `float` that reads back as the same number.
+    """
+    no_nul = dialect == "postgresql" and type_.__visit_name__ == "JSONB"
+    int_range = _MYSQL_JSON_INTEGERS if dialect == "mysql" else None
+
+    def number(value: Decimal) -> int | float:
+        try:
+            integral = int(value)
+        except (ValueError, OverflowError):
+            raise _Unfit("a number that is not finite (JSON column)") from None
+        if integral == value:
+            if int_range is not None and integral not in int_range:
+                raise _Unfit("an integer beyond 64 bits, which MySQL JSON keeps only as a float")
+            return integral
+        approximate = float(value)
+        if Decimal(repr(approximate)) == value:
+            return approximate
+        raise _Unfit("a number with more digits than JSON columns keep exactly")
+
+    def text(value: str) -> str:
+        if no_nul and "\x00" in value:
+            raise _Unfit("text containing a NUL character, which PostgreSQL's JSONB cannot store")
+        return value
+
+    def binary(value: bytes) -> str:
+        return base64.b64encode(value).decode("ascii")
+
+    def mapping(value: dict[str, Any]) -> dict[str, Any]:
+        return {text(key): walk(member) for key, member in value.items()}
+
+    def sequence(value: list[Any]) -> list[Any]:
+        return [walk(member) for member in value]
+
+    def members(value: set[Any] | frozenset[Any]) -> list[Any]:
+        try:
+            if all(isinstance(member, str) for member in value):
+                return [text(member) for member in sorted(value)]
+            if all(isinstance(member, Decimal) for member in value):
+                return [number(member) for member in sorted(value)]
+            if all(isinstance(member, bytes) for member in value):
+                return [binary(member) for member in sorted(value)]
+        except TypeError:
+            pass
+        raise _Unfit("a set whose members are not all strings, numbers or binary")
+
+    def same(value: Any) -> Any:
+        return value
+
+    walkers: dict[type, Callable[[Any], Any]] = {
+        str: text,
+        Decimal: number,
+        bytes: binary,
+        bool: same,
+        type(None): same,
+        dict: mapping,
+        list: sequence,
+        set: members,
+        frozenset: members,
+    }
+
+    def walk(value: Any) -> Any:
+        walker = walkers.get(type(value))
+        if walker is None:
+            raise _Unfit(f"{_kind(value)} is not a DynamoDB value (JSON column)")
+        return walker(value)
+
+    return walk
+
+
+def _array_converter(type_: sa.ARRAY[Any], dialect: str | None) -> Callable[[Any], list[Any]]:
+    """
+    Return the converter of an ARRAY column: a list or set, each member coerced.
+    """
+    element = _converter_for(type_.item_type, dialect)
+
+    def convert(value: Any) -> list[Any]:
+        if isinstance(value, list):
+            members = value
+        elif isinstance(value, (set, frozenset)):
+            try:
+                members = sorted(value)
+            except TypeError:
+                raise _Unfit("a set whose members are not all of one type") from None
+        else:
+            raise _Unfit(f"{_kind(value)} is not a list or set (ARRAY column)")
+        return [None if member is None else element(member) for member in members]
+
+    return convert
+
+
+# --- dates and times -----------------------------------------------------------
+
+
+def _check_fraction(text: str) -> None:
+    # fromisoformat keeps six fractional digits and drops the rest silently.
+    fraction = _FRACTION(text)
+    if fraction is not None and fraction.group(1)[6:].strip("0"):
+        raise _Unfit("fractional seconds finer than microseconds")
+
+
+def _precision_check(type_: Any, *, mysql: bool, label: str) -> Callable[[int], None] | None:
+    """
+    Return a check that microseconds fit the column, or `None` when all do.
+
+    MySQL's DATETIME and TIME keep `fsp` fractional digits, none by default,
+    and round (MariaDB: truncate) the rest
+    (https://dev.mysql.com/doc/refman/8.0/en/fractional-seconds.html).
+    """
+    if not mysql:
+        return None
+    fsp = getattr(type_, "fsp", None) or 0
+    if fsp >= 6:
+        return None
+    unit = 10 ** (6 - fsp)
+
+    def check(microseconds: int) -> None:
+        if microseconds % unit:
+            raise _Unfit(f"more than {fsp} fractional-second digits ({label}({fsp}) on MySQL)")
+
+    return check
+
+
+def _datetime_converter(type_: sa.DateTime, *, mysql: bool) -> Callable[[Any], datetime]:
+    aware = bool(type_.timezone)
+    check = _precision_check(type_, mysql=mysql, label="DATETIME")
+
+    def convert(value: Any) -> datetime:
+        if isinstance(value, str):
+            _check_fraction(value)
+            try:
+                moment = datetime.fromisoformat(value)
+            except ValueError:
+                raise _Unfit("a string that is not an ISO 8601 date-time") from None
+        elif isinstance(value, Decimal):
+            moment = _from_epoch(value)
+        else:
+            raise _Unfit(f"{_kind(value)} is neither epoch seconds nor ISO 8601 text (DateTime column)")
+        try:
+            moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+        except OverflowError:
+            raise _Unfit("a date-time out of range") from None
+        if check is not None:
+            check(moment.microsecond)
+        return moment if aware else moment.replace(tzinfo=None)
+
+    return convert
+
+
+def _from_epoch(value: Decimal) -> datetime:
+    microseconds = value.scaleb(6, _EXACT)
+    try:
+        whole = int(microseconds)
+    except (ValueError, OverflowError):
+        raise _Unfit("epoch seconds that are not finite") from None
+    if whole != microseconds:
+        raise _Unfit("epoch seconds finer than microseconds")
+    try:
+        return _EPOCH + timedelta(microseconds=whole)
+    except OverflowError:
+        raise _Unfit("epoch seconds out of the range of dates") from None
+
+
+def _date(value: Any) -> date:
+    if not isinstance(value, str):
+        raise _Unfit(f"{_kind(value)} is not an ISO 8601 date (Date column)")
+    if not _ISO_DATE(value):
+        raise _Unfit("a string that is not a YYYY-MM-DD date (Date column)")
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise _Unfit("a string that is not a valid YYYY-MM-DD date (Date column)") from None
+
+
+def _time_converter(type_: sa.Time, *, mysql: bool) -> Callable[[Any], time]:
+    aware = bool(type_.timezone)
+    check = _precision_check(type_, mysql=mysql, label="TIME")
+
+    def convert(value: Any) -> time:
+        if not isinstance(value, str):
+            raise _Unfit(f"{_kind(value)} is not an ISO 8601 time (Time column)")
+        _check_fraction(value)
+        try:
+            moment = time.fromisoformat(value)
+        except ValueError:
+            raise _Unfit("a string that is not an ISO 8601 time") from None
+        if check is not None:
+            check(moment.microsecond)
+        if aware:
+            return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+        if moment.tzinfo is not None:
+            raise _Unfit("a time with a UTC offset for a Time column without time zone")
+        return moment
+
+    return convert
+
+
+# --- the rest ------------------------------------------------------------------
+
+
+def _uuid(value: Any) -> uuid.UUID:
+    if not isinstance(value, str):
+        raise _Unfit(f"{_kind(value)} is not a UUID (Uuid column)")
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise _Unfit("a string that is not a UUID (Uuid column)") from None
+
+
+def _uuid_text(value: Any) -> str:
+    return str(_uuid(value))
+
+
+def _passthrough_converter(type_: sa.types.TypeEngine[Any]) -> Callable[[Any], Any]:
+    """
+    Pass values of the type's `python_type` through; refuse everything else.
+    """
+    label = type(type_).__name__
+    try:
+        python_type = type_.python_type
+    except NotImplementedError:
+
+        def refuse(value: Any) -> Any:
+            raise _Unfit(f"{_kind(value)} has no rule for {label} columns")
+
+        return refuse
+
+    def convert(value: Any) -> Any:
+        if isinstance(value, python_type) and (python_type is bool or value.__class__ is not bool):
+            return value
+        raise _Unfit(f"{_kind(value)} is not a {python_type.__name__} ({label} column)")
+
+    return convert
+
+
+# --- names -----------------------------------------------------------------------
+
+_ACRONYM_END = re.compile(r"([A-Z]+)([A-Z][a-z])")
+_WORD_START = re.compile(r"([a-z0-9])([A-Z])")
+_SEPARATORS = re.compile(r"\W+")
+
+
+@functools.lru_cache(maxsize=4096)
+def _snake_case(name: str) -> str:
+    """
+    Return `name` in snake case: `orderId` and `OrderID` give `order_id`.
+    """
+    name = _ACRONYM_END.sub(r"\1_\2", name)
+    name = _WORD_START.sub(r"\1_\2", name)
+    return _SEPARATORS.sub("_", name).lower()

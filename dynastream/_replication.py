@@ -1,0 +1,270 @@
+"""
+Built-in replication: mirror a DynamoDB table into a SQL table, idempotently.
+
+Per call, the handler keeps only the last change of each item (stream order),
+maps each surviving image to a row, sorts the writes by key (a stable lock
+order for InnoDB), and hands them to the table's writer, whose statements only
+let a change win over an older one. Replaying a batch, delivering an older
+batch after a newer one, or a stale INSERT after a REMOVE therefore leave the
+table as the source left it.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, Literal
+
+import sqlalchemy as sa
+
+from ._records import EventName
+from ._sink import Deletion, TableWriter, Upsert
+from .exceptions import ColumnValueError, ConfigurationError, MappingError
+from .schema import encode_sequence_number, item_key, tombstones
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping, Sequence
+
+    from sqlalchemy.engine import Dialect
+
+    from ._mapping import RowMapper
+    from ._records import StreamRecord
+    from ._uow import UnitOfWork
+
+__all__ = ["DeletePolicy", "ReplicationHandler", "TtlPolicy"]
+
+Item = dict[str, Any]
+DeletePolicy = Literal["delete", "soft_delete"]
+TtlPolicy = Literal["delete", "soft_delete", "ignore"]
+
+# Stream records are retained for 24 hours; a tombstone must outlive every
+# older change that could still be delivered, so it is kept twice as long.
+DEFAULT_TOMBSTONE_RETENTION = timedelta(hours=48)
+_PRUNE_EVERY = timedelta(hours=1)
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class ReplicationHandler:
+    """
+    The handler `App.replicate` registers: upserts, deletes and tombstones.
+
+    Args:
+        table_name: The DynamoDB table replicated.
+        row_mapper: Maps images (and keys) to rows of the target table; built
+            again for each dialect written to (`row_mapper_for`), since a few
+            exactness rules depend on the engine.
+        row_mapper_for: Returns the row mapper for a dialect name.
+        mapper: A custom mapper from an item to a row (column name to value),
+            used instead of `row_mapper` for images; keys still go through
+            `row_mapper`.
+        sequence_column: The target's sequence column.
+        deletes: What a REMOVE does: `"delete"` the row or `"soft_delete"` it.
+        ttl: What a time-to-live REMOVE does; `None` follows `deletes`.
+        deleted_column: The soft-delete column, required when either policy
+            soft-deletes.
+        tombstone_retention: How long tombstones are kept.
+        clock: Returns the current aware UTC time.
+    """
+
+    def __init__(
+        self,
+        table_name: str,
+        row_mapper: RowMapper,
+        *,
+        row_mapper_for: Callable[[str], RowMapper] | None = None,
+        mapper: Callable[[Item], Mapping[str, Any]] | None = None,
+        sequence_column: str,
+        deletes: DeletePolicy = "delete",
+        ttl: TtlPolicy | None = None,
+        deleted_column: str | None = None,
+        tombstone_retention: timedelta = DEFAULT_TOMBSTONE_RETENTION,
+        clock: Callable[[], datetime] = _utc_now,
+    ) -> None:
+        self.table_name = table_name
+        self.row_mapper = row_mapper
+        self._row_mappers: dict[str, RowMapper] = {}
+        self._row_mapper_for = row_mapper_for
+        self.mapper = mapper
+        self.table: sa.Table = row_mapper.table
+        self.deletes: DeletePolicy = deletes
+        self.ttl: TtlPolicy = deletes if ttl is None else ttl
+        self.tombstone_retention = tombstone_retention
+        self.clock = clock
+        soft = "soft_delete" in (self.deletes, self.ttl)
+        if sequence_column not in self.table.c:
+            raise ConfigurationError(
+                f"table {self.table.fullname!r} has no {sequence_column!r} column: add"
+                f" dynastream.sequence_column({sequence_column!r}) to it (it keeps each row's sequence"
+                " number, so that redelivered and out-of-order changes cannot win)"
+            )
+        sequence_type = self.table.c[sequence_column].type
+        if not isinstance(sequence_type, sa.String) or (sequence_type.length or 40) < 40:
+            raise ConfigurationError(
+                f"column {self.table.fullname}.{sequence_column} must be a String of at least 40 characters"
+            )
+        if soft and (deleted_column is None or deleted_column not in self.table.c):
+            raise ConfigurationError(
+                f"soft deletes need a {deleted_column!r} column in {self.table.fullname!r}: add"
+                " dynastream.deleted_column() to it"
+            )
+        self.sequence_column = sequence_column
+        self.deleted_column = deleted_column if soft else None
+        self.columns = [*row_mapper.columns, sequence_column]
+        if self.deleted_column is not None:
+            self.columns.append(self.deleted_column)
+        self._writers: dict[tuple[str, bool], TableWriter] = {}
+        self._pruned_at: datetime | None = None
+
+    def __repr__(self) -> str:
+        return f"<ReplicationHandler {self.table_name} -> {self.table.fullname}>"
+
+    def _writer(self, dialect: Dialect, *, soft: bool) -> TableWriter:
+        key = (dialect.name, soft)
+        writer = self._writers.get(key)
+        if writer is None:
+            writer = TableWriter(
+                self.table,
+                columns=self.columns,
+                sequence_column=self.sequence_column,
+                deleted_column=self.deleted_column if soft else None,
+                dialect=dialect,
+            )
+            self._writers[key] = writer
+        return writer
+
+    def __call__(self, records: Sequence[StreamRecord[Item]], uow: UnitOfWork) -> None:
+        """
+        Apply `records` (the handler protocol's `handle`).
+        """
+        self.handle(records, uow)
+
+    def handle(self, records: Sequence[StreamRecord[Item]], uow: UnitOfWork) -> None:
+        """
+        Collapse `records` to the last change per item, then write them.
+
+        Raises:
+            MappingError: A surviving image does not fit the table.
+            ConfigurationError: An INSERT or MODIFY carries no new image (the
+                stream's view type must include new images).
+        """
+        connection = uow.connection()
+        row_mapper = self._mapper_for(connection.dialect.name)
+        latest: dict[tuple[Any, ...], StreamRecord[Item]] = {}
+        images: dict[tuple[Any, ...], Item] = {}  # the last known image of each item, for soft deletes
+        for record in records:
+            if record.is_ttl_delete and self.ttl == "ignore":
+                continue
+            key = tuple(sorted(record.keys.items()))
+            latest[key] = record
+            image = record.old_image if record.event_name is EventName.REMOVE else record.new_image
+            if image is not None:
+                images[key] = image
+
+        now = self.clock()
+        upserts: list[Upsert] = []
+        hard: list[Deletion] = []
+        soft: list[Deletion] = []
+        for key, record in latest.items():
+            sequence = encode_sequence_number(record.sequence_number)
+            mapped_key = self._map(row_mapper, record, "Keys", record.keys, key_only=True)
+            key_values = [mapped_key[c] for c in row_mapper.key_columns()]
+            identity = item_key(key_values)
+            if record.event_name is EventName.REMOVE:
+                policy = self.ttl if record.is_ttl_delete else self.deletes
+                deleted_at = record.approximate_creation_time or now
+                deletion = Deletion(key_values, identity, sequence, deleted_at)
+                if policy != "soft_delete":
+                    hard.append(deletion)
+                    continue
+                soft.append(deletion)
+                image = images.get(key)
+                if image is not None:  # keep the row, marked deleted, even if it never reached the table
+                    upserts.append(
+                        self._upsert(row_mapper, record, "OldImage", image, identity, sequence, deleted_at)
+                    )
+                continue
+            if record.new_image is None:
+                raise ConfigurationError(
+                    f"replicating {self.table_name!r} needs new images, but record"
+                    f" {record.item_identifier} has none: set the stream's view type to"
+                    " NEW_IMAGE or NEW_AND_OLD_IMAGES"
+                )
+            upserts.append(
+                self._upsert(row_mapper, record, "NewImage", record.new_image, identity, sequence, None)
+            )
+
+        upserts.sort(key=lambda u: u.item_key)
+        if upserts:
+            self._writer(connection.dialect, soft=self.deleted_column is not None).upsert(connection, upserts)
+        if hard:
+            hard.sort(key=lambda d: d.item_key)
+            self._writer(connection.dialect, soft=False).delete(connection, hard)
+        if soft:
+            soft.sort(key=lambda d: d.item_key)
+            self._writer(connection.dialect, soft=True).delete(connection, soft)
+        self._prune(uow, now)
+
+    def _upsert(  # noqa: PLR0917 - private, called from one place with every argument named by position
+        self,
+        row_mapper: RowMapper,
+        record: StreamRecord[Item],
+        label: str,
+        image: Item,
+        identity: str,
+        sequence: str,
+        deleted_at: datetime | None,
+    ) -> Upsert:
+        row = dict(self._map(row_mapper, record, label, image, key_only=False))
+        row[self.sequence_column] = sequence
+        if self.deleted_column is not None:
+            row[self.deleted_column] = deleted_at
+        try:
+            values = [row[c] for c in self.columns]
+        except KeyError as missing:
+            error = ColumnValueError(
+                "the mapper produced no value", column=str(missing.args[0]), attribute=None
+            )
+            raise self._mapping_error(record, label, error) from None
+        return Upsert(values, identity, sequence)
+
+    def _mapper_for(self, dialect_name: str) -> RowMapper:
+        mapper = self._row_mappers.get(dialect_name)
+        if mapper is None:
+            mapper = self.row_mapper if self._row_mapper_for is None else self._row_mapper_for(dialect_name)
+            self._row_mappers[dialect_name] = mapper
+        return mapper
+
+    def _map(
+        self, row_mapper: RowMapper, record: StreamRecord[Item], image: str, item: Item, *, key_only: bool
+    ) -> Mapping[str, Any]:
+        try:
+            if key_only:
+                return row_mapper.map_key(item)
+            if self.mapper is not None:
+                return self.mapper(item)
+            return row_mapper(item)
+        except Exception as cause:
+            raise self._mapping_error(record, image, cause) from cause
+
+    def _mapping_error(self, record: StreamRecord[Item], image: str, cause: BaseException) -> MappingError:
+        return MappingError(
+            index=None,
+            event_id=record.event_id,
+            sequence_number=record.item_identifier,
+            image=image,
+            mapper=f"replication of {self.table_name} into {self.table.fullname}",
+            cause=cause,
+        )
+
+    def _prune(self, uow: UnitOfWork, now: datetime) -> None:
+        if self._pruned_at is not None and now - self._pruned_at < _PRUNE_EVERY:
+            return
+        self._pruned_at = now
+        uow.connection().execute(
+            tombstones.delete().where(
+                tombstones.c.table_name == self.table.fullname,
+                tombstones.c.deleted_at < now - self.tombstone_retention,
+            )
+        )

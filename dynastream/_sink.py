@@ -1,0 +1,472 @@
+"""
+Sinks: guarded bulk writes of replicated rows, one dialect at a time.
+
+Every write is one conditional statement per chunk of rows, never a read
+followed by a write:
+
+- an upsert inserts a row unless a tombstone at least as new exists, and
+  updates an existing row only when its stored sequence number is smaller;
+- a delete removes (or marks) a row only when its stored sequence number is
+  smaller, and records a tombstone whose sequence number only moves forward.
+
+On PostgreSQL and MySQL/MariaDB a chunk travels as one JSON parameter
+(`json_array_elements` / `JSON_TABLE`) and the server casts each value to its
+column type: one round trip per chunk whatever the number of columns, and
+numbers arrive as their exact text. SQLite, embedded, takes the same statement
+one row at a time through `executemany`.
+
+Identifiers come only from the table definitions, quoted by the dialect.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime, time
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+import attrs
+import sqlalchemy as sa
+
+from .schema import tombstones
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+    from sqlalchemy import Connection
+    from sqlalchemy.engine import Dialect
+
+__all__ = ["Deletion", "TableWriter", "Upsert"]
+
+# A chunk's JSON stays well under MySQL's default max_allowed_packet (16 MiB
+# on MariaDB, 64 MiB on Aurora MySQL 3).
+_CHUNK_ROWS = 2_000
+_CHUNK_BYTES = 8 * 1024 * 1024
+
+
+@attrs.frozen
+class Upsert:
+    """
+    One row to write.
+
+    Its column values (in the writer's column order), its item key and its
+    fixed-width sequence number.
+    """
+
+    values: Sequence[Any]
+    item_key: str
+    sequence: str
+
+
+@attrs.frozen
+class Deletion:
+    """
+    One row to delete.
+
+    Its primary key values (in key order), its item key, its fixed-width
+    sequence number and the time of the REMOVE.
+    """
+
+    key: Sequence[Any]
+    item_key: str
+    sequence: str
+    deleted_at: datetime
+
+
+def _binary_processor(dialect: Dialect, column: sa.Column[Any]) -> Callable[[Any], Any] | None:
+    processor: Callable[[Any], Any] | None = column.type.dialect_impl(dialect).bind_processor(dialect)
+    return processor
+
+
+def _is_binary(column: sa.Column[Any]) -> bool:
+    return isinstance(column.type, sa.LargeBinary) or column.type._type_affinity is sa.LargeBinary
+
+
+class TableWriter:
+    """
+    Writes upserts and deletions of one replicated table with the sequence guard.
+
+    Args:
+        table: The replicated table.
+        columns: The columns an upsert writes, in the order of `Upsert.values`;
+            they must include the primary key and the sequence column.
+        sequence_column: The column holding each row's sequence number.
+        deleted_column: The soft-delete column, or `None` to delete rows.
+        dialect: The dialect of the database written to.
+    """
+
+    def __init__(
+        self,
+        table: sa.Table,
+        *,
+        columns: Sequence[str],
+        sequence_column: str,
+        deleted_column: str | None,
+        dialect: Dialect,
+    ) -> None:
+        self.table = table
+        self.dialect = dialect
+        self.columns = [table.c[name] for name in columns]
+        self.key_columns = list(table.primary_key.columns)
+        self.sequence = table.c[sequence_column]
+        self.deleted = None if deleted_column is None else table.c[deleted_column]
+        self._sequence_index = list(columns).index(sequence_column)
+        self._processors = [_binary_processor(dialect, column) for column in self.columns]
+        self._key_processors = [_binary_processor(dialect, column) for column in self.key_columns]
+        self._dialect = _DIALECTS.get(dialect.name, _SQLite)(self)
+
+    def upsert(self, connection: Connection, rows: Sequence[Upsert]) -> None:
+        """
+        Write `rows` (one per key), each only where it is the newest change.
+
+        A row is written only if it is newer than the row and the tombstone it
+        would replace.
+        """
+        if rows:
+            self._dialect.upsert(connection, rows)
+
+    def delete(self, connection: Connection, deletions: Sequence[Deletion]) -> None:
+        """
+        Delete (or mark deleted) each row older than its deletion.
+
+        Each deletion also leaves a tombstone that only moves forward.
+        """
+        if not deletions:
+            return
+        self._dialect.delete(connection, deletions)
+        self._write_tombstones(connection, deletions)
+
+    def _write_tombstones(self, connection: Connection, deletions: Sequence[Deletion]) -> None:
+        table_name = self.table.fullname
+        parameters = [
+            {
+                "table_name": table_name,
+                "item_key": d.item_key,
+                "sequence_number": d.sequence,
+                "deleted_at": d.deleted_at,
+            }
+            for d in deletions
+        ]
+        connection.execute(self._dialect.tombstone_statement(), parameters)
+
+    def processed(self, row: Upsert) -> list[Any]:
+        """
+        Return a row's values as the driver takes them.
+
+        That is SQLAlchemy's bind processing of each column type, user type
+        decorators included.
+        """
+        return [
+            value if processor is None or value is None else processor(value)
+            for processor, value in zip(self._processors, row.values, strict=True)
+        ]
+
+    def processed_key(self, deletion: Deletion) -> list[Any]:
+        """
+        Return a deletion's key values as the driver takes them.
+        """
+        return [
+            value if processor is None or value is None else processor(value)
+            for processor, value in zip(self._key_processors, deletion.key, strict=True)
+        ]
+
+
+def _chunks(items: Sequence[Any]) -> list[Sequence[Any]]:
+    return [items[start : start + _CHUNK_ROWS] for start in range(0, len(items), _CHUNK_ROWS)]
+
+
+def _json_payloads(rows: Sequence[list[Any]]) -> list[str]:
+    """
+    Serialize rows as JSON arrays, split so that no payload is too large.
+    """
+    payloads = []
+    for chunk in _chunks(rows):
+        text = json.dumps(chunk, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+        if len(text) > _CHUNK_BYTES and len(chunk) > 1:
+            middle = len(chunk) // 2
+            payloads.extend(_json_payloads(chunk[:middle]))
+            payloads.extend(_json_payloads(chunk[middle:]))
+        else:
+            payloads.append(text)
+    return payloads
+
+
+def _scalar_text(value: Any, *, binary_prefix: str) -> Any:  # noqa: PLR0911 - one return per type
+    """
+    Return a driver-level value as a JSON scalar the server casts back exactly.
+    """
+    if value is None or isinstance(value, (str, bool, int, float)):
+        return value
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return binary_prefix + bytes(value).hex()
+    if isinstance(value, datetime):
+        return value.isoformat(sep=" ")
+    if isinstance(value, (date, time, UUID)):
+        return str(value)
+    wrapped = getattr(value, "obj", _MISSING)  # psycopg's Json / Jsonb / Binary wrappers
+    if wrapped is not _MISSING:
+        if isinstance(wrapped, (bytes, bytearray, memoryview)):
+            return binary_prefix + bytes(wrapped).hex()
+        return json.dumps(wrapped, ensure_ascii=False, separators=(",", ":"))
+    raise TypeError(f"cannot send a {type(value).__name__} value through the bulk writer")
+
+
+_MISSING = object()
+
+
+class _SQLite:
+    """
+    SQLite: the guarded statement once per row, through `executemany`.
+    """
+
+    def __init__(self, writer: TableWriter) -> None:
+        self.writer = writer
+        quote = writer.dialect.identifier_preparer.quote
+        table = writer.dialect.identifier_preparer.format_table(writer.table)
+        tomb = writer.dialect.identifier_preparer.format_table(tombstones)
+        names = [quote(c.name) for c in writer.columns]
+        keys = [quote(c.name) for c in writer.key_columns]
+        sequence = quote(writer.sequence.name)
+        updates = ", ".join(
+            f"{n} = excluded.{n}" for n, c in zip(names, writer.columns, strict=True) if not c.primary_key
+        )
+        self.upsert_sql = (
+            f"INSERT INTO {table} ({', '.join(names)}) SELECT {', '.join('?' for _ in names)}"
+            f" WHERE NOT EXISTS (SELECT 1 FROM {tomb} WHERE table_name = ? AND item_key = ?"
+            f" AND sequence_number >= ?)"
+            f" ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {updates}"
+            f" WHERE {table}.{sequence} < excluded.{sequence}"
+        )
+        match = " AND ".join(f"{k} = ?" for k in keys)
+        if writer.deleted is None:
+            self.delete_sql = f"DELETE FROM {table} WHERE {match} AND {sequence} < ?"
+        else:
+            deleted = quote(writer.deleted.name)
+            self.delete_sql = (
+                f"UPDATE {table} SET {deleted} = ?, {sequence} = ? WHERE {match} AND {sequence} < ?"
+            )
+        self._deleted_processor = (
+            None if writer.deleted is None else _binary_processor(writer.dialect, writer.deleted)
+        )
+
+    def upsert(self, connection: Connection, rows: Sequence[Upsert]) -> None:
+        table_name = self.writer.table.fullname
+        parameters = [(*self.writer.processed(r), table_name, r.item_key, r.sequence) for r in rows]
+        connection.exec_driver_sql(self.upsert_sql, parameters)
+
+    def delete(self, connection: Connection, deletions: Sequence[Deletion]) -> None:
+        if self.writer.deleted is None:
+            parameters = [(*self.writer.processed_key(d), d.sequence) for d in deletions]
+        else:
+            process = self._deleted_processor or (lambda value: value)
+            parameters = [
+                (process(d.deleted_at), d.sequence, *self.writer.processed_key(d), d.sequence)
+                for d in deletions
+            ]
+        connection.exec_driver_sql(self.delete_sql, parameters)
+
+    def tombstone_statement(self) -> sa.Executable:
+        from sqlalchemy.dialects.sqlite import insert
+
+        statement = insert(tombstones)
+        return statement.on_conflict_do_update(
+            index_elements=[tombstones.c.table_name, tombstones.c.item_key],
+            set_={
+                "sequence_number": statement.excluded.sequence_number,
+                "deleted_at": statement.excluded.deleted_at,
+            },
+            where=tombstones.c.sequence_number < statement.excluded.sequence_number,
+        )
+
+
+class _PostgreSQL:
+    """
+    PostgreSQL: each chunk as one JSON array, cast server-side column by column.
+    """
+
+    binary_prefix = "\\x"
+
+    def __init__(self, writer: TableWriter) -> None:
+        self.writer = writer
+        dialect = writer.dialect
+        quote = dialect.identifier_preparer.quote
+        table = dialect.identifier_preparer.format_table(writer.table)
+        tomb = dialect.identifier_preparer.format_table(tombstones)
+        names = [quote(c.name) for c in writer.columns]
+        count = len(writer.columns)
+        casts = ", ".join(
+            f"CAST(r.v->>{i} AS {c.type.compile(dialect=dialect)})" for i, c in enumerate(writer.columns)
+        )
+        keys = [quote(c.name) for c in writer.key_columns]
+        sequence = quote(writer.sequence.name)
+        updates = ", ".join(
+            f"{n} = EXCLUDED.{n}" for n, c in zip(names, writer.columns, strict=True) if not c.primary_key
+        )
+        self.upsert_sql = sa.text(
+            f"INSERT INTO {table} ({', '.join(names)}) SELECT {casts}"
+            " FROM json_array_elements(CAST(:rows AS json)) AS r(v)"
+            f" WHERE NOT EXISTS (SELECT 1 FROM {tomb} AS tb WHERE tb.table_name = :table_name"
+            f" AND tb.item_key = r.v->>{count} AND tb.sequence_number >= r.v->>{writer._sequence_index})"
+            f" ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {updates}"
+            f" WHERE {table}.{sequence} < EXCLUDED.{sequence}"
+        )
+        match = " AND ".join(
+            f"{table}.{k} = CAST(r.v->>{i} AS {c.type.compile(dialect=dialect)})"
+            for i, (k, c) in enumerate(zip(keys, writer.key_columns, strict=True))
+        )
+        position = len(keys)
+        if writer.deleted is None:
+            self.delete_sql = sa.text(
+                f"DELETE FROM {table} USING json_array_elements(CAST(:rows AS json)) AS r(v)"
+                f" WHERE {match} AND {table}.{sequence} < r.v->>{position}"
+            )
+        else:
+            deleted = quote(writer.deleted.name)
+            deleted_type = writer.deleted.type.compile(dialect=dialect)
+            self.delete_sql = sa.text(
+                f"UPDATE {table} SET {deleted} = CAST(r.v->>{position + 1} AS {deleted_type}),"
+                f" {sequence} = r.v->>{position}"
+                f" FROM json_array_elements(CAST(:rows AS json)) AS r(v)"
+                f" WHERE {match} AND {table}.{sequence} < r.v->>{position}"
+            )
+
+    def _encode(self, values: Sequence[Any]) -> list[Any]:
+        prefix = self.binary_prefix
+        return [_scalar_text(v, binary_prefix=prefix) for v in values]
+
+    def upsert(self, connection: Connection, rows: Sequence[Upsert]) -> None:
+        encoded = [[*self._encode(self.writer.processed(r)), r.item_key] for r in rows]
+        for payload in _json_payloads(encoded):
+            connection.execute(self.upsert_sql, {"rows": payload, "table_name": self.writer.table.fullname})
+
+    def delete(self, connection: Connection, deletions: Sequence[Deletion]) -> None:
+        encoded = [
+            [*self._encode(self.writer.processed_key(d)), d.sequence, d.deleted_at.isoformat(sep=" ")]
+            for d in deletions
+        ]
+        for payload in _json_payloads(encoded):
+            connection.execute(self.delete_sql, {"rows": payload})
+
+    def tombstone_statement(self) -> sa.Executable:
+        from sqlalchemy.dialects.postgresql import insert
+
+        statement = insert(tombstones)
+        return statement.on_conflict_do_update(
+            index_elements=[tombstones.c.table_name, tombstones.c.item_key],
+            set_={
+                "sequence_number": statement.excluded.sequence_number,
+                "deleted_at": statement.excluded.deleted_at,
+            },
+            where=tombstones.c.sequence_number < statement.excluded.sequence_number,
+        )
+
+
+class _MySQL(_PostgreSQL):
+    """
+    MySQL / MariaDB: each chunk as one JSON array read by `JSON_TABLE`.
+
+    Binary travels as hex, and every update is guarded with the sequence
+    column assigned last (MySQL evaluates assignments left to right).
+    """
+
+    binary_prefix = ""
+
+    def __init__(self, writer: TableWriter) -> None:
+        self.writer = writer
+        dialect = writer.dialect
+        quote = dialect.identifier_preparer.quote
+        table = dialect.identifier_preparer.format_table(writer.table)
+        tomb = dialect.identifier_preparer.format_table(tombstones)
+        names = [quote(c.name) for c in writer.columns]
+        count = len(writer.columns)
+        sequence = quote(writer.sequence.name)
+
+        def source(columns: Sequence[sa.Column[Any]], extra: Sequence[str]) -> str:
+            defined = [f"c{i} LONGTEXT PATH '$[{i}]'" for i in range(len(columns))]
+            defined += [f"{name} LONGTEXT PATH '$[{len(columns) + j}]'" for j, name in enumerate(extra)]
+            return f"JSON_TABLE(:rows, '$[*]' COLUMNS ({', '.join(defined)})) AS v"
+
+        def value(i: int, column: sa.Column[Any]) -> str:
+            return f"UNHEX(v.c{i})" if _is_binary(column) else f"v.c{i}"
+
+        selected = ", ".join(value(i, c) for i, c in enumerate(writer.columns))
+        guard = f"{table}.{sequence} < VALUES({sequence})"
+        updates = [
+            f"{n} = IF({guard}, VALUES({n}), {table}.{n})"
+            for n, c in zip(names, writer.columns, strict=True)
+            if not c.primary_key and c is not writer.sequence
+        ]
+        updates.append(f"{sequence} = IF({guard}, VALUES({sequence}), {table}.{sequence})")
+        self.upsert_sql = sa.text(
+            f"INSERT INTO {table} ({', '.join(names)}) SELECT {selected}"
+            f" FROM {source(writer.columns, ['item_key'])}"
+            f" WHERE NOT EXISTS (SELECT 1 FROM {tomb} AS tb WHERE tb.table_name = :table_name"
+            f" AND tb.item_key = v.item_key AND tb.sequence_number >= v.c{writer._sequence_index})"
+            f" ON DUPLICATE KEY UPDATE {', '.join(updates)}"
+        )
+        keys = writer.key_columns
+        match = " AND ".join(f"{table}.{quote(k.name)} = {value(i, k)}" for i, k in enumerate(keys))
+        if writer.deleted is None:
+            self.delete_sql = sa.text(
+                f"DELETE {table} FROM {table} JOIN {source(keys, ['sequence', 'deleted_at'])} ON {match}"
+                f" WHERE {table}.{sequence} < v.sequence"
+            )
+        else:
+            deleted = quote(writer.deleted.name)
+            self.delete_sql = sa.text(
+                f"UPDATE {table} JOIN {source(keys, ['sequence', 'deleted_at'])} ON {match}"
+                f" SET {table}.{deleted} = v.deleted_at, {table}.{sequence} = v.sequence"
+                f" WHERE {table}.{sequence} < v.sequence"
+            )
+        del count
+
+    def _encode(self, values: Sequence[Any]) -> list[Any]:
+        # MySQL's DATETIME has no zone: send UTC wall time, as the driver would.
+        return [
+            _scalar_text(
+                v.astimezone(UTC).replace(tzinfo=None) if isinstance(v, datetime) and v.tzinfo else v,
+                binary_prefix="",
+            )
+            for v in values
+        ]
+
+    def delete(self, connection: Connection, deletions: Sequence[Deletion]) -> None:
+        encoded = [
+            [
+                *self._encode(self.writer.processed_key(d)),
+                d.sequence,
+                d.deleted_at.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" "),
+            ]
+            for d in deletions
+        ]
+        for payload in _json_payloads(encoded):
+            connection.execute(self.delete_sql, {"rows": payload})
+
+    def tombstone_statement(self) -> sa.Executable:
+        from sqlalchemy.dialects.mysql import insert
+
+        statement = insert(tombstones)
+        newer = tombstones.c.sequence_number < statement.inserted.sequence_number
+        return statement.on_duplicate_key_update(
+            [
+                (
+                    "deleted_at",
+                    sa.case((newer, statement.inserted.deleted_at), else_=tombstones.c.deleted_at),
+                ),
+                (
+                    "sequence_number",
+                    sa.case((newer, statement.inserted.sequence_number), else_=tombstones.c.sequence_number),
+                ),
+            ]
+        )
+
+
+_DIALECTS: dict[str, type[_SQLite] | type[_PostgreSQL]] = {
+    "postgresql": _PostgreSQL,
+    "mysql": _MySQL,
+    "mariadb": _MySQL,
+    "sqlite": _SQLite,
+}

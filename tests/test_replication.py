@@ -1,0 +1,333 @@
+"""
+Built-in replication: the table ends equal to the source, whatever the delivery.
+"""
+
+from __future__ import annotations
+
+import random
+from decimal import Decimal
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import dynastream
+from dynastream._engine import create_engine
+from dynastream.exceptions import ConfigurationError, MappingError
+from tests.builders import record
+
+metadata = sa.MetaData()
+items = sa.Table(
+    "replicated_items",
+    metadata,
+    sa.Column("pk", sa.String(20), primary_key=True),
+    sa.Column("amount", sa.Numeric(20, 4)),
+    sa.Column("label", sa.String(40)),
+    dynastream.sequence_column(),
+)
+soft_items = sa.Table(
+    "replicated_soft_items",
+    metadata,
+    sa.Column("pk", sa.String(20), primary_key=True),
+    sa.Column("amount", sa.Numeric(20, 4)),
+    sa.Column("label", sa.String(40)),
+    dynastream.sequence_column(),
+    dynastream.deleted_column(),
+)
+lines = sa.Table(
+    "replicated_lines",
+    metadata,
+    sa.Column("order_id", sa.String(20), primary_key=True),
+    sa.Column("line", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("sku", sa.String(20), nullable=False),
+    dynastream.sequence_column(),
+)
+
+
+def make_app(engine: sa.Engine, **options: Any) -> dynastream.App:
+    metadata.create_all(engine)
+    app = dynastream.App(engine=engine)
+    app.create_tables()
+    app.replicate("Items", into=options.pop("into", items), **options)
+    return app
+
+
+def put(
+    pk: str, amount: str, sequence_number: int, *, event: str = "MODIFY", label: str = "x"
+) -> dict[str, Any]:
+    item = {"pk": pk, "amount": Decimal(amount), "label": label}
+    return record(
+        event, {"pk": pk}, item, table="Items", sequence_number=sequence_number, view_type="NEW_IMAGE"
+    )
+
+
+def remove(pk: str, sequence_number: int, *, ttl: bool = False) -> dict[str, Any]:
+    raw = record(
+        "REMOVE", {"pk": pk}, None, table="Items", sequence_number=sequence_number, view_type="NEW_IMAGE"
+    )
+    if ttl:
+        raw["userIdentity"] = {"type": "Service", "principalId": "dynamodb.amazonaws.com"}
+    return raw
+
+
+def rows(engine: sa.Engine, table: sa.Table = items) -> dict[str, tuple[Any, ...]]:
+    with engine.connect() as connection:
+        result = connection.execute(sa.select(table).order_by(table.c.pk))
+        return {row.pk: tuple(row)[1:3] for row in result}
+
+
+def deliver(app: dynastream.App, *records: dict[str, Any]) -> dict[str, Any]:
+    return app.lambda_handler({"Records": list(records)}, None)
+
+
+# Sequence numbers of very different lengths: a text or float comparison would get them wrong.
+S = [10**20 + 7, 10**25 + 3, 10**30, 10**35 + 1, 10**39 + 5, 4 * 10**39]
+
+
+def test_changes_become_rows(engine: sa.Engine) -> None:
+    app = make_app(engine)
+
+    response = deliver(
+        app,
+        put("a", "1.5", S[0], event="INSERT"),
+        put("b", "2", S[1], event="INSERT"),
+        put("a", "3.25", S[2]),
+    )
+
+    assert {"batchItemFailures": []} == response
+    assert {"a": (Decimal("3.25"), "x"), "b": (Decimal("2"), "x")} == rows(engine)
+
+
+def test_redelivered_batch_changes_nothing(engine: sa.Engine) -> None:
+    app = make_app(engine)
+    batch = [put("a", "1", S[0], event="INSERT"), put("a", "2", S[1]), remove("b", S[2]), put("c", "3", S[3])]
+
+    deliver(app, *batch)
+    once = rows(engine)
+    deliver(app, *batch)
+
+    assert once == rows(engine)
+
+
+def test_older_batch_after_newer_one_does_not_go_backwards(engine: sa.Engine) -> None:
+    app = make_app(engine)
+
+    deliver(app, put("a", "2", S[3]))
+    deliver(app, put("a", "1", S[1]))
+
+    assert {"a": (Decimal("2"), "x")} == rows(engine)
+
+
+def test_sequence_numbers_compare_as_integers_not_text(engine: sa.Engine) -> None:
+    app = make_app(engine)
+
+    deliver(app, put("a", "2", 9 * 10**20))
+    deliver(app, put("a", "1", 10**20))
+
+    assert {"a": (Decimal("2"), "x")} == rows(engine)
+    deliver(app, put("a", "3", 10**21))
+    assert {"a": (Decimal("3"), "x")} == rows(engine)
+
+
+def test_stale_insert_after_remove_does_not_resurrect_the_row(engine: sa.Engine) -> None:
+    app = make_app(engine)
+
+    deliver(app, put("a", "1", S[0], event="INSERT"))
+    deliver(app, remove("a", S[2]))
+    deliver(app, put("a", "1", S[1]))
+
+    assert {} == rows(engine)
+    deliver(app, put("a", "4", S[3], event="INSERT"))
+    assert {"a": (Decimal("4"), "x")} == rows(engine)
+
+
+def test_remove_older_than_the_row_is_ignored(engine: sa.Engine) -> None:
+    app = make_app(engine)
+
+    deliver(app, put("a", "5", S[3]))
+    deliver(app, remove("a", S[1]))
+
+    assert {"a": (Decimal("5"), "x")} == rows(engine)
+
+
+def test_soft_delete_marks_the_row_and_a_newer_insert_revives_it(engine: sa.Engine) -> None:
+    app = make_app(engine, into=soft_items, deletes="soft_delete")
+
+    deliver(app, put("a", "1", S[0], event="INSERT"), remove("a", S[1]))
+    with engine.connect() as connection:
+        deleted_at = connection.scalar(sa.select(soft_items.c.dynastream_deleted_at))
+    deliver(app, put("a", "2", S[2], event="INSERT"))
+
+    assert deleted_at is not None
+    with engine.connect() as connection:
+        row = connection.execute(sa.select(soft_items)).one()
+    assert (Decimal("2"), None) == (row.amount, row.dynastream_deleted_at)
+
+
+@pytest.mark.parametrize(
+    ("ttl", "expected"),
+    [("delete", {}), ("ignore", {"a": (Decimal("1"), "x")})],
+)
+def test_ttl_expiry_follows_the_table_policy(engine: sa.Engine, ttl: str, expected: dict[str, Any]) -> None:
+    app = make_app(engine, ttl=ttl)
+
+    deliver(app, put("a", "1", S[0], event="INSERT"), remove("a", S[1], ttl=True))
+
+    assert expected == rows(engine)
+
+
+def test_ttl_expiry_can_soft_delete_while_user_deletes_delete(engine: sa.Engine) -> None:
+    app = make_app(engine, into=soft_items, ttl="soft_delete")
+
+    deliver(app, put("a", "1", S[0], event="INSERT"), put("b", "1", S[1], event="INSERT"))
+    deliver(app, remove("a", S[2], ttl=True), remove("b", S[3]))
+
+    with engine.connect() as connection:
+        remaining = connection.execute(sa.select(soft_items.c.pk, soft_items.c.dynastream_deleted_at)).all()
+    assert ["a"] == [pk for pk, deleted_at in remaining if deleted_at is not None]
+    assert 1 == len(remaining)
+
+
+def test_composite_keys_replicate(engine: sa.Engine) -> None:
+    app = make_app(engine, into=lines)
+
+    def line(order: str, n: int, sku: str, seq: int) -> dict[str, Any]:
+        keys = {"order_id": order, "line": n}
+        return record(
+            "MODIFY", keys, {**keys, "sku": sku}, table="Items", sequence_number=seq, view_type="NEW_IMAGE"
+        )
+
+    deliver(app, line("o1", 1, "A", S[0]), line("o1", 2, "B", S[1]), line("o2", 1, "C", S[2]))
+    deliver(
+        app,
+        record(
+            "REMOVE",
+            {"order_id": "o1", "line": 2},
+            table="Items",
+            sequence_number=S[3],
+            view_type="NEW_IMAGE",
+        ),
+        line("o1", 1, "Z", S[4]),
+    )
+
+    with engine.connect() as connection:
+        got = connection.execute(
+            sa.select(lines.c.order_id, lines.c.line, lines.c.sku).order_by("order_id", "line")
+        )
+        assert [("o1", 1, "Z"), ("o2", 1, "C")] == [tuple(r) for r in got]
+
+
+def test_value_that_does_not_fit_is_reported_with_attribute_and_column(engine: sa.Engine) -> None:
+    app = make_app(engine)
+    too_long = put("b", "1", S[1], label="x" * 41)
+
+    result = app.dispatch({"Records": [put("a", "1", S[0]), too_long, put("c", "1", S[2])]})
+
+    assert [{"itemIdentifier": str(S[1])}] == result.response()["batchItemFailures"]
+    error = result.failure and result.failure.error
+    assert isinstance(error, MappingError)
+    assert ("label", "label") == (error.attribute, error.column)
+    assert {"a": (Decimal("1"), "x")} == rows(engine)
+
+
+def test_table_without_sequence_column_is_refused() -> None:
+    bare = sa.Table("bare", sa.MetaData(), sa.Column("pk", sa.String(20), primary_key=True))
+    app = dynastream.App(database_url="sqlite://")
+
+    with pytest.raises(ConfigurationError, match="sequence_column"):
+        app.replicate("Items", into=bare)
+
+
+def test_keys_only_stream_cannot_be_replicated(engine: sa.Engine) -> None:
+    app = make_app(engine)
+    keys_only = record(
+        "INSERT", {"pk": "a"}, None, table="Items", sequence_number=S[0], view_type="KEYS_ONLY"
+    )
+
+    result = app.dispatch({"Records": [keys_only]})
+
+    assert isinstance(result.failure and result.failure.error, ConfigurationError)
+
+
+# Histories and deliveries -------------------------------------------------------------
+
+KEYS = ["k1", "k2", "k3"]
+changes = st.lists(
+    st.tuples(st.sampled_from(KEYS), st.sampled_from(["put", "put", "remove"]), st.integers(0, 99)),
+    min_size=1,
+    max_size=25,
+)
+
+
+def history(spec: list[tuple[str, str, int]]) -> tuple[list[dict[str, Any]], dict[str, tuple[Any, ...]]]:
+    """Records in stream order (sequence numbers growing across digit lengths) and the final state."""
+    records, state = [], {}
+    for position, (key, op, value) in enumerate(spec):
+        sequence_number = 10**20 * (3**position) + position  # 21 digits growing past 30
+        if op == "put":
+            records.append(put(key, str(value), sequence_number))
+            state[key] = (Decimal(value), "x")
+        else:
+            records.append(remove(key, sequence_number))
+            state.pop(key, None)
+    return records, state
+
+
+def deliveries(records: list[dict[str, Any]], rng: random.Random) -> list[list[dict[str, Any]]]:
+    """Deliver every record at least once, the ways the event source mapping can."""
+    batches: list[list[dict[str, Any]]] = []
+    start = 0
+    while start < len(records):
+        size = rng.randint(1, 6)
+        batches.append(records[start : start + size])
+        start += size
+    schedule: list[list[dict[str, Any]]] = []
+    for index, batch in enumerate(batches):
+        schedule.append(batch)
+        roll = rng.random()
+        if roll < 0.2:
+            schedule.append(batch)  # whole-batch redelivery
+        elif roll < 0.35:
+            schedule.append(batch[rng.randrange(len(batch)) :])  # redelivery from a reported record
+        elif roll < 0.5:
+            half = max(1, len(batch) // 2)
+            schedule.extend([batch[:half], batch[half:]])  # bisection
+        elif roll < 0.6 and index:
+            schedule.append(batches[rng.randrange(index)])  # an older batch, late
+    return [batch for batch in schedule if batch]
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(spec=changes, seed=st.integers(0, 2**32 - 1))
+def test_any_delivery_of_any_history_ends_equal_to_the_source(
+    engine: sa.Engine, spec: list[tuple[str, str, int]], seed: int
+) -> None:
+    metadata.create_all(engine)
+    dynastream.App(engine=engine).create_tables()
+    with engine.begin() as connection:
+        connection.execute(items.delete())
+        connection.execute(dynastream.schema.tombstones.delete())
+    app = make_app(engine)
+    records, expected = history(spec)
+
+    for batch in deliveries(records, random.Random(seed)):
+        assert {"batchItemFailures": []} == deliver(app, *batch)
+
+    assert expected == rows(engine)
+
+
+@given(spec=changes)
+def test_collapsing_per_key_gives_the_same_state_as_one_record_at_a_time(
+    spec: list[tuple[str, str, int]],
+) -> None:
+    records, _ = history(spec)
+    whole = make_app(create_engine(dynastream.Settings(database_url="sqlite://")))
+    single = make_app(create_engine(dynastream.Settings(database_url="sqlite://")))
+
+    deliver(whole, *records)
+    for one in records:
+        deliver(single, one)
+
+    assert rows(single.container.engine()) == rows(whole.container.engine())
