@@ -6,6 +6,7 @@ from . import containers, exceptions, schema, typing
 from ._app import App
 from ._dispatch import BatchResult, RecordFailure
 from ._events import EventBatch, TumblingWindow, load_event, parse_event, read_event
+from ._mapping import RowMapper
 from ._records import EventName, StreamRecord, StreamViewType
 from ._registry import Registration
 from ._settings import Settings
@@ -39,6 +40,7 @@ __all__ = [
     "NoHandlerError",
     "RecordFailure",
     "Registration",
+    "RowMapper",
     "Settings",
     "StreamEventHandler",
     "StreamRecord",

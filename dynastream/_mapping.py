@@ -111,7 +111,7 @@ def _kind(value: object) -> str:
     """
     Name a value's DynamoDB type (never the value) for an error message.
     """
-    return _KINDS.get(type(value)) or f"a {type(value).__name__} value"
+    return _KINDS.get(type(value)) or f"a value of type {type(value).__name__}"
 
 
 class RowMapper:
@@ -130,8 +130,9 @@ class RowMapper:
 
     Args:
         target: A Core `Table` or a declarative model class.
-        renames: Attribute name to column name, where they differ. A rename
-            takes its column from the attribute of the same name.
+        renames: Attribute name to column name, where they differ. A renamed
+            attribute fills only its new column, which no other attribute
+            fills.
         naming: `"exact"` matches an attribute to the column of the same
             name; `"snake_case"` to the column named like it in snake case
             (`orderId`, `OrderID` and `order-id` to `order_id`).
@@ -147,9 +148,10 @@ class RowMapper:
             cannot hold NUL).
 
     Raises:
-        ConfigurationError: The target is not a table, a rename or `exclude`
-            names a column the table lacks, two attributes are renamed to one
-            column, or `extra` is not a JSON column of the table.
+        ConfigurationError: The target is not a table; a rename, `exclude` or
+            `extra` names a column the table lacks; two attributes are
+            renamed to one column; `extra` is not a JSON column; a primary
+            key column is excluded; or `naming` or `dialect` is unknown.
 
     Examples:
         >>> import sqlalchemy as sa
@@ -175,7 +177,6 @@ class RowMapper:
     __slots__ = (
         "_columns",
         "_extra",
-        "_extra_json",
         "_key_columns",
         "_key_slots",
         "_mapped_attributes",
@@ -210,13 +211,16 @@ class RowMapper:
         self._table = table
         self._renames = renames
         self._snake_case = naming == "snake_case"
-        self._extra = extra
-        self._extra_json = None if extra is None else _extra_converter(table.c[extra], dialect)
+        # The extra column's name and JSON converter.
+        self._extra = None if extra is None else (extra, _extra_converter(table.c[extra], dialect))
 
         columns = [c for c in table.columns if c.name not in excluded and c.computed is None]
         self._columns = tuple(c.name for c in columns)
         self._key_columns = tuple(c.name for c in table.primary_key.columns)
+        # A column takes the attribute renamed to it, else the attribute of its
+        # name unless that one is renamed away ("" is no DynamoDB attribute).
         attribute_of = {column: attribute for attribute, column in renames.items()}
+        attribute_of.update((name, "") for name in renames.keys() - attribute_of.keys())
         slots: list[_Slot] = [
             (
                 attribute_of.get(c.name, c.name),
@@ -229,9 +233,9 @@ class RowMapper:
         ]
         self._slots = tuple(slots)
         self._key_slots = tuple(slot for slot in slots if slot[1] in self._key_columns)
-        self._mapped_attributes = frozenset(slot[0] for slot in slots)
-        # Columns filled by name: all but those a rename fills.
-        self._names = frozenset(slot[1] for slot in slots) - attribute_of.keys()
+        self._mapped_attributes = frozenset(slot[0] for slot in slots if slot[0]) | renames.keys()
+        # Columns snake_case naming fills by name: all but those a rename fills.
+        self._names = frozenset(slot[1] for slot in slots) - set(renames.values())
         self._shapes: dict[tuple[str, ...], tuple[tuple[_Slot, ...], tuple[_Slot, ...], list[str]]] = {}
 
     def __repr__(self) -> str:
@@ -276,7 +280,8 @@ class RowMapper:
             mapped = self._mapped_attributes
             unmapped = [name for name in item if name not in mapped]
         if self._extra is not None:
-            row[self._extra] = self._extras(item, unmapped)
+            column, convert = self._extra
+            row[column] = _extras(item, unmapped, column, convert)
         return row
 
     def map_key(self, item: Item) -> dict[str, Any]:
@@ -329,17 +334,6 @@ class RowMapper:
         keys = tuple(slot for slot in slots if slot[1] in self._key_columns)
         return slots, keys, unmapped
 
-    def _extras(self, item: Item, names: list[str]) -> dict[str, Any]:
-        convert = self._extra_json
-        assert convert is not None  # noqa: S101 - only called with an extra column
-        extras: dict[str, Any] = {}
-        try:
-            for name in names:
-                extras[name] = convert(item[name])
-        except _Unfit as unfit:
-            raise ColumnValueError(unfit.reason, column=str(self._extra), attribute=name) from None
-        return extras
-
 
 def _convert(item: Item, slots: tuple[_Slot, ...]) -> dict[str, Any]:
     """
@@ -360,6 +354,20 @@ def _convert(item: Item, slots: tuple[_Slot, ...]) -> dict[str, Any]:
     except _Unfit as unfit:
         raise ColumnValueError(unfit.reason, column=column, attribute=attribute) from None
     return row
+
+
+def _extras(item: Item, names: list[str], column: str, convert: Callable[[Any], Any]) -> dict[str, Any]:
+    """
+    Return the attributes `names` of `item` as the extra column's JSON object.
+    """
+    extras: dict[str, Any] = {}
+    name = ""
+    try:
+        for name in names:
+            extras[name] = convert(item[name])
+    except _Unfit as unfit:
+        raise ColumnValueError(unfit.reason, column=column, attribute=name) from None
+    return extras
 
 
 def _missing(item: Item, attribute: str, column: str) -> ColumnValueError:
@@ -388,8 +396,9 @@ def _table_of(target: Any) -> sa.Table:
 def _check_columns(table: sa.Table, excluded: set[str], renames: dict[str, str], extra: str | None) -> None:
     names = {c.name for c in table.columns}
     where = f"table {table.fullname!r}"
-    for name in sorted(excluded - names):
-        raise ConfigurationError(f"exclude names column {name!r}, which {where} does not have")
+    unknown = sorted(excluded - names)
+    if unknown:
+        raise ConfigurationError(f"exclude names columns that {where} does not have: {', '.join(unknown)}")
     for column in table.primary_key.columns:
         if column.name in excluded:
             raise ConfigurationError(f"primary key column {column.name!r} cannot be excluded")
@@ -543,23 +552,24 @@ def _integer_converter(type_: sa.Integer) -> Callable[[Any], int]:
         if number != value:
             raise _Unfit(f"a number with a fractional part does not fit {label}")
         if not low <= number <= high:
-            raise _Unfit(f"{len(str(abs(number)))} digits do not fit {label}, from {low} to {high}")
+            digits = len(str(abs(number)))
+            if digits > len(str(high)):
+                raise _Unfit(f"{digits} digits do not fit {label}")
+            raise _Unfit(f"a number outside {low} to {high} does not fit {label}")
         return number
 
     return convert
 
 
-def _significant(value: Decimal) -> tuple[int, int]:
+def _significant_digits(value: Decimal) -> int:
     """
-    Return a nonzero number's significant digits and the exponent of its last.
-
-    Trailing zeros are dropped: `1.50` has 2 digits, the last at exponent -1.
+    Return how many significant digits a nonzero number has: `1.50` has 2.
     """
-    digits, exponent = value.as_tuple()[1:]
+    digits = value.as_tuple().digits
     count = len(digits)
     while digits[count - 1] == 0:
         count -= 1
-    return count, int(exponent) + len(digits) - count
+    return count
 
 
 def _numeric_converter(type_: sa.Numeric[Any], dialect: str | None) -> Callable[[Any], Decimal]:
@@ -583,12 +593,11 @@ def _numeric_converter(type_: sa.Numeric[Any], dialect: str | None) -> Callable[
             return value
         if not value.is_finite():
             raise _Unfit(f"a number that is not finite does not fit {label}")
-        count, exponent = _significant(value)
-        if scale is not None and -exponent > scale:
+        if scale is not None and not _is_integral(value.scaleb(scale, _EXACT)):
             raise _Unfit(f"more than {scale} decimal place{'' if scale == 1 else 's'} ({label})")
-        if integer_digits is not None and count + exponent > integer_digits:
+        if integer_digits is not None and value.adjusted() >= integer_digits:
             raise _Unfit(f"more than {integer_digits} digits before the decimal point ({label})")
-        if float_storage and count > _SQLITE_NUMERIC_DIGITS:
+        if float_storage and _significant_digits(value) > _SQLITE_NUMERIC_DIGITS:
             raise _Unfit(
                 f"more than {_SQLITE_NUMERIC_DIGITS} significant digits"
                 f" ({label} is stored as a float on SQLite)"
@@ -624,8 +633,8 @@ def _float_converter(type_: sa.Float[Any], dialect: str | None) -> Callable[[Any
     def convert(value: Any) -> float:
         if not isinstance(value, Decimal):
             raise _Unfit(f"{_kind(value)} is not a number ({label} column)")
-        number = float(value)
-        if Decimal(repr(number)) != value:
+        number = _exact_float(value) if value.is_finite() else None
+        if number is None:
             raise _Unfit(f"a number with more digits than {label} keeps exactly")
         return number
 
@@ -637,13 +646,28 @@ def _float_converter(type_: sa.Float[Any], dialect: str | None) -> Callable[[Any
 
     def convert_mysql_single(value: Any) -> float:
         number = convert_single(value)
-        if value and (abs(value) < _FLT_MIN or _significant(value)[0] > _FLT_DIG):
+        if value and (value.copy_abs() < _FLT_MIN or _significant_digits(value) > _FLT_DIG):
             raise _Unfit(f"a number with more than {_FLT_DIG} significant digits ({label} on MySQL)")
         return number
 
     if bits == 64:
         return convert
     return convert_mysql_single if dialect in ("mysql", "mariadb") else convert_single
+
+
+def _is_integral(value: Decimal) -> bool:
+    return value == value.to_integral_value()  # exact: no rounding to the context's precision
+
+
+def _exact_float(value: Decimal) -> float | None:
+    """
+    Return the float whose shortest text (`repr`) is `value`, else `None`.
+    """
+    text = str(value)
+    number = float(text)
+    if repr(number) == text or Decimal(repr(number)) == value:  # the first test is the quick one
+        return number
+    return None
 
 
 def _shortest_single(number: float) -> str:
@@ -740,37 +764,42 @@ def _json_converter(type_: sa.JSON, dialect: str | None) -> Callable[[Any], Any]
     int_range = _MYSQL_JSON_INTEGERS if dialect == "mysql" else None
 
     def number(value: Decimal) -> int | float:
-        try:
+        if not value.is_finite():
+            raise _Unfit("a number that is not finite (JSON column)")
+        if value == value.to_integral_value():
             integral = int(value)
-        except (ValueError, OverflowError):
-            raise _Unfit("a number that is not finite (JSON column)") from None
-        if integral == value:
             if int_range is not None and integral not in int_range:
                 raise _Unfit("an integer beyond 64 bits, which MySQL JSON keeps only as a float")
             return integral
-        approximate = float(value)
-        if Decimal(repr(approximate)) == value:
-            return approximate
-        raise _Unfit("a number with more digits than JSON columns keep exactly")
+        approximate = _exact_float(value)
+        if approximate is None:
+            raise _Unfit("a number with more digits than JSON columns keep exactly")
+        return approximate
 
     def text(value: str) -> str:
-        if no_nul and "\x00" in value:
+        if "\x00" in value:
             raise _Unfit("text containing a NUL character, which PostgreSQL's JSONB cannot store")
         return value
 
     def binary(value: bytes) -> str:
         return base64.b64encode(value).decode("ascii")
 
+    # Values JSON takes as they are skip the walk: most leaves are strings.
+    as_is = frozenset({bool, type(None)} if no_nul else {str, bool, type(None)})
+
     def mapping(value: dict[str, Any]) -> dict[str, Any]:
-        return {text(key): walk(member) for key, member in value.items()}
+        if no_nul:
+            for key in value:
+                text(key)
+        return {key: member if member.__class__ in as_is else walk(member) for key, member in value.items()}
 
     def sequence(value: list[Any]) -> list[Any]:
-        return [walk(member) for member in value]
+        return [member if member.__class__ in as_is else walk(member) for member in value]
 
     def members(value: set[Any] | frozenset[Any]) -> list[Any]:
         try:
             if all(isinstance(member, str) for member in value):
-                return [text(member) for member in sorted(value)]
+                return [text(member) for member in sorted(value)] if no_nul else sorted(value)
             if all(isinstance(member, Decimal) for member in value):
                 return [number(member) for member in sorted(value)]
             if all(isinstance(member, bytes) for member in value):
@@ -783,7 +812,7 @@ def _json_converter(type_: sa.JSON, dialect: str | None) -> Callable[[Any], Any]
         return value
 
     walkers: dict[type, Callable[[Any], Any]] = {
-        str: text,
+        str: text if no_nul else same,
         Decimal: number,
         bytes: binary,
         bool: same,
@@ -795,7 +824,7 @@ def _json_converter(type_: sa.JSON, dialect: str | None) -> Callable[[Any], Any]
     }
 
     def walk(value: Any) -> Any:
-        walker = walkers.get(type(value))
+        walker = walkers.get(value.__class__)
         if walker is None:
             raise _Unfit(f"{_kind(value)} is not a DynamoDB value (JSON column)")
         return walker(value)
@@ -858,7 +887,7 @@ def _precision_check(type_: Any, *, mysql: bool, label: str) -> Callable[[int], 
 
 def _datetime_converter(type_: sa.DateTime, *, mysql: bool) -> Callable[[Any], datetime]:
     aware = bool(type_.timezone)
-    check = _precision_check(type_, mysql=mysql, label="DATETIME")
+    check = _precision_check(type_, mysql=mysql, label=type_.__visit_name__.upper())
 
     def convert(value: Any) -> datetime:
         if isinstance(value, str):
@@ -883,15 +912,13 @@ def _datetime_converter(type_: sa.DateTime, *, mysql: bool) -> Callable[[Any], d
 
 
 def _from_epoch(value: Decimal) -> datetime:
+    if not value.is_finite():
+        raise _Unfit("epoch seconds that are not finite")
     microseconds = value.scaleb(6, _EXACT)
-    try:
-        whole = int(microseconds)
-    except (ValueError, OverflowError):
-        raise _Unfit("epoch seconds that are not finite") from None
-    if whole != microseconds:
+    if not _is_integral(microseconds):
         raise _Unfit("epoch seconds finer than microseconds")
     try:
-        return _EPOCH + timedelta(microseconds=whole)
+        return _EPOCH + timedelta(microseconds=int(microseconds))
     except OverflowError:
         raise _Unfit("epoch seconds out of the range of dates") from None
 

@@ -28,6 +28,7 @@ from uuid import UUID
 
 import attrs
 import sqlalchemy as sa
+from sqlalchemy.sql.elements import Null  # what sqlalchemy.null() returns: SQL NULL, not JSON null
 
 from .schema import tombstones
 
@@ -158,7 +159,11 @@ class TableWriter:
         decorators included.
         """
         return [
-            value if processor is None or value is None else processor(value)
+            None
+            if value is None or isinstance(value, Null)
+            else value
+            if processor is None
+            else processor(value)
             for processor, value in zip(self._processors, row.values, strict=True)
         ]
 

@@ -81,7 +81,13 @@ def test_integer_column_refuses_a_fraction() -> None:
 def test_integer_column_refuses_38_digits() -> None:
     error = refusal(sa.Integer, Decimal("9" * 38))
 
-    assert error.reason.startswith("38 digits do not fit INTEGER (32-bit)")
+    assert "38 digits do not fit INTEGER (32-bit)" == error.reason
+
+
+def test_integer_column_refuses_a_number_just_past_its_bound() -> None:
+    error = refusal(sa.Integer, Decimal(2**31))
+
+    assert "a number outside -2147483648 to 2147483647 does not fit INTEGER (32-bit)" == error.reason
 
 
 @pytest.mark.parametrize("value", ["42", True, b"42", [Decimal(1)]], ids=["string", "bool", "binary", "list"])
@@ -719,6 +725,15 @@ def test_renames_map_an_attribute_to_another_column() -> None:
     assert {"id": "k", "total": 5} == mapper({"id": "k", "amount": Decimal(5), "total": Decimal(9)})
 
 
+def test_a_renamed_attribute_fills_only_its_new_column() -> None:
+    mapper = RowMapper(
+        table_with(sa.Column("total", sa.Integer), sa.Column("amount", sa.Integer)),
+        renames={"total": "amount"},
+    )
+
+    assert {"id": "k", "total": None, "amount": 5} == mapper({"id": "k", "total": Decimal(5)})
+
+
 def test_an_error_names_the_renamed_attribute_and_its_column() -> None:
     mapper = RowMapper(table_with(sa.Column("total", sa.Integer)), renames={"amount": "total"})
 
@@ -868,7 +883,7 @@ def test_repr_names_the_table() -> None:
         ({"renames": {"a": "seq"}, "exclude": ["seq"]}, "which the mapper does not fill"),
         ({"extra": "nope"}, "extra names column 'nope', which table 'mapping_t' does not have"),
         ({"extra": "v"}, "extra column 'v' must be a JSON column"),
-        ({"exclude": ["nope"]}, "exclude names column 'nope'"),
+        ({"exclude": ["nope"]}, "exclude names columns that table 'mapping_t' does not have: nope"),
         ({"exclude": ["id"]}, "primary key column 'id' cannot be excluded"),
         ({"naming": "camel"}, "naming must be 'exact' or 'snake_case'"),
         ({"dialect": "oracle"}, "dialect must be one of"),

@@ -25,6 +25,7 @@ items = sa.Table(
     sa.Column("pk", sa.String(20), primary_key=True),
     sa.Column("amount", sa.Numeric(20, 4)),
     sa.Column("label", sa.String(40)),
+    sa.Column("doc", sa.JSON),
     dynastream.sequence_column(),
 )
 soft_items = sa.Table(
@@ -55,9 +56,11 @@ def make_app(engine: sa.Engine, **options: Any) -> dynastream.App:
 
 
 def put(
-    pk: str, amount: str, sequence_number: int, *, event: str = "MODIFY", label: str = "x"
+    pk: str, amount: str, sequence_number: int, *, event: str = "MODIFY", label: str = "x", doc: Any = None
 ) -> dict[str, Any]:
-    item = {"pk": pk, "amount": Decimal(amount), "label": label}
+    item: dict[str, Any] = {"pk": pk, "amount": Decimal(amount), "label": label}
+    if doc is not None:
+        item["doc"] = doc
     return record(
         event, {"pk": pk}, item, table="Items", sequence_number=sequence_number, view_type="NEW_IMAGE"
     )
@@ -98,6 +101,17 @@ def test_changes_become_rows(engine: sa.Engine) -> None:
 
     assert {"batchItemFailures": []} == response
     assert {"a": (Decimal("3.25"), "x"), "b": (Decimal("2"), "x")} == rows(engine)
+
+
+def test_maps_and_lists_land_in_json_columns_and_missing_ones_are_null(engine: sa.Engine) -> None:
+    app = make_app(engine)
+    doc = {"lines": [{"sku": "A-1", "qty": Decimal(2), "price": Decimal("9.99")}], "tags": ["x"]}
+
+    deliver(app, put("a", "1", S[0], doc=doc), put("b", "1", S[1]))
+
+    with engine.connect() as connection:
+        got = dict(connection.execute(sa.select(items.c.pk, items.c.doc).order_by(items.c.pk)).all())
+    assert {"a": {"lines": [{"sku": "A-1", "qty": 2, "price": 9.99}], "tags": ["x"]}, "b": None} == got
 
 
 def test_redelivered_batch_changes_nothing(engine: sa.Engine) -> None:
