@@ -154,7 +154,7 @@ class RowMapper:
             key column is excluded; or `naming` or `dialect` is unknown.
 
     Examples:
-        >>> import sqlalchemy as sa
+        >>> import sqlalchemy as sa, dynastream
         >>> from decimal import Decimal
         >>> orders = sa.Table(
         ...     "orders",
@@ -163,13 +163,12 @@ class RowMapper:
         ...     sa.Column("total", sa.Numeric(10, 2), nullable=False),
         ...     sa.Column("lines", sa.JSON),
         ... )
-        >>> mapper = RowMapper(orders, naming="snake_case")
+        >>> mapper = dynastream.RowMapper(orders, naming="snake_case")
         >>> mapper({"OrderId": "o-1", "Total": Decimal("12.50"), "Lines": [{"Qty": Decimal("2")}]})
         {'order_id': 'o-1', 'total': Decimal('12.50'), 'lines': [{'Qty': 2}]}
-        >>> from dynastream.exceptions import ColumnValueError
         >>> try:
         ...     mapper({"OrderId": "o-2", "Total": Decimal("0.125")})
-        ... except ColumnValueError as error:
+        ... except dynastream.ColumnValueError as error:
         ...     print(f"{error.attribute} -> {error.column}: {error.reason}")
         Total -> total: more than 2 decimal places (Numeric(10, 2))
     """

@@ -1,5 +1,5 @@
 """
-The Orders example's types: the domain object and the SQL table it lands in.
+The Orders example's SQL table: one row per order of the DynamoDB table `Orders`.
 """
 
 from __future__ import annotations
@@ -7,31 +7,10 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-import attrs
 import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-
-@attrs.frozen
-class Order:
-    """An order as the Orders table stores it in DynamoDB."""
-
-    order_id: str
-    customer: str
-    status: str
-    total: Decimal
-    lines: list[dict[str, Any]] = attrs.field(factory=list)
-
-    @classmethod
-    def from_item(cls, item: dict[str, Any]) -> Order:
-        """Map a deserialized DynamoDB item (numbers are exact Decimals)."""
-        return cls(
-            order_id=item["orderId"],
-            customer=item["customer"],
-            status=item["status"],
-            total=item["total"],
-            lines=[{"sku": line["sku"], "quantity": int(line["quantity"])} for line in item.get("lines", [])],
-        )
+import dynastream
 
 
 class Base(DeclarativeBase):
@@ -39,7 +18,7 @@ class Base(DeclarativeBase):
 
 
 class OrderRow(Base):
-    """One row per order in the relational copy."""
+    """An order as replicated: item attributes map to columns by name (camelCase to snake_case)."""
 
     __tablename__ = "orders"
 
@@ -47,4 +26,6 @@ class OrderRow(Base):
     customer: Mapped[str] = mapped_column(sa.String(200))
     status: Mapped[str] = mapped_column(sa.String(20))
     total: Mapped[Decimal] = mapped_column(sa.Numeric(12, 2))
-    line_count: Mapped[int]
+    lines: Mapped[list[dict[str, Any]]] = mapped_column(sa.JSON, default=list)
+    # The sequence number of the change that wrote the row: older changes never win.
+    dynastream_sequence = dynastream.sequence_column()

@@ -20,8 +20,9 @@ EVENT = Path(__file__).parent.parent / "events" / "orders.json"
 
 @pytest.fixture
 def engine(tmp_path: Path) -> sa.Engine:
-    engine = sa.create_engine(f"sqlite:///{tmp_path / 'orders.sqlite'}")
+    engine = dynastream.App(database_url=f"sqlite:///{tmp_path / 'orders.sqlite'}").container.engine()
     Base.metadata.create_all(engine)
+    dynastream.schema.metadata.create_all(engine)
     return engine
 
 
@@ -31,8 +32,7 @@ def test_event_becomes_rows(engine: sa.Engine) -> None:
 
     assert {"batchItemFailures": []} == response
     with engine.connect() as connection:
-        rows = connection.execute(sa.select(OrderRow.__table__).order_by("order_id")).all()
-    assert [
-        ("o-1001", "Ada", "SHIPPED", Decimal("42.50"), 1),
-        ("o-1003", "Linus", "PLACED", Decimal("120.00"), 0),
-    ] == [tuple(row) for row in rows]
+        rows = connection.execute(
+            sa.select(OrderRow.order_id, OrderRow.status, OrderRow.total).order_by(OrderRow.order_id)
+        ).all()
+    assert [("o-1001", "SHIPPED", Decimal("42.50")), ("o-1003", "PLACED", Decimal("120.00"))] == rows
