@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from ._events import TumblingWindow, read_event
+from ._failures import is_transient, retry_transient
 from ._registry import Registration, build_handler, build_mapper
 from ._uow import UnitOfWork
 from .exceptions import DynastreamError, MappingError, NoHandlerError, UnitOfWorkError
@@ -196,10 +197,14 @@ class Dispatcher:
     ) -> tuple[int, RecordFailure | None]:
         engine = self._container.engine()
         session_factory: sessionmaker[Session] = self._container.session_factory()
-        with engine.connect() as connection, connection.begin():
-            applied, error = _bisect(
-                lambda start, end: _attempt(session_factory, connection, lanes, start, end), limit
-            )
+
+        def transaction() -> tuple[int, BaseException | None]:
+            with engine.connect() as connection, connection.begin():
+                return _bisect(
+                    lambda start, end: _attempt(session_factory, connection, lanes, start, end), limit
+                )
+
+        applied, error = retry_transient(transaction)
         if error is None:
             return applied, None
         record = records[applied]
@@ -311,8 +316,8 @@ def _attempt(
         except UnitOfWorkError:
             raise
         except Exception as error:
-            if isinstance(error, DBAPIError) and error.connection_invalidated:
-                raise
+            if (isinstance(error, DBAPIError) and error.connection_invalidated) or is_transient(error):
+                raise  # not the record's fault: the whole transaction is retried or fails
             if transaction.is_active:
                 transaction.rollback()
             return error

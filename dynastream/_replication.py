@@ -196,14 +196,16 @@ class ReplicationHandler:
             )
 
         upserts.sort(key=lambda u: u.item_key)
+        writer = self._writer(connection.dialect, soft=self.deleted_column is not None)
+        writer.lock(connection, sorted({u.item_key for u in upserts} | {d.item_key for d in hard + soft}))
         if upserts:
             self._writer(connection.dialect, soft=self.deleted_column is not None).upsert(connection, upserts)
         if hard:
             hard.sort(key=lambda d: d.item_key)
-            self._writer(connection.dialect, soft=False).delete(connection, hard)
+            self._writer(connection.dialect, soft=False).delete(connection, hard, now=now)
         if soft:
             soft.sort(key=lambda d: d.item_key)
-            self._writer(connection.dialect, soft=True).delete(connection, soft)
+            self._writer(connection.dialect, soft=True).delete(connection, soft, now=now)
         self._prune(uow, now)
 
     def _upsert(  # noqa: PLR0917 - private, called from one place with every argument named by position

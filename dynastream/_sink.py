@@ -66,7 +66,8 @@ class Deletion:
     One row to delete.
 
     Its primary key values (in key order), its item key, its fixed-width
-    sequence number and the time of the REMOVE.
+    sequence number and the time of the REMOVE (what a soft-delete column
+    receives).
     """
 
     key: Sequence[Any]
@@ -127,25 +128,45 @@ class TableWriter:
         if rows:
             self._dialect.upsert(connection, rows)
 
-    def delete(self, connection: Connection, deletions: Sequence[Deletion]) -> None:
+    def delete(self, connection: Connection, deletions: Sequence[Deletion], *, now: datetime) -> None:
         """
         Delete (or mark deleted) each row older than its deletion.
 
-        Each deletion also leaves a tombstone that only moves forward.
+        Each deletion also leaves a tombstone that only moves forward, stamped
+        `now`: tombstones are pruned by when they were written, so a replayed
+        old batch meets them for the whole retention period.
         """
         if not deletions:
             return
+        # Tombstones first: the upsert reads them before it writes rows, so both
+        # paths take their locks in the same order.
+        self._write_tombstones(connection, deletions, now)
         self._dialect.delete(connection, deletions)
-        self._write_tombstones(connection, deletions)
 
-    def _write_tombstones(self, connection: Connection, deletions: Sequence[Deletion]) -> None:
+    def lock(self, connection: Connection, item_keys: Sequence[str]) -> None:
+        """
+        Serialize this transaction with any other writing the same items.
+
+        Call it once per batch, with the item keys in sorted order, before any
+        upsert or delete. On PostgreSQL it takes a transaction-scoped advisory
+        lock per item: without it, an upsert could miss a tombstone that a
+        concurrent REMOVE has written but not yet committed, and resurrect the
+        row. MySQL's `INSERT ... SELECT` already takes shared next-key locks on
+        the tombstones it reads; SQLite has a single writer.
+        """
+        if item_keys and connection.dialect.name == "postgresql":
+            # Two 32-bit halves: a namespace, and the first 32 bits of the key's SHA-256.
+            keys = "[" + ",".join(str(int(key[:8], 16) - 2**31) for key in item_keys) + "]"
+            connection.execute(_ADVISORY_LOCKS, {"keys": keys})
+
+    def _write_tombstones(self, connection: Connection, deletions: Sequence[Deletion], now: datetime) -> None:
         table_name = self.table.fullname
         parameters = [
             {
                 "table_name": table_name,
                 "item_key": d.item_key,
                 "sequence_number": d.sequence,
-                "deleted_at": d.deleted_at,
+                "deleted_at": now,
             }
             for d in deletions
         ]
@@ -220,6 +241,11 @@ def _scalar_text(value: Any, *, binary_prefix: str) -> Any:  # noqa: PLR0911 - o
 
 
 _MISSING = object()
+_LOCK_NAMESPACE = 0x64796E61  # "dyna"
+_ADVISORY_LOCKS = sa.text(
+    f"SELECT count(pg_advisory_xact_lock({_LOCK_NAMESPACE - 2**31}, CAST(k AS integer)))"
+    " FROM json_array_elements_text(CAST(:keys AS json)) AS k"
+)
 
 
 class _SQLite:

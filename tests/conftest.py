@@ -81,15 +81,25 @@ def database_url(
     return _isolated_url(name, _server_databases)
 
 
-@pytest.fixture
-def engine(database_url: str) -> Iterator[sa.Engine]:
-    """An engine built the way dynastream builds it, with no tables left behind."""
+def _engine_for(url: str) -> Iterator[sa.Engine]:
     from dynastream import Settings
     from dynastream._engine import create_engine
 
-    engine = create_engine(Settings(database_url=database_url))
+    engine = create_engine(Settings(database_url=url))
     yield engine
     metadata = sa.MetaData()
     metadata.reflect(engine)
     metadata.drop_all(engine)
     engine.dispose()
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[sa.Engine]:
+    """An engine built the way dynastream builds it, with no tables left behind."""
+    yield from _engine_for(database_url)
+
+
+@pytest.fixture(params=[name for name in ENGINES if name != "sqlite"])
+def server_engine(request: pytest.FixtureRequest, _server_databases: dict[str, str]) -> Iterator[sa.Engine]:
+    """The same, on the database servers only (for tests of concurrent transactions)."""
+    yield from _engine_for(_isolated_url(request.param, _server_databases))
