@@ -211,7 +211,8 @@ class RowMapper:
         self._renames = renames
         self._snake_case = naming == "snake_case"
         # The extra column's name and JSON converter.
-        self._extra = None if extra is None else (extra, _extra_converter(table.c[extra], dialect))
+        by_name = {column.name: column for column in table.columns}  # table.c is keyed by key, not name
+        self._extra = None if extra is None else (extra, _extra_converter(by_name[extra], dialect))
 
         columns = [c for c in table.columns if c.name not in excluded and c.computed is None]
         self._columns = tuple(c.name for c in columns)
@@ -421,7 +422,7 @@ def _check_columns(table: sa.Table, excluded: set[str], renames: dict[str, str],
     if extra is not None:
         if extra not in names:
             raise ConfigurationError(f"extra names column {extra!r}, which {where} does not have")
-        if extra in excluded or table.c[extra].primary_key:
+        if extra in excluded or {c.name: c for c in table.columns}[extra].primary_key:
             raise ConfigurationError(f"extra column {extra!r} cannot be excluded or part of the primary key")
 
 

@@ -93,18 +93,19 @@ class ReplicationHandler:
         self.tombstone_retention = tombstone_retention
         self.clock = clock
         soft = "soft_delete" in (self.deletes, self.ttl)
-        if sequence_column not in self.table.c:
+        names = {column.name: column for column in self.table.columns}
+        if sequence_column not in names:
             raise ConfigurationError(
                 f"table {self.table.fullname!r} has no {sequence_column!r} column: add"
                 f" dynastream.sequence_column({sequence_column!r}) to it (it keeps each row's sequence"
                 " number, so that redelivered and out-of-order changes cannot win)"
             )
-        sequence_type = self.table.c[sequence_column].type
+        sequence_type = names[sequence_column].type
         if not isinstance(sequence_type, sa.String) or (sequence_type.length or 40) < 40:
             raise ConfigurationError(
                 f"column {self.table.fullname}.{sequence_column} must be a String of at least 40 characters"
             )
-        if soft and (deleted_column is None or deleted_column not in self.table.c):
+        if soft and (deleted_column is None or deleted_column not in names):
             raise ConfigurationError(
                 f"soft deletes need a {deleted_column!r} column in {self.table.fullname!r}: add"
                 " dynastream.deleted_column() to it"

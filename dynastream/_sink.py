@@ -109,10 +109,11 @@ class TableWriter:
     ) -> None:
         self.table = table
         self.dialect = dialect
-        self.columns = [table.c[name] for name in columns]
+        by_name = {column.name: column for column in table.columns}  # table.c is keyed by key, not name
+        self.columns = [by_name[name] for name in columns]
         self.key_columns = list(table.primary_key.columns)
-        self.sequence = table.c[sequence_column]
-        self.deleted = None if deleted_column is None else table.c[deleted_column]
+        self.sequence = by_name[sequence_column]
+        self.deleted = None if deleted_column is None else by_name[deleted_column]
         self._sequence_index = list(columns).index(sequence_column)
         self._processors = [_binary_processor(dialect, column) for column in self.columns]
         self._key_processors = [_binary_processor(dialect, column) for column in self.key_columns]

@@ -12,6 +12,7 @@ import pytest
 import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 import dynastream
 from dynastream._engine import create_engine
@@ -345,3 +346,40 @@ def test_collapsing_per_key_gives_the_same_state_as_one_record_at_a_time(
         deliver(single, one)
 
     assert rows(single.container.engine()) == rows(whole.container.engine())
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class KeyedRow(Base):
+    """A model whose attribute names differ from its column names."""
+
+    __tablename__ = "replicated_keyed"
+
+    order_id: Mapped[str] = mapped_column("orderId", sa.String(20), primary_key=True)
+    total_amount: Mapped[Decimal] = mapped_column("totalAmount", sa.Numeric(10, 2))
+    sequence = dynastream.sequence_column()
+
+
+def test_declarative_model_whose_attributes_differ_from_column_names(engine: sa.Engine) -> None:
+    Base.metadata.create_all(engine)
+    app = dynastream.App(engine=engine)
+    app.create_tables()
+    app.replicate("Items", into=KeyedRow)
+    item = {"orderId": "o-1", "totalAmount": Decimal("12.50")}
+
+    deliver(
+        app,
+        record(
+            "INSERT", {"orderId": "o-1"}, item, table="Items", sequence_number=S[0], view_type="NEW_IMAGE"
+        ),
+    )
+    deliver(
+        app, record("REMOVE", {"orderId": "o-2"}, table="Items", sequence_number=S[1], view_type="NEW_IMAGE")
+    )
+
+    with engine.connect() as connection:
+        assert [("o-1", Decimal("12.50"))] == connection.execute(
+            sa.select(KeyedRow.order_id, KeyedRow.total_amount)
+        ).all()

@@ -12,7 +12,9 @@ from decimal import Decimal
 from typing import Any
 
 import attrs
+import sqlalchemy as sa
 from dependency_injector import providers
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 import dynastream
 from dynastream import EventName, StreamRecord, UnitOfWork
@@ -68,3 +70,26 @@ response: dict[str, Any] = lambda_handler({"Records": []}, None)
 result: dynastream.BatchResult = app.dispatch({"Records": []})
 failure: dynastream.RecordFailure | None = result.failure
 records: list[StreamRecord[dynastream.Item]] = dynastream.parse_event({"Records": []})
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class OrderRow(Base):
+    __tablename__ = "orders"
+    order_id: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    total: Mapped[Decimal] = mapped_column(sa.Numeric(12, 2))
+    dynastream_sequence = dynastream.sequence_column()
+
+
+registration: dynastream.Registration = app.replicate(
+    "Orders", into=OrderRow, naming="snake_case", deletes="soft_delete", ttl="ignore"
+)
+app.replicate("Orders", into=OrderRow, ttl="forever")  # type: ignore[arg-type]
+row_mapper = dynastream.RowMapper(OrderRow, renames={"orderId": "order_id"})
+row: dict[str, Any] = row_mapper({"orderId": "o-1", "total": Decimal("1.00")})
+
+
+@app.handler("Payments", exactly_once=True)
+def book(records: Sequence[StreamRecord[dynastream.Item]], uow: UnitOfWork) -> None: ...
