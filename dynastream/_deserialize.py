@@ -247,20 +247,22 @@ def _fast_number(value: Any) -> Decimal:
     raise InvalidAttributeValue("'N' value is not a decimal number")
 
 
+# `for ((tag, payload),) in (member.items(),)` unpacks each attribute value's
+# single (tag, payload) pair, raising ValueError when it has none or several.
+
+
 def _fast_map(value: dict[str, Any]) -> Item:
-    values = [_FAST[tag](member[tag]) for member in value.values() for tag in member]
-    if len(values) != len(value):
-        raise InvalidAttributeValue("a value has no type tag or several")
-    return dict(zip(value, values, strict=True))
+    return {
+        name: _FAST[tag](payload)
+        for name, member in value.items()
+        for ((tag, payload),) in (member.items(),)
+    }
 
 
 def _fast_list(value: list[Any]) -> list[Any]:
     if type(value) is not list:
         raise InvalidAttributeValue("'L' value must be an array")
-    values = [_FAST[tag](member[tag]) for member in value for tag in member]
-    if len(values) != len(value):
-        raise InvalidAttributeValue("a value has no type tag or several")
-    return values
+    return [_FAST[tag](payload) for member in value for ((tag, payload),) in (member.items(),)]
 
 
 _FAST: dict[str, Callable[[Any], Any]] = {

@@ -550,3 +550,11 @@ def test_fast_path_accepts_only_what_the_checked_path_accepts(image: dict[str, A
     except Exception:
         return
     assert _checked_image(image) == fast
+
+
+def test_a_value_without_tag_next_to_one_with_two_is_refused() -> None:
+    """Two wrongs must not add up to a right: the tags are counted per value."""
+    with pytest.raises(InvalidAttributeValue) as raised:
+        deserialize_image({"a": {}, "b": {"L": [], "SS": []}})
+
+    assert "dynamodb.NewImage.a" == raised.value.field("dynamodb.NewImage")
