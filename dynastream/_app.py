@@ -221,7 +221,7 @@ class App:
             deletes=deletes,
             ttl=ttl,
             deleted_column=deleted_column,
-            clock=self.container.clock(),
+            clock=lambda: self.container.clock()(),  # resolved per call: tests override the clock
         )
         return self._registry.add(table_name, handler, None)
 

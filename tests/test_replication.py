@@ -383,3 +383,28 @@ def test_declarative_model_whose_attributes_differ_from_column_names(engine: sa.
         assert [("o-1", Decimal("12.50"))] == connection.execute(
             sa.select(KeyedRow.order_id, KeyedRow.total_amount)
         ).all()
+
+
+def test_tombstones_are_pruned_after_their_retention_only(engine: sa.Engine) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from dependency_injector import providers
+
+    app = make_app(engine)
+    start = datetime(2026, 11, 1, tzinfo=UTC)
+    now = [start]
+    app.container.clock.override(providers.Object(lambda: now[0]))
+    tombstones = dynastream.schema.tombstones
+
+    def count() -> int:
+        with engine.connect() as connection:
+            return connection.scalar(sa.select(sa.func.count()).select_from(tombstones)) or 0
+
+    deliver(app, remove("a", S[0]))
+    now[0] = start + timedelta(hours=47)
+    deliver(app, remove("b", S[1]))
+    assert 2 == count()  # nothing old enough yet
+
+    now[0] = start + timedelta(hours=49)
+    deliver(app, put("c", "1", S[2]))
+    assert 1 == count()  # "a" (49 h old) is gone, "b" (2 h old) stays
