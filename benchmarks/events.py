@@ -179,6 +179,7 @@ def make_batch(size: int, *, seed: int = 20_260_101) -> Batch:
     for position, kind in enumerate(kinds):
         sequence_number = FIRST_SEQUENCE_NUMBER + position * 100
         creation_time = FIRST_CREATION_TIME + position // 50
+        new: dict[str, Any] | None
         if kind == "INSERT":
             order_id = f"o-{size}-{position:06d}-{rng.getrandbits(48):012x}"
             new, old = order_image(rng, order_id), None
@@ -188,7 +189,8 @@ def make_batch(size: int, *, seed: int = 20_260_101) -> Batch:
             new = order_image(rng, order_id) if kind == "MODIFY" else None
         records.append(_record(rng, kind, order_id, sequence_number, creation_time, new, old))
 
-    text = json.dumps({"Records": records}, ensure_ascii=False)
+    # Compact, as the Lambda service sends it.
+    text = json.dumps({"Records": records}, ensure_ascii=False, separators=(",", ":"))
     counts = {"INSERT": inserts, "MODIFY": modifies, "REMOVE": removes}
     # What the Lambda runtime hands the handler: a fresh parse of the JSON text.
     return Batch(json.loads(text), len(text.encode()), pre_state, counts)

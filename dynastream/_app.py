@@ -221,7 +221,7 @@ class App:
             deletes=deletes,
             ttl=ttl,
             deleted_column=deleted_column,
-            clock=lambda: self.container.clock()(),  # resolved per call: tests override the clock
+            clock=lambda: self.container.clock()(),  # noqa: PLW0108 - resolved per call, so overriding the clock provider works
         )
         return self._registry.add(table_name, handler, None)
 

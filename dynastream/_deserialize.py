@@ -253,9 +253,7 @@ def _fast_number(value: Any) -> Decimal:
 
 def _fast_map(value: dict[str, Any]) -> Item:
     return {
-        name: _FAST[tag](payload)
-        for name, member in value.items()
-        for ((tag, payload),) in (member.items(),)
+        name: _FAST[tag](payload) for name, member in value.items() for ((tag, payload),) in (member.items(),)
     }
 
 
