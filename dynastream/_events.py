@@ -163,9 +163,16 @@ def parse_event(event: Any, *, table_name: str | None = None) -> list[StreamReco
     return list(batch.records)
 
 
-def read_event(event: Any, *, table_name: str | None = None) -> EventBatch:
+def read_event(event: Any, *, table_name: str | None = None, old_images: bool = True) -> EventBatch:
     """
     Read an event's records up to the first malformed one.
+
+    Args:
+        event: Any shape `parse_event` reads.
+        table_name: As for `parse_event`.
+        old_images: `False` leaves every `OldImage` unread (`old_image` is
+            `None`): the dispatcher passes it when no handler uses old images,
+            which saves a third of the reading on `NEW_AND_OLD_IMAGES` streams.
 
     Raises:
         MalformedEventError: The event as a whole cannot be read (not JSON, no
@@ -201,7 +208,7 @@ def read_event(event: Any, *, table_name: str | None = None) -> EventBatch:
     records: list[StreamRecord[Item]] = []
     for index, raw in enumerate(raw_records):
         try:
-            records.append(_read_record(raw, index, envelope_arn, table_name))
+            records.append(_read_record(raw, index, envelope_arn, table_name, old_images=old_images))
         except MalformedRecordError as error:
             return EventBatch(tuple(records), error, window, len(raw_records))
     return EventBatch(tuple(records), None, window, len(raw_records))
@@ -254,7 +261,9 @@ class _RecordReader:
         )
 
 
-def _read_record(raw: Any, index: int, envelope_arn: Any, table_name: str | None) -> StreamRecord[Item]:
+def _read_record(
+    raw: Any, index: int, envelope_arn: Any, table_name: str | None, *, old_images: bool = True
+) -> StreamRecord[Item]:
     reader = _RecordReader(index)
     if not isinstance(raw, Mapping):
         raise reader.error("", f"record must be an object, got {type_name(raw)}")
@@ -310,7 +319,7 @@ def _read_record(raw: Any, index: int, envelope_arn: Any, table_name: str | None
     if not keys:
         raise reader.error("dynamodb.Keys", "empty: a record must name its item's key")
     new_image = _read_image(dynamodb, "NewImage", reader) if "NewImage" in dynamodb else None
-    old_image = _read_image(dynamodb, "OldImage", reader) if "OldImage" in dynamodb else None
+    old_image = _read_image(dynamodb, "OldImage", reader) if old_images and "OldImage" in dynamodb else None
     if view_type is not None:
         for required in _REQUIRED_IMAGES[view_type].get(event_name, ()):
             if required not in dynamodb:

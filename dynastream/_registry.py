@@ -129,6 +129,15 @@ class Registry:
         return [r for r in self._registrations if r.table_name == table_name]
 
     @property
+    def uses_old_images(self) -> bool:
+        """
+        Whether any handler may read `old_image`.
+
+        Handlers may say they do not (the built-in replication handler does).
+        """
+        return any(getattr(r.handler, "uses_old_images", True) for r in self._registrations)
+
+    @property
     def table_names(self) -> frozenset[str]:
         """
         The tables that have at least one handler.

@@ -115,6 +115,8 @@ class ReplicationHandler:
         self.columns = [*row_mapper.columns, sequence_column]
         if self.deleted_column is not None:
             self.columns.append(self.deleted_column)
+        # Only soft deletes read old images (to keep a row removed before it was written).
+        self.uses_old_images = self.deleted_column is not None
         self._writers: dict[tuple[str, bool], TableWriter] = {}
         self._pruned_at: datetime | None = None
 

@@ -10,7 +10,7 @@ followed by a write:
   smaller, and records a tombstone whose sequence number only moves forward.
 
 On PostgreSQL and MySQL/MariaDB a chunk travels as one JSON parameter
-(`json_array_elements` / `JSON_TABLE`) and the server casts each value to its
+(`jsonb_array_elements` / `JSON_TABLE`) and the server casts each value to its
 column type: one round trip per chunk whatever the number of columns, and
 numbers arrive as their exact text. SQLite, embedded, takes the same statement
 one row at a time through `executemany`.
@@ -79,6 +79,18 @@ class Deletion:
 def _binary_processor(dialect: Dialect, column: sa.Column[Any]) -> Callable[[Any], Any] | None:
     processor: Callable[[Any], Any] | None = column.type.dialect_impl(dialect).bind_processor(dialect)
     return processor
+
+
+def _is_plain_json(column: sa.Column[Any], dialect: Dialect) -> bool:
+    """
+    Whether a column is SQLAlchemy's own JSON type (JSONB included) here.
+
+    Such values travel nested in the chunk's JSON; a TypeDecorator's values go
+    through its own processing instead.
+    """
+    return isinstance(column.type.dialect_impl(dialect), sa.JSON) and not isinstance(
+        column.type, sa.TypeDecorator
+    )
 
 
 def _is_binary(column: sa.Column[Any]) -> bool:
@@ -245,7 +257,7 @@ _MISSING = object()
 _LOCK_NAMESPACE = 0x64796E61  # "dyna"
 _ADVISORY_LOCKS = sa.text(
     f"SELECT count(pg_advisory_xact_lock({_LOCK_NAMESPACE - 2**31}, CAST(k AS integer)))"
-    " FROM json_array_elements_text(CAST(:keys AS json)) AS k"
+    " FROM jsonb_array_elements_text(CAST(:keys AS jsonb)) AS k"
 )
 
 
@@ -329,9 +341,15 @@ class _PostgreSQL:
         tomb = dialect.identifier_preparer.format_table(tombstones)
         names = [quote(c.name) for c in writer.columns]
         count = len(writer.columns)
-        casts = ", ".join(
-            f"CAST(r.v->>{i} AS {c.type.compile(dialect=dialect)})" for i, c in enumerate(writer.columns)
-        )
+        self._nested = [_is_plain_json(c, dialect) for c in writer.columns]
+
+        def cast(i: int, column: sa.Column[Any]) -> str:
+            type_sql = column.type.compile(dialect=dialect)
+            if self._nested[i]:  # the value itself, not its text; JSON null is SQL NULL
+                return f"CAST(NULLIF(r.v->{i}, CAST('null' AS jsonb)) AS {type_sql})"
+            return f"CAST(r.v->>{i} AS {type_sql})"
+
+        casts = ", ".join(cast(i, c) for i, c in enumerate(writer.columns))
         keys = [quote(c.name) for c in writer.key_columns]
         sequence = quote(writer.sequence.name)
         updates = ", ".join(
@@ -339,7 +357,7 @@ class _PostgreSQL:
         )
         self.upsert_sql = sa.text(
             f"INSERT INTO {table} ({', '.join(names)}) SELECT {casts}"
-            " FROM json_array_elements(CAST(:rows AS json)) AS r(v)"
+            " FROM jsonb_array_elements(CAST(:rows AS jsonb)) AS r(v)"
             f" WHERE NOT EXISTS (SELECT 1 FROM {tomb} AS tb WHERE tb.table_name = :table_name"
             f" AND tb.item_key = r.v->>{count} AND tb.sequence_number >= r.v->>{writer._sequence_index})"
             f" ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {updates}"
@@ -352,7 +370,7 @@ class _PostgreSQL:
         position = len(keys)
         if writer.deleted is None:
             self.delete_sql = sa.text(
-                f"DELETE FROM {table} USING json_array_elements(CAST(:rows AS json)) AS r(v)"
+                f"DELETE FROM {table} USING jsonb_array_elements(CAST(:rows AS jsonb)) AS r(v)"
                 f" WHERE {match} AND {table}.{sequence} < r.v->>{position}"
             )
         else:
@@ -361,16 +379,37 @@ class _PostgreSQL:
             self.delete_sql = sa.text(
                 f"UPDATE {table} SET {deleted} = CAST(r.v->>{position + 1} AS {deleted_type}),"
                 f" {sequence} = r.v->>{position}"
-                f" FROM json_array_elements(CAST(:rows AS json)) AS r(v)"
+                f" FROM jsonb_array_elements(CAST(:rows AS jsonb)) AS r(v)"
                 f" WHERE {match} AND {table}.{sequence} < r.v->>{position}"
             )
 
+    def _scalar(self, value: Any) -> Any:
+        return _scalar_text(value, binary_prefix=self.binary_prefix)
+
     def _encode(self, values: Sequence[Any]) -> list[Any]:
-        prefix = self.binary_prefix
-        return [_scalar_text(v, binary_prefix=prefix) for v in values]
+        return [self._scalar(v) for v in values]
+
+    def _encode_row(self, row: Upsert) -> list[Any]:
+        """
+        Return a row as the JSON array the statement reads.
+
+        Scalars travel as exact text (after SQLAlchemy's bind processing), JSON
+        column values nested.
+        """
+        scalar = self._scalar
+        return [
+            None
+            if value is None or isinstance(value, Null)
+            else value
+            if nested
+            else scalar(value if processor is None else processor(value))
+            for nested, processor, value in zip(
+                self._nested, self.writer._processors, row.values, strict=True
+            )
+        ]
 
     def upsert(self, connection: Connection, rows: Sequence[Upsert]) -> None:
-        encoded = [[*self._encode(self.writer.processed(r)), r.item_key] for r in rows]
+        encoded = [[*self._encode_row(r), r.item_key] for r in rows]
         for payload in _json_payloads(encoded):
             connection.execute(self.upsert_sql, {"rows": payload, "table_name": self.writer.table.fullname})
 
@@ -416,12 +455,19 @@ class _MySQL(_PostgreSQL):
         count = len(writer.columns)
         sequence = quote(writer.sequence.name)
 
+        self._nested = [_is_plain_json(c, dialect) for c in writer.columns]
+
         def source(columns: Sequence[sa.Column[Any]], extra: Sequence[str]) -> str:
-            defined = [f"c{i} LONGTEXT PATH '$[{i}]'" for i in range(len(columns))]
+            defined = [
+                f"c{i} {'JSON' if _is_plain_json(c, dialect) else 'LONGTEXT'} PATH '$[{i}]'"
+                for i, c in enumerate(columns)
+            ]
             defined += [f"{name} LONGTEXT PATH '$[{len(columns) + j}]'" for j, name in enumerate(extra)]
             return f"JSON_TABLE(:rows, '$[*]' COLUMNS ({', '.join(defined)})) AS v"
 
         def value(i: int, column: sa.Column[Any]) -> str:
+            if _is_plain_json(column, dialect):  # JSON null is SQL NULL
+                return f"IF(JSON_TYPE(v.c{i}) = 'NULL', NULL, v.c{i})"
             return f"UNHEX(v.c{i})" if _is_binary(column) else f"v.c{i}"
 
         selected = ", ".join(value(i, c) for i, c in enumerate(writer.columns))
@@ -455,15 +501,11 @@ class _MySQL(_PostgreSQL):
             )
         del count
 
-    def _encode(self, values: Sequence[Any]) -> list[Any]:
+    def _scalar(self, value: Any) -> Any:
         # MySQL's DATETIME has no zone: send UTC wall time, as the driver would.
-        return [
-            _scalar_text(
-                v.astimezone(UTC).replace(tzinfo=None) if isinstance(v, datetime) and v.tzinfo else v,
-                binary_prefix="",
-            )
-            for v in values
-        ]
+        if isinstance(value, datetime) and value.tzinfo is not None:
+            value = value.astimezone(UTC).replace(tzinfo=None)
+        return _scalar_text(value, binary_prefix="")
 
     def delete(self, connection: Connection, deletions: Sequence[Deletion]) -> None:
         encoded = [
