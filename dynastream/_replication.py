@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import sqlalchemy as sa
 
 from ._records import EventName
-from ._sink import Deletion, TableWriter, Upsert
+from ._sink import CHUNK_ROWS, Deletion, TableWriter, Upsert
 from .exceptions import ColumnValueError, ConfigurationError, MappingError
 from .schema import encode_sequence_number, item_key, tombstones
 
@@ -166,7 +166,9 @@ class ReplicationHandler:
                 images[key] = image
 
         now = self.clock()
-        upserts: list[Upsert] = []
+        # Upserts are mapped a chunk at a time, after sorting by key, so that the
+        # mapped rows of only one chunk are alive at once.
+        pending: list[tuple[str, StreamRecord[Item], str, Item, datetime | None]] = []
         hard: list[Deletion] = []
         soft: list[Deletion] = []
         for key, record in latest.items():
@@ -184,9 +186,7 @@ class ReplicationHandler:
                 soft.append(deletion)
                 image = images.get(key)
                 if image is not None:  # keep the row, marked deleted, even if it never reached the table
-                    upserts.append(
-                        self._upsert(row_mapper, record, "OldImage", image, identity, sequence, deleted_at)
-                    )
+                    pending.append((identity, record, "OldImage", image, deleted_at))
                 continue
             if record.new_image is None:
                 raise ConfigurationError(
@@ -194,15 +194,17 @@ class ReplicationHandler:
                     f" {record.item_identifier} has none: set the stream's view type to"
                     " NEW_IMAGE or NEW_AND_OLD_IMAGES"
                 )
-            upserts.append(
-                self._upsert(row_mapper, record, "NewImage", record.new_image, identity, sequence, None)
-            )
+            pending.append((identity, record, "NewImage", record.new_image, None))
 
-        upserts.sort(key=lambda u: u.item_key)
+        pending.sort(key=lambda change: change[0])
         writer = self._writer(connection.dialect, soft=self.deleted_column is not None)
-        writer.lock(connection, sorted({u.item_key for u in upserts} | {d.item_key for d in hard + soft}))
-        if upserts:
-            self._writer(connection.dialect, soft=self.deleted_column is not None).upsert(connection, upserts)
+        writer.lock(connection, sorted({change[0] for change in pending} | {d.item_key for d in hard + soft}))
+        for start in range(0, len(pending), CHUNK_ROWS):
+            upserts = [
+                self._upsert(row_mapper, record, label, image, identity, deleted_at)
+                for identity, record, label, image, deleted_at in pending[start : start + CHUNK_ROWS]
+            ]
+            writer.upsert(connection, upserts)
         if hard:
             hard.sort(key=lambda d: d.item_key)
             self._writer(connection.dialect, soft=False).delete(connection, hard, now=now)
@@ -218,9 +220,9 @@ class ReplicationHandler:
         label: str,
         image: Item,
         identity: str,
-        sequence: str,
         deleted_at: datetime | None,
     ) -> Upsert:
+        sequence = encode_sequence_number(record.sequence_number)
         row = dict(self._map(row_mapper, record, label, image, key_only=False))
         row[self.sequence_column] = sequence
         if self.deleted_column is not None:

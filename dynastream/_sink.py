@@ -38,11 +38,11 @@ if TYPE_CHECKING:
     from sqlalchemy import Connection
     from sqlalchemy.engine import Dialect
 
-__all__ = ["Deletion", "TableWriter", "Upsert"]
+__all__ = ["CHUNK_ROWS", "Deletion", "TableWriter", "Upsert"]
 
 # A chunk's JSON stays well under MySQL's default max_allowed_packet (16 MiB
 # on MariaDB, 64 MiB on Aurora MySQL 3).
-_CHUNK_ROWS = 2_000
+CHUNK_ROWS = 2_000
 _CHUNK_BYTES = 8 * 1024 * 1024
 
 
@@ -212,7 +212,7 @@ class TableWriter:
 
 
 def _chunks(items: Sequence[Any]) -> list[Sequence[Any]]:
-    return [items[start : start + _CHUNK_ROWS] for start in range(0, len(items), _CHUNK_ROWS)]
+    return [items[start : start + CHUNK_ROWS] for start in range(0, len(items), CHUNK_ROWS)]
 
 
 def _json_payloads(rows: Sequence[list[Any]]) -> list[str]:
@@ -409,9 +409,12 @@ class _PostgreSQL:
         ]
 
     def upsert(self, connection: Connection, rows: Sequence[Upsert]) -> None:
-        encoded = [[*self._encode_row(r), r.item_key] for r in rows]
-        for payload in _json_payloads(encoded):
-            connection.execute(self.upsert_sql, {"rows": payload, "table_name": self.writer.table.fullname})
+        # One chunk encoded, sent and released at a time: memory stays bounded.
+        table_name = self.writer.table.fullname
+        for chunk in _chunks(rows):
+            encoded = [[*self._encode_row(r), r.item_key] for r in chunk]
+            for payload in _json_payloads(encoded):
+                connection.execute(self.upsert_sql, {"rows": payload, "table_name": table_name})
 
     def delete(self, connection: Connection, deletions: Sequence[Deletion]) -> None:
         encoded = [

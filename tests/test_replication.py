@@ -408,3 +408,15 @@ def test_tombstones_are_pruned_after_their_retention_only(engine: sa.Engine) -> 
     now[0] = start + timedelta(hours=49)
     deliver(app, put("c", "1", S[2]))
     assert 1 == count()  # "a" (49 h old) is gone, "b" (2 h old) stays
+
+
+def test_a_batch_larger_than_one_chunk_is_written_whole(engine: sa.Engine) -> None:
+    app = make_app(engine)
+    inserts = [put(f"k{n}", str(n), 10**25 + n, event="INSERT") for n in range(4_500)]
+    removes = [remove(f"k{n}", 10**26 + n) for n in range(0, 4_500, 2)]
+
+    assert {"batchItemFailures": []} == deliver(app, *inserts, *removes)
+
+    stored = rows(engine)
+    assert 2_250 == len(stored)
+    assert {f"k{n}" for n in range(1, 4_500, 2)} == set(stored)
