@@ -254,6 +254,27 @@ def _scalar_text(value: Any, *, binary_prefix: str) -> Any:  # noqa: PLR0911 - o
 
 
 _MISSING = object()
+
+
+def _tombstone_upsert(insert: Callable[[sa.Table], Any]) -> sa.Executable:
+    """
+    Return the upsert of a tombstone whose sequence number only moves forward.
+
+    `INSERT ... ON CONFLICT DO UPDATE ... WHERE`, spelled alike by PostgreSQL
+    and SQLite.
+    """
+    statement = insert(tombstones)
+    upsert: sa.Executable = statement.on_conflict_do_update(
+        index_elements=[tombstones.c.table_name, tombstones.c.item_key],
+        set_={
+            "sequence_number": statement.excluded.sequence_number,
+            "deleted_at": statement.excluded.deleted_at,
+        },
+        where=tombstones.c.sequence_number < statement.excluded.sequence_number,
+    )
+    return upsert
+
+
 _LOCK_NAMESPACE = 0x64796E61  # "dyna"
 _ADVISORY_LOCKS = sa.text(
     f"SELECT count(pg_advisory_xact_lock({_LOCK_NAMESPACE - 2**31}, CAST(k AS integer)))"
@@ -313,17 +334,9 @@ class _SQLite:
         connection.exec_driver_sql(self.delete_sql, parameters)
 
     def tombstone_statement(self) -> sa.Executable:
-        from sqlalchemy.dialects.sqlite import insert
+        from sqlalchemy.dialects import sqlite
 
-        statement = insert(tombstones)
-        return statement.on_conflict_do_update(
-            index_elements=[tombstones.c.table_name, tombstones.c.item_key],
-            set_={
-                "sequence_number": statement.excluded.sequence_number,
-                "deleted_at": statement.excluded.deleted_at,
-            },
-            where=tombstones.c.sequence_number < statement.excluded.sequence_number,
-        )
+        return _tombstone_upsert(sqlite.insert)
 
 
 class _PostgreSQL:
@@ -425,17 +438,9 @@ class _PostgreSQL:
             connection.execute(self.delete_sql, {"rows": payload})
 
     def tombstone_statement(self) -> sa.Executable:
-        from sqlalchemy.dialects.postgresql import insert
+        from sqlalchemy.dialects import postgresql
 
-        statement = insert(tombstones)
-        return statement.on_conflict_do_update(
-            index_elements=[tombstones.c.table_name, tombstones.c.item_key],
-            set_={
-                "sequence_number": statement.excluded.sequence_number,
-                "deleted_at": statement.excluded.deleted_at,
-            },
-            where=tombstones.c.sequence_number < statement.excluded.sequence_number,
-        )
+        return _tombstone_upsert(postgresql.insert)
 
 
 class _MySQL(_PostgreSQL):
