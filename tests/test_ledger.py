@@ -84,3 +84,27 @@ def test_ledgers_of_different_handlers_are_separate(engine: sa.Engine) -> None:
     app.lambda_handler(insert_event(5), None)
 
     assert {"first": 5, "second": 5} == seen
+
+
+def test_ledger_rows_are_pruned_after_their_retention(engine: sa.Engine) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from dependency_injector import providers
+
+    app = counting_app(engine)
+    now = [datetime(2026, 11, 1, tzinfo=UTC)]
+    app.container.clock.override(providers.Object(lambda: now[0]))
+    ledger = dynastream.schema.applied_events
+
+    def kept() -> int:
+        with engine.connect() as connection:
+            return connection.scalar(sa.select(sa.func.count()).select_from(ledger)) or 0
+
+    app.lambda_handler(insert_event(3), None)
+    now[0] += timedelta(hours=47)
+    app.lambda_handler(insert_event(2, start=3), None)
+    assert 5 == kept()
+
+    now[0] += timedelta(hours=2)
+    app.lambda_handler(insert_event(1, start=5), None)
+    assert 3 == kept()  # the first three, 49 hours old, are gone

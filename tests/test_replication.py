@@ -8,6 +8,7 @@ import random
 from decimal import Decimal
 from typing import Any
 
+import attrs
 import pytest
 import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
@@ -420,3 +421,46 @@ def test_a_batch_larger_than_one_chunk_is_written_whole(engine: sa.Engine) -> No
     stored = rows(engine)
     assert 2_250 == len(stored)
     assert {f"k{n}" for n in range(1, 4_500, 2)} == set(stored)
+
+
+@attrs.frozen
+class Priced:
+    """Business logic between item and row: amounts arrive in cents."""
+
+    pk: str
+    cents: int
+
+    @classmethod
+    def from_item(cls, item: dict[str, Any]) -> Priced:
+        return cls(pk=item["pk"], cents=int(item["cents"]))
+
+    def row(self) -> dict[str, Any]:
+        return {"pk": self.pk, "amount": Decimal(self.cents) / 100, "label": "priced", "doc": None}
+
+
+def cents(pk: str, amount: int, sequence_number: int) -> dict[str, Any]:
+    item = {"pk": pk, "cents": Decimal(amount)}
+    return record(
+        "MODIFY", {"pk": pk}, item, table="Items", sequence_number=sequence_number, view_type="NEW_IMAGE"
+    )
+
+
+def test_a_custom_mapper_can_go_through_an_attrs_class(engine: sa.Engine) -> None:
+    app = make_app(engine, mapper=lambda item: Priced.from_item(item).row())
+
+    deliver(app, cents("a", 1999, S[0]), cents("b", 5, S[1]))
+    deliver(app, remove("a", S[2]))
+
+    assert {"b": (Decimal("0.05"), "priced")} == rows(engine)
+
+
+def test_attributes_without_a_column_can_be_kept_in_a_json_column(engine: sa.Engine) -> None:
+    app = make_app(engine, extra="doc")
+    item = {"pk": "a", "amount": Decimal("1"), "label": "x", "color": "red", "sizes": ["S", "M"]}
+
+    deliver(
+        app, record("INSERT", {"pk": "a"}, item, table="Items", sequence_number=S[0], view_type="NEW_IMAGE")
+    )
+
+    with engine.connect() as connection:
+        assert {"color": "red", "sizes": ["S", "M"]} == connection.scalar(sa.select(items.c.doc))
