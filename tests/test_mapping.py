@@ -1110,3 +1110,29 @@ def test_a_float_column_reads_back_what_the_mapper_took(engine: sa.Engine) -> No
     )
 
     assert row == write_and_read(engine, table, row)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("1.0", 1),
+        ("10.0", 10),
+        ("-0", 0),
+        ("1.50", 1.5),
+        ("0.1", 0.1),
+        ("1E+2", 100),
+        ("-3", -3),
+        ("1e-7", 1e-07),
+    ],
+)
+def test_json_numbers_are_ints_when_integral_and_floats_otherwise(text: str, expected: float) -> None:
+    table = sa.Table(
+        "mapping_json_numbers",
+        sa.MetaData(),
+        sa.Column("id", sa.String(5), primary_key=True),
+        sa.Column("doc", sa.JSON),
+    )
+
+    doc = RowMapper(table)({"id": "k", "doc": {"n": Decimal(text)}})["doc"]
+
+    assert (expected, type(expected)) == (doc["n"], type(doc["n"]))
