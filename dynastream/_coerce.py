@@ -426,17 +426,17 @@ def _json_converter(type_: sa.JSON, dialect: str | None) -> Callable[[Any], Any]
     def number(value: Decimal) -> int | float:
         # Quick paths on the text for the common cases: plain integers, and
         # decimals whose float has the same shortest text.
-        text = str(value)
-        if text.isdigit() or (text[:1] == "-" and text[1:].isdigit()):
-            integral = int(text)
+        digits = str(value)
+        if digits.isdigit() or (digits[:1] == "-" and digits[1:].isdigit()):
+            integral = int(digits)
             if int_range is not None and integral not in int_range:
                 raise Unfit("an integer beyond 64 bits, which MySQL JSON keeps only as a float")
             return integral
         # Not an exponent, NaN or Infinity, nor an integral "1.0" (an int below).
-        if "E" not in text and "N" not in text and "n" not in text and not text.endswith(".0"):
-            approximate = float(text)
-            if repr(approximate) == text:
-                return approximate
+        if "E" not in digits and "N" not in digits and "n" not in digits and not digits.endswith(".0"):
+            quick = float(digits)
+            if repr(quick) == digits:
+                return quick
         if not value.is_finite():
             raise Unfit("a number that is not finite (JSON column)")
         if value == value.to_integral_value():
