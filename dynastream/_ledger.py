@@ -35,6 +35,7 @@ __all__ = ["ExactlyOnceHandler", "claim_events"]
 DEFAULT_LEDGER_RETENTION = timedelta(hours=48)
 _PRUNE_EVERY = timedelta(hours=1)
 _CHUNK = 1_000
+_PRUNED_AT: dict[str, datetime] = {}
 
 
 def claim_events(connection: Connection, handler: str, event_ids: Sequence[str], now: datetime) -> set[str]:
@@ -106,7 +107,6 @@ class ExactlyOnceHandler:
         self.ledger_name = ledger_name
         self.retention = retention
         self.clock = clock
-        self._pruned_at: datetime | None = None
 
     def handle(self, records: Sequence[StreamRecord[Any]], uow: UnitOfWork, /) -> None:
         """
@@ -122,8 +122,11 @@ class ExactlyOnceHandler:
                 unseen.append(record)
         if unseen:
             self.handler.handle(unseen, uow)
-        if self._pruned_at is None or now - self._pruned_at >= _PRUNE_EVERY:
-            self._pruned_at = now
+        # A handler is built per invocation; when its ledger was last pruned is
+        # kept per process, so the prune runs at most hourly, not every batch.
+        pruned_at = _PRUNED_AT.get(self.ledger_name)
+        if pruned_at is None or not timedelta(0) <= now - pruned_at < _PRUNE_EVERY:
+            _PRUNED_AT[self.ledger_name] = now
             connection.execute(
                 applied_events.delete().where(
                     applied_events.c.handler == self.ledger_name,
