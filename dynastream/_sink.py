@@ -28,7 +28,6 @@ from uuid import UUID
 
 import attrs
 import sqlalchemy as sa
-from sqlalchemy.sql.elements import Null  # what sqlalchemy.null() returns: SQL NULL, not JSON null
 
 from .schema import tombstones
 
@@ -193,11 +192,7 @@ class TableWriter:
         decorators included.
         """
         return [
-            None
-            if value is None or isinstance(value, Null)
-            else value
-            if processor is None
-            else processor(value)
+            None if value is None or value is _SQL_NULL else value if processor is None else processor(value)
             for processor, value in zip(self._processors, row.values, strict=True)
         ]
 
@@ -254,6 +249,23 @@ def _scalar_text(value: Any, *, binary_prefix: str) -> Any:  # noqa: PLR0911 - o
 
 
 _MISSING = object()
+_SQL_NULL = sa.null()  # a singleton: what a mapper gives for SQL NULL in a JSON column
+_JSON_SCALARS = frozenset({str, int, float, bool})
+_NESTED = object()  # a JSON column's value: sent as it is, nested
+_PLAIN = object()  # a column without bind processing
+
+
+def _kinds(nested: Sequence[bool], processors: Sequence[Callable[[Any], Any] | None]) -> list[Any]:
+    """
+    Return, per column, how its values are encoded.
+
+    `_NESTED` (as they are), `_PLAIN` (no bind processing), or the bind
+    processor to run first.
+    """
+    return [
+        _NESTED if is_nested else _PLAIN if processor is None else processor
+        for is_nested, processor in zip(nested, processors, strict=True)
+    ]
 
 
 def _tombstone_upsert(insert: Callable[[sa.Table], Any]) -> sa.Executable:
@@ -355,6 +367,7 @@ class _PostgreSQL:
         names = [quote(c.name) for c in writer.columns]
         count = len(writer.columns)
         self._nested = [_is_plain_json(c, dialect) for c in writer.columns]
+        self._kinds = _kinds(self._nested, writer._processors)
 
         def cast(i: int, column: sa.Column[Any]) -> str:
             type_sql = column.type.compile(dialect=dialect)
@@ -410,15 +423,14 @@ class _PostgreSQL:
         column values nested.
         """
         scalar = self._scalar
+        as_is = _JSON_SCALARS
         return [
             None
-            if value is None or isinstance(value, Null)
+            if value is None or value is _SQL_NULL
             else value
-            if nested
-            else scalar(value if processor is None else processor(value))
-            for nested, processor, value in zip(
-                self._nested, self.writer._processors, row.values, strict=True
-            )
+            if kind is _NESTED or (kind is _PLAIN and value.__class__ in as_is)
+            else scalar(value if kind is _PLAIN else kind(value))
+            for kind, value in zip(self._kinds, row.values, strict=True)
         ]
 
     def upsert(self, connection: Connection, rows: Sequence[Upsert]) -> None:
@@ -464,6 +476,7 @@ class _MySQL(_PostgreSQL):
         sequence = quote(writer.sequence.name)
 
         self._nested = [_is_plain_json(c, dialect) for c in writer.columns]
+        self._kinds = _kinds(self._nested, writer._processors)
 
         def source(columns: Sequence[sa.Column[Any]], extra: Sequence[str]) -> str:
             defined = [
