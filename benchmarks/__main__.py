@@ -8,7 +8,14 @@ report; add new ones to `BENCHMARKS`.
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING
+import contextlib
+import io
+import os
+import platform
+import sys
+from datetime import UTC, datetime
+from importlib import metadata
+from typing import TYPE_CHECKING, TextIO
 
 from . import deserialize, replication
 
@@ -71,6 +78,12 @@ def main(argv: list[str] | None = None) -> None:
         help="replication: records per batch, comma-separated (default: 100,1000,10000)",
     )
     parser.add_argument(
+        "--write",
+        metavar="PATH",
+        help="also write the report, with the machine and versions, as Markdown to PATH"
+        " (the docs include docs/benchmark-results.md)",
+    )
+    parser.add_argument(
         "names",
         nargs="*",
         metavar="NAME",
@@ -80,8 +93,53 @@ def main(argv: list[str] | None = None) -> None:
     unknown = [name for name in arguments.names if name not in BENCHMARKS]
     if unknown:
         parser.error(f"unknown benchmark {unknown[0]!r}; choose from {', '.join(BENCHMARKS)}")
-    for name in arguments.names or BENCHMARKS:
-        BENCHMARKS[name](arguments)
+    names = arguments.names or list(BENCHMARKS)
+    if arguments.write is None:
+        for name in names:
+            BENCHMARKS[name](arguments)
+        return
+    report = io.StringIO()
+    with contextlib.redirect_stdout(_Tee(sys.stdout, report)):
+        for name in names:
+            BENCHMARKS[name](arguments)
+    with open(arguments.write, "w", encoding="utf-8") as file:
+        file.write(_markdown(report.getvalue(), argv))
+
+
+class _Tee(io.TextIOBase):
+    """Writes to the terminal and keeps a copy."""
+
+    def __init__(self, *streams: TextIO | io.StringIO) -> None:
+        self.streams = streams
+
+    def write(self, text: str) -> int:
+        for stream in self.streams:
+            stream.write(text)
+        return len(text)
+
+    def flush(self) -> None:
+        for stream in self.streams:
+            stream.flush()
+
+
+def _version(package: str) -> str:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def _markdown(report: str, argv: list[str] | None) -> str:
+    command = " ".join(["python -m benchmarks", *(sys.argv[1:] if argv is None else argv)])
+    packages = ("dynastream", "SQLAlchemy", "psycopg", "PyMySQL", "boto3", "attrs", "dependency-injector")
+    versions = ", ".join(f"{name} {_version(name)}" for name in packages)
+    return (
+        "<!-- Written by `python -m benchmarks --write`; do not edit by hand. -->\n\n"
+        f"- Run: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, `{command}`\n"
+        f"- Machine: {platform.machine()}, {os.cpu_count()} CPUs, {platform.system()} {platform.release()}\n"
+        f"- Python {platform.python_version()}; {versions}\n\n"
+        "```text\n" + report.rstrip() + "\n```\n"
+    )
 
 
 if __name__ == "__main__":
