@@ -13,6 +13,7 @@ from ._settings import Settings
 from ._uow import UnitOfWork
 from .exceptions import (
     ColumnValueError,
+    CommitOutcomeUnknownError,
     ConfigurationError,
     DynastreamError,
     MalformedEventError,
@@ -28,6 +29,7 @@ __all__ = [
     "App",
     "BatchResult",
     "ColumnValueError",
+    "CommitOutcomeUnknownError",
     "ConfigurationError",
     "DynastreamError",
     "EventBatch",

@@ -22,7 +22,13 @@ from ._events import TumblingWindow, read_event
 from ._failures import is_transient, retry_transient
 from ._registry import Registration, build_handler, build_mapper
 from ._uow import UnitOfWork
-from .exceptions import DynastreamError, MappingError, NoHandlerError, UnitOfWorkError
+from .exceptions import (
+    CommitOutcomeUnknownError,
+    DynastreamError,
+    MappingError,
+    NoHandlerError,
+    UnitOfWorkError,
+)
 
 if TYPE_CHECKING:
     import logging
@@ -212,10 +218,29 @@ class Dispatcher:
         session_factory: sessionmaker[Session] = self._container.session_factory()
 
         def transaction() -> tuple[int, BaseException | None]:
-            with engine.connect() as connection, connection.begin():
-                return _bisect(
-                    lambda start, end: _attempt(session_factory, connection, lanes, start, end), limit
-                )
+            with engine.connect() as connection:
+                transaction = connection.begin()
+                try:
+                    outcome = _bisect(
+                        lambda start, end: _attempt(session_factory, connection, lanes, start, end), limit
+                    )
+                except BaseException:
+                    # Before COMMIT: nothing of this transaction can have been kept,
+                    # so a lost connection here is safe to retry (see _failures).
+                    if transaction.is_active and not connection.invalidated:
+                        transaction.rollback()
+                    raise
+                try:
+                    transaction.commit()
+                except Exception as error:
+                    connection.invalidate()  # its state is unknown: never hand it out again
+                    # The outcome of COMMIT is unknown: never retried, never reported as
+                    # applied. The batch is delivered again, which replication and
+                    # exactly-once handlers make harmless.
+                    raise CommitOutcomeUnknownError(
+                        "the connection failed during COMMIT; the batch may or may not have been applied"
+                    ) from error
+                return outcome
 
         applied, error = retry_transient(transaction)
         if error is None:

@@ -1,8 +1,8 @@
 """
 Failure classification: which database errors are worth another try.
 
-A transient error (a deadlock, a lock wait timeout, a serialization failure)
-says nothing about the records: the same transaction, run again, may well
+A transient error (a deadlock, a lock wait timeout, a serialization failure,
+a connection lost before COMMIT) says nothing about the records: the same transaction, run again, may well
 succeed. Such an error fails the whole transaction (InnoDB rolls it back on a
 deadlock, savepoints included), so the dispatcher retries the transaction from
 the start, with jittered backoff, rather than blame a record.
@@ -40,9 +40,16 @@ TRANSIENT_SQLSTATES = frozenset(
 def is_transient(error: BaseException) -> bool:
     """
     Return whether `error` (or the driver error it wraps) is worth a retry.
+
+    A lost connection counts: the dispatcher only retries errors raised
+    before COMMIT, when nothing of the transaction can have been kept (the
+    pool has already discarded the dead connection). A failure during COMMIT
+    is a `CommitOutcomeUnknownError`, never retried.
     """
     from sqlalchemy.exc import DBAPIError
 
+    if isinstance(error, DBAPIError) and error.connection_invalidated:
+        return True
     seen: set[int] = set()
     current: BaseException | None = error
     while current is not None and id(current) not in seen:

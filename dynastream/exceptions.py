@@ -11,7 +11,8 @@ DynastreamError
 │   └── MalformedRecordError  one record cannot be read; names record and field
 ├── MappingError              a mapper could not turn a record's image into T
 ├── ColumnValueError          an attribute's value does not fit its column exactly
-└── UnitOfWorkError           a handler broke the unit of work (committed, closed)
+├── UnitOfWorkError           a handler broke the unit of work (committed, closed)
+└── CommitOutcomeUnknownError the connection failed during COMMIT
 ```
 
 Errors about a record name it by its position in the batch, its `eventID` and
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 __all__ = [
     "ColumnValueError",
+    "CommitOutcomeUnknownError",
     "ConfigurationError",
     "DynastreamError",
     "MalformedEventError",
@@ -244,4 +246,16 @@ class UnitOfWorkError(DynastreamError):
 
     The dispatcher owns the transaction; the whole batch is rolled back and the
     invocation fails, so nothing is half-written.
+    """
+
+
+class CommitOutcomeUnknownError(DynastreamError):
+    """
+    The connection failed while the batch's COMMIT was under way.
+
+    The database may or may not have applied the batch, so the invocation
+    fails rather than report success or retry: the event source mapping
+    delivers the batch again. Built-in replication and `exactly_once` handlers
+    make that redelivery harmless; other handlers must be idempotent. The
+    driver's error is chained as `__cause__`.
     """

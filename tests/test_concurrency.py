@@ -27,6 +27,11 @@ counters = sa.Table(
 )
 
 
+effects = sa.Table(
+    "concurrent_effects", metadata, sa.Column("n", sa.Integer, primary_key=True, autoincrement=False)
+)
+
+
 def put(pk: str, sequence_number: int) -> dict[str, Any]:
     item = {"pk": pk, "amount": Decimal(sequence_number % 10**9)}
     return record(
@@ -105,3 +110,30 @@ def test_concurrent_remove_and_older_insert_never_resurrect(tables: sa.Engine) -
         assert [{"batchItemFailures": []}] * 3 == results
         with server_engine.connect() as connection:
             assert 0 == connection.scalar(sa.select(sa.func.count()).select_from(counters))
+
+
+def kill_own_connection(connection: sa.Connection) -> None:
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql("SELECT pg_terminate_backend(pg_backend_pid())")
+    else:
+        connection.exec_driver_sql("KILL CONNECTION_ID()")
+
+
+def test_a_connection_lost_before_commit_is_replaced_and_the_batch_applied_once(tables: sa.Engine) -> None:
+    app = dynastream.App(engine=tables)
+    killed: list[bool] = []
+
+    @app.handler("Items")
+    def write_then_die_once(records: Any, uow: dynastream.UnitOfWork) -> None:
+        connection = uow.connection()
+        connection.execute(effects.insert(), [{"n": n} for n in range(1, len(records) + 1)])
+        if not killed:
+            killed.append(True)
+            kill_own_connection(connection)
+
+    response = app.lambda_handler({"Records": [put(f"k{n}", 10**25 + n) for n in range(5)]}, None)
+
+    assert {"batchItemFailures": []} == response
+    assert [True] == killed
+    with tables.connect() as connection:
+        assert [1, 2, 3, 4, 5] == sorted(connection.scalars(sa.select(effects.c.n)))

@@ -456,3 +456,23 @@ def test_result_counts_every_record_of_the_event() -> None:
     result = app.dispatch(event)
 
     assert (10, 4, 4) == (result.total, result.applied, result.failure and result.failure.index)
+
+
+def test_a_failure_during_commit_is_neither_retried_nor_reported_as_applied(engine: sa.Engine) -> None:
+    import pymysql.err
+
+    writer = RowWriter()
+    app = make_app(engine, writer)
+
+    def lose_the_connection(connection: sa.Connection) -> None:
+        raise sa.exc.OperationalError("COMMIT", {}, pymysql.err.OperationalError(2013, "Lost connection"))
+
+    sa.event.listen(engine, "commit", lose_the_connection)
+    try:
+        with pytest.raises(dynastream.CommitOutcomeUnknownError) as raised:
+            app.lambda_handler(insert_event(5), None)
+    finally:
+        sa.event.remove(engine, "commit", lose_the_connection)
+
+    assert isinstance(raised.value.__cause__, sa.exc.OperationalError)
+    assert [(0, 5)] == writer.calls  # attempted once, not retried
