@@ -20,6 +20,7 @@ from .exceptions import (
     MalformedRecordError,
     MappingError,
     NoHandlerError,
+    TimeBudgetError,
     UnitOfWorkError,
 )
 from .schema import deleted_column, sequence_column
@@ -47,6 +48,7 @@ __all__ = [
     "StreamEventHandler",
     "StreamRecord",
     "StreamViewType",
+    "TimeBudgetError",
     "TumblingWindow",
     "UnitOfWork",
     "UnitOfWorkError",

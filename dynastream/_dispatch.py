@@ -27,12 +27,13 @@ from .exceptions import (
     DynastreamError,
     MappingError,
     NoHandlerError,
+    TimeBudgetError,
     UnitOfWorkError,
 )
 
 if TYPE_CHECKING:
     import logging
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
     from dependency_injector import containers
     from sqlalchemy import Connection
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
 
     from ._records import StreamRecord
     from ._registry import Registry
+    from ._settings import Settings
     from .typing import Mapper, StreamEventHandler
 
 __all__ = ["BatchResult", "Dispatcher", "RecordFailure"]
@@ -121,6 +123,24 @@ class _Lane:
         return self.records[low:high]
 
 
+class _OutOfTime(Exception):  # noqa: N818 - internal signal, carries the error to report
+    def __init__(self, error: TimeBudgetError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def _time_left(context: Any) -> Callable[[], float | None]:
+    """
+    Return a function giving the seconds left in the Lambda invocation.
+
+    It gives `None` when there is no Lambda context to ask.
+    """
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    if not callable(remaining):
+        return lambda: None
+    return lambda: float(remaining()) / 1000
+
+
 class Dispatcher:
     """
     Applies events to the database through the registered handlers.
@@ -158,12 +178,14 @@ class Dispatcher:
         collecting = gc.isenabled()
         gc.disable()
         try:
-            return self._dispatch(event, table_name)
+            return self._dispatch(event, table_name, _time_left(context))
         finally:
             if collecting:
                 gc.enable()
 
-    def _dispatch(self, event: Any, table_name: str | None) -> BatchResult:
+    def _dispatch(
+        self, event: Any, table_name: str | None, time_left: Callable[[], float | None]
+    ) -> BatchResult:
         batch = read_event(event, table_name=table_name, old_images=self._registry.uses_old_images)
         records = batch.records
         total = batch.total
@@ -204,7 +226,7 @@ class Dispatcher:
 
         applied = 0
         if limit > 0:
-            applied, handler_failure = self._apply(lanes, limit, records)
+            applied, handler_failure = self._apply(lanes, limit, records, time_left)
             if handler_failure is not None:
                 failure = handler_failure
         if failure is not None:
@@ -212,17 +234,32 @@ class Dispatcher:
         return BatchResult(total=total, applied=applied, failure=failure, window=batch.window)
 
     def _apply(
-        self, lanes: list[_Lane], limit: int, records: Sequence[StreamRecord[Item]]
+        self,
+        lanes: list[_Lane],
+        limit: int,
+        records: Sequence[StreamRecord[Item]],
+        time_left: Callable[[], float | None],
     ) -> tuple[int, RecordFailure | None]:
         engine = self._container.engine()
         session_factory: sessionmaker[Session] = self._container.session_factory()
+        settings: Settings = self._container.settings()
+        margin = settings.time_margin_seconds
+
+        def out_of_time() -> TimeBudgetError | None:
+            left = time_left()
+            return None if left is None or left >= margin else TimeBudgetError(remaining=left, margin=margin)
 
         def transaction() -> tuple[int, BaseException | None]:
+            budget = out_of_time()
+            if budget is not None:
+                raise _OutOfTime(budget)
             with engine.connect() as connection:
                 transaction = connection.begin()
                 try:
                     outcome = _bisect(
-                        lambda start, end: _attempt(session_factory, connection, lanes, start, end), limit
+                        lambda start, end: _attempt(session_factory, connection, lanes, start, end),
+                        limit,
+                        proceed=out_of_time,
                     )
                 except BaseException:
                     # Before COMMIT: nothing of this transaction can have been kept,
@@ -242,7 +279,10 @@ class Dispatcher:
                     ) from error
                 return outcome
 
-        applied, error = retry_transient(transaction)
+        try:
+            applied, error = retry_transient(transaction)
+        except _OutOfTime as stop:
+            applied, error = 0, stop.error
         if error is None:
             return applied, None
         record = records[applied]
@@ -291,7 +331,9 @@ def _map_lane(lane: _Lane, records: Sequence[StreamRecord[Item]], limit: int) ->
     return None
 
 
-def _bisect(attempt: Any, limit: int) -> tuple[int, BaseException | None]:
+def _bisect(
+    attempt: Any, limit: int, *, proceed: Callable[[], BaseException | None] = lambda: None
+) -> tuple[int, BaseException | None]:
     """
     Apply records `[0, limit)`, finding the first failing record by bisection.
 
@@ -303,6 +345,10 @@ def _bisect(attempt: Any, limit: int) -> tuple[int, BaseException | None]:
     reported only when a run of that record alone failed; if it then succeeds
     (the failure was transient), the rest of the batch is attempted again.
 
+    Before every attempt after the first, `proceed()` may return an error
+    (too little time left) to stop there: the records applied so far stay
+    applied, and that error is reported for the next one.
+
     Returns:
         `(applied, error)`: records `[0, applied)` are applied; `error` is the
         failure of record `applied`, or `None` when all were applied.
@@ -310,7 +356,13 @@ def _bisect(attempt: Any, limit: int) -> tuple[int, BaseException | None]:
     applied = 0
     failing_end: int | None = None
     end = limit
+    first = True
     while applied < limit:
+        if not first:
+            stop = proceed()
+            if stop is not None:
+                return applied, stop
+        first = False
         error = attempt(applied, end)
         if error is None:
             applied = end

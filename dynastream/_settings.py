@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING
 
 import attrs
 
+from .exceptions import ConfigurationError
+
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
@@ -42,9 +44,15 @@ class Settings:
             (`DYNASTREAM_DATABASE_URL`), for example
             `postgresql+psycopg://user@host/db` or `mysql+pymysql://user@host/db`.
             Its password never appears in a repr or a log.
+        time_margin_seconds: Work is not started, nor retried, nor another
+            bisection step taken, when less than this much of the Lambda
+            invocation's time is left (`DYNASTREAM_TIME_MARGIN_SECONDS`,
+            default 10): the records not applied are reported instead, and
+            Lambda's timeout never cuts a transaction short.
     """
 
     database_url: str | None = attrs.field(default=None, repr=_hide_password)
+    time_margin_seconds: float = 10.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -55,4 +63,11 @@ class Settings:
             environ: The variables to read; `os.environ` when omitted.
         """
         env = os.environ if environ is None else environ
-        return cls(database_url=env.get(_PREFIX + "DATABASE_URL") or None)
+        margin = env.get(_PREFIX + "TIME_MARGIN_SECONDS")
+        try:
+            time_margin = 10.0 if not margin else float(margin)
+        except ValueError:
+            raise ConfigurationError(
+                f"{_PREFIX}TIME_MARGIN_SECONDS must be a number of seconds, got {margin!r}"
+            ) from None
+        return cls(database_url=env.get(_PREFIX + "DATABASE_URL") or None, time_margin_seconds=time_margin)

@@ -11,6 +11,7 @@ DynastreamError
 │   └── MalformedRecordError  one record cannot be read; names record and field
 ├── MappingError              a mapper could not turn a record's image into T
 ├── ColumnValueError          an attribute's value does not fit its column exactly
+├── TimeBudgetError           too little of the invocation's time is left to go on
 ├── UnitOfWorkError           a handler broke the unit of work (committed, closed)
 └── CommitOutcomeUnknownError the connection failed during COMMIT
 ```
@@ -32,6 +33,7 @@ __all__ = [
     "MalformedRecordError",
     "MappingError",
     "NoHandlerError",
+    "TimeBudgetError",
     "UnitOfWorkError",
 ]
 
@@ -259,3 +261,29 @@ class CommitOutcomeUnknownError(DynastreamError):
     make that redelivery harmless; other handlers must be idempotent. The
     driver's error is chained as `__cause__`.
     """
+
+
+class TimeBudgetError(DynastreamError):
+    """
+    Too little of the invocation's time is left to start (or go on with) work.
+
+    Never raised: it is the error of the record reported in
+    `batchItemFailures` when the dispatcher stops early, so that Lambda's
+    timeout never cuts a transaction short. The records before it are
+    committed; the event source mapping delivers the rest again.
+
+    Attributes:
+        remaining: Seconds left in the invocation.
+        margin: The safety margin, in seconds (`DYNASTREAM_TIME_MARGIN_SECONDS`).
+    """
+
+    remaining: float
+    margin: float
+
+    def __init__(self, *, remaining: float, margin: float) -> None:
+        self.remaining = remaining
+        self.margin = margin
+        super().__init__(
+            f"{remaining:.1f} s of the invocation left, less than the {margin:.1f} s safety margin:"
+            " stopping here, the rest is delivered again"
+        )

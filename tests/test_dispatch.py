@@ -476,3 +476,46 @@ def test_a_failure_during_commit_is_neither_retried_nor_reported_as_applied(engi
 
     assert isinstance(raised.value.__cause__, sa.exc.OperationalError)
     assert [(0, 5)] == writer.calls  # attempted once, not retried
+
+
+class FakeContext:
+    """A Lambda context whose remaining time is read from a list, one value per call."""
+
+    def __init__(self, *remaining_ms: int) -> None:
+        self.remaining = list(remaining_ms)
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.remaining.pop(0) if len(self.remaining) > 1 else self.remaining[0]
+
+
+def test_no_work_starts_when_less_than_the_margin_is_left(engine: sa.Engine) -> None:
+    writer = RowWriter()
+    app = make_app(engine, writer)
+
+    result = app.dispatch(insert_event(10), FakeContext(9_000))  # the default margin is 10 s
+
+    assert failures(FIRST_SEQUENCE_NUMBER) == result.response()
+    assert isinstance(result.failure and result.failure.error, dynastream.exceptions.TimeBudgetError)
+    assert ([], []) == (writer.calls, stored(engine))
+
+
+def test_bisection_stops_when_time_runs_short_and_commits_what_it_applied(engine: sa.Engine) -> None:
+    writer = RowWriter(fail_on={700})
+    app = make_app(engine, writer)
+    # Plenty of time for the first two attempts ([0, 1000) fails, [0, 500) succeeds), then 5 s.
+    context = FakeContext(60_000, 60_000, 60_000, 5_000)
+
+    result = app.dispatch(insert_event(1000), context)
+
+    assert failures(FIRST_SEQUENCE_NUMBER + 500) == result.response()
+    assert isinstance(result.failure and result.failure.error, dynastream.exceptions.TimeBudgetError)
+    assert list(range(500)) == stored(engine)
+
+
+def test_time_margin_is_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DYNASTREAM_TIME_MARGIN_SECONDS", "2.5")
+    assert 2.5 == dynastream.Settings.from_env().time_margin_seconds
+
+    monkeypatch.setenv("DYNASTREAM_TIME_MARGIN_SECONDS", "soon")
+    with pytest.raises(ConfigurationError, match="TIME_MARGIN_SECONDS"):
+        dynastream.Settings.from_env()

@@ -37,6 +37,7 @@ def test_public_names_are_pinned() -> None:
         "StreamEventHandler",
         "StreamRecord",
         "StreamViewType",
+        "TimeBudgetError",
         "TumblingWindow",
         "UnitOfWork",
         "UnitOfWorkError",
