@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from ._events import TumblingWindow, read_event
-from ._failures import is_transient, retry_transient
+from ._failures import is_read_only, is_transient, retry_transient
 from ._registry import Registration, build_handler, build_mapper
 from ._uow import UnitOfWork
 from .exceptions import (
@@ -261,10 +261,12 @@ class Dispatcher:
                         limit,
                         proceed=out_of_time,
                     )
-                except BaseException:
+                except BaseException as error:
                     # Before COMMIT: nothing of this transaction can have been kept,
                     # so a lost connection here is safe to retry (see _failures).
-                    if transaction.is_active and not connection.invalidated:
+                    if isinstance(error, Exception) and is_read_only(error):
+                        connection.invalidate()  # a writer turned reader: get a new connection
+                    elif transaction.is_active and not connection.invalidated:
                         transaction.rollback()
                     raise
                 try:

@@ -17,24 +17,70 @@ from typing import TYPE_CHECKING, TypeVar
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-__all__ = ["TRANSIENT_MYSQL_ERRORS", "TRANSIENT_SQLSTATES", "is_transient", "retry_transient"]
+__all__ = [
+    "READ_ONLY_MYSQL_ERRORS",
+    "READ_ONLY_SQLSTATES",
+    "TRANSIENT_MYSQL_ERRORS",
+    "TRANSIENT_SQLSTATES",
+    "is_read_only",
+    "is_transient",
+    "retry_transient",
+]
 
 T = TypeVar("T")
 
 # https://dev.mysql.com/doc/mysql-errors/8.0/en/server-error-reference.html
 TRANSIENT_MYSQL_ERRORS = frozenset(
     {
+        1040,  # ER_CON_COUNT_ERROR: too many connections
         1205,  # ER_LOCK_WAIT_TIMEOUT
         1213,  # ER_LOCK_DEADLOCK
+        1290,  # ER_OPTION_PREVENTS_STATEMENT: --read-only, as after an Aurora failover
+        1792,  # ER_CANT_EXECUTE_IN_READ_ONLY_TRANSACTION
+        1836,  # ER_READ_ONLY_MODE
     }
 )
+# Errors after which the connection must not be used again: it points at a
+# server that became a reader (failover) and would fail the same way.
+READ_ONLY_MYSQL_ERRORS = frozenset({1290, 1792, 1836})
+READ_ONLY_SQLSTATES = frozenset({"25006"})  # read_only_sql_transaction
 # https://www.postgresql.org/docs/current/errcodes-appendix.html
 TRANSIENT_SQLSTATES = frozenset(
     {
+        "25006",  # read_only_sql_transaction, as after an Aurora failover
         "40001",  # serialization_failure
         "40P01",  # deadlock_detected
+        "53300",  # too_many_connections
     }
 )
+
+
+def _driver_errors(error: BaseException) -> list[BaseException]:
+    chain: list[BaseException] = []
+    current: BaseException | None = error
+    while current is not None and all(current is not seen for seen in chain):
+        chain.append(current)
+        orig = getattr(current, "orig", None)
+        current = orig if isinstance(orig, BaseException) else current.__cause__ or current.__context__
+    return chain
+
+
+def _mysql_code(error: BaseException) -> int | None:
+    arguments = getattr(error, "args", ())
+    module = getattr(type(error), "__module__", "")
+    if arguments and isinstance(arguments[0], int) and module.startswith(("pymysql", "MySQLdb", "mysql")):
+        return arguments[0]
+    return None
+
+
+def is_read_only(error: BaseException) -> bool:
+    """
+    Return whether `error` says the server is read-only (a failed-over writer).
+    """
+    return any(
+        getattr(e, "sqlstate", None) in READ_ONLY_SQLSTATES or _mysql_code(e) in READ_ONLY_MYSQL_ERRORS
+        for e in _driver_errors(error)
+    )
 
 
 def is_transient(error: BaseException) -> bool:
@@ -50,21 +96,10 @@ def is_transient(error: BaseException) -> bool:
 
     if isinstance(error, DBAPIError) and error.connection_invalidated:
         return True
-    seen: set[int] = set()
-    current: BaseException | None = error
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, DBAPIError) and current.orig is not None:
-            current = current.orig
-            continue
-        sqlstate = getattr(current, "sqlstate", None)
-        if sqlstate in TRANSIENT_SQLSTATES:
-            return True
-        arguments = getattr(current, "args", ())
-        if arguments and isinstance(arguments[0], int) and arguments[0] in TRANSIENT_MYSQL_ERRORS:
-            return getattr(type(current), "__module__", "").startswith(("pymysql", "MySQLdb", "mysql"))
-        current = current.__cause__ or current.__context__
-    return False
+    return any(
+        getattr(e, "sqlstate", None) in TRANSIENT_SQLSTATES or _mysql_code(e) in TRANSIENT_MYSQL_ERRORS
+        for e in _driver_errors(error)
+    )
 
 
 def retry_transient(

@@ -4,12 +4,15 @@ Which database errors are retried, and how.
 
 from __future__ import annotations
 
+from typing import Any
+
 import psycopg.errors
 import pymysql.err
 import pytest
+import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from dynastream._failures import is_transient, retry_transient
+from dynastream._failures import is_read_only, is_transient, retry_transient
 
 
 @pytest.mark.parametrize(
@@ -76,3 +79,53 @@ def test_retries_stop_after_the_last_attempt() -> None:
     with pytest.raises(OperationalError):
         retry_transient(work, attempts=3, sleep=lambda _: None)
     assert 3 == len(calls)
+
+
+@pytest.mark.parametrize(
+    "driver_error",
+    [
+        pymysql.err.OperationalError(1290, "The MySQL server is running with the --read-only option"),
+        pymysql.err.OperationalError(1836, "Running in read-only mode"),
+        psycopg.errors.ReadOnlySqlTransaction("cannot execute INSERT in a read-only transaction"),
+    ],
+    ids=["mysql-read-only-option", "mysql-read-only-mode", "pg-read-only"],
+)
+def test_read_only_errors_after_a_failover_are_transient_and_need_a_new_connection(
+    driver_error: Exception,
+) -> None:
+    error = OperationalError("INSERT ...", {}, driver_error)
+
+    assert (True, True) == (is_transient(error), is_read_only(error))
+
+
+def test_a_writer_turned_reader_is_left_for_a_new_connection(server_engine: sa.Engine) -> None:
+    """The first attempt finds its connection read-only (as after a failover); the retry gets another."""
+    import dynastream
+    from tests.builders import insert_event
+
+    rows = sa.Table(
+        "failover_rows", sa.MetaData(), sa.Column("n", sa.Integer, primary_key=True, autoincrement=False)
+    )
+    rows.create(server_engine)
+    app = dynastream.App(engine=server_engine)
+    connections: list[int] = []
+
+    @app.handler("Orders")
+    def write(records: Any, uow: dynastream.UnitOfWork) -> None:
+        connection = uow.connection()
+        connections.append(id(connection.connection.dbapi_connection))
+        if len(connections) == 1:  # this session's transactions are now read-only
+            if connection.dialect.name == "postgresql":
+                connection.exec_driver_sql("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
+                connection.exec_driver_sql("SET TRANSACTION READ ONLY")
+            else:
+                connection.exec_driver_sql("SET SESSION TRANSACTION READ ONLY")
+        connection.execute(rows.insert(), [{"n": n} for n in range(1, len(records) + 1)])
+
+    response = app.lambda_handler(insert_event(3), None)
+
+    assert {"batchItemFailures": []} == response
+    assert 2 == len(connections)
+    assert connections[0] != connections[1]
+    with server_engine.connect() as connection:
+        assert [1, 2, 3] == sorted(connection.scalars(sa.select(rows.c.n)))
