@@ -464,3 +464,33 @@ def test_attributes_without_a_column_can_be_kept_in_a_json_column(engine: sa.Eng
 
     with engine.connect() as connection:
         assert {"color": "red", "sizes": ["S", "M"]} == connection.scalar(sa.select(items.c.doc))
+
+
+awkward = sa.Table(
+    'replicated awkward`"names',
+    sa.MetaData(),
+    sa.Column("key'; DROP TABLE x; --", sa.String(20), primary_key=True),
+    sa.Column('val"ue`', sa.String(40)),
+    sa.Column("Ünïcødé", sa.String(40)),
+    dynastream.sequence_column(),
+)
+
+
+def test_identifiers_only_come_from_the_table_and_are_quoted(engine: sa.Engine) -> None:
+    awkward.create(engine)
+    app = dynastream.App(engine=engine)
+    app.create_tables()
+    app.replicate("Items", into=awkward)
+    key = "key'; DROP TABLE x; --"
+    item = {key: "k1", 'val"ue`': "v", "Ünïcødé": "ü", "unmapped'); DELETE FROM t; --": "ignored"}
+
+    first = deliver(
+        app, record("INSERT", {key: "k1"}, item, table="Items", sequence_number=S[0], view_type="NEW_IMAGE")
+    )
+    second = deliver(
+        app, record("REMOVE", {key: "k2"}, table="Items", sequence_number=S[1], view_type="NEW_IMAGE")
+    )
+
+    assert {"batchItemFailures": []} == first == second
+    with engine.connect() as connection:
+        assert [("k1", "v", "ü")] == [tuple(r)[:3] for r in connection.execute(sa.select(awkward))]
