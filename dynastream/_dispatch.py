@@ -141,6 +141,33 @@ def _time_left(context: Any) -> Callable[[], float | None]:
     return lambda: float(remaining()) / 1000
 
 
+def _limit_statements(connection: Connection, seconds: float) -> None:
+    """
+    Bound each statement and lock wait of this transaction by the time left.
+
+    So that a slow statement fails (and the dispatcher stops in time) rather
+    than Lambda's timeout cutting the transaction short. PostgreSQL scopes the
+    settings to the transaction; MariaDB's are per session and undone after.
+    """
+    milliseconds = max(1, int(seconds * 1000))
+    dialect = connection.dialect
+    if dialect.name == "postgresql":
+        connection.exec_driver_sql(f"SET LOCAL statement_timeout = {milliseconds}")
+        connection.exec_driver_sql(f"SET LOCAL lock_timeout = {milliseconds}")
+    elif dialect.name == "mysql":
+        connection.exec_driver_sql(f"SET SESSION innodb_lock_wait_timeout = {max(1, int(seconds))}")
+        if getattr(dialect, "is_mariadb", False):
+            connection.exec_driver_sql(f"SET SESSION max_statement_time = {milliseconds / 1000:.3f}")
+
+
+def _unlimit_statements(connection: Connection) -> None:
+    dialect = connection.dialect
+    if dialect.name == "mysql":
+        connection.exec_driver_sql("SET SESSION innodb_lock_wait_timeout = DEFAULT")
+        if getattr(dialect, "is_mariadb", False):
+            connection.exec_driver_sql("SET SESSION max_statement_time = DEFAULT")
+
+
 class Dispatcher:
     """
     Applies events to the database through the registered handlers.
@@ -254,32 +281,42 @@ class Dispatcher:
             if budget is not None:
                 raise _OutOfTime(budget)
             with engine.connect() as connection:
-                transaction = connection.begin()
+                left = time_left()
                 try:
-                    outcome = _bisect(
-                        lambda start, end: _attempt(session_factory, connection, lanes, start, end),
-                        limit,
-                        proceed=out_of_time,
-                    )
-                except BaseException as error:
-                    # Before COMMIT: nothing of this transaction can have been kept,
-                    # so a lost connection here is safe to retry (see _failures).
-                    if isinstance(error, Exception) and is_read_only(error):
-                        connection.invalidate()  # a writer turned reader: get a new connection
-                    elif transaction.is_active and not connection.invalidated:
-                        transaction.rollback()
-                    raise
-                try:
-                    transaction.commit()
-                except Exception as error:
-                    connection.invalidate()  # its state is unknown: never hand it out again
-                    # The outcome of COMMIT is unknown: never retried, never reported as
-                    # applied. The batch is delivered again, which replication and
-                    # exactly-once handlers make harmless.
-                    raise CommitOutcomeUnknownError(
-                        "the connection failed during COMMIT; the batch may or may not have been applied"
-                    ) from error
-                return outcome
+                    return _run_transaction(connection, left)
+                finally:
+                    if left is not None and not connection.invalidated:
+                        _unlimit_statements(connection)
+
+        def _run_transaction(connection: Connection, left: float | None) -> tuple[int, BaseException | None]:
+            transaction = connection.begin()
+            if left is not None:
+                _limit_statements(connection, left - margin)
+            try:
+                outcome = _bisect(
+                    lambda start, end: _attempt(session_factory, connection, lanes, start, end),
+                    limit,
+                    proceed=out_of_time,
+                )
+            except BaseException as error:
+                # Before COMMIT: nothing of this transaction can have been kept,
+                # so a lost connection here is safe to retry (see _failures).
+                if isinstance(error, Exception) and is_read_only(error):
+                    connection.invalidate()  # a writer turned reader: get a new connection
+                elif transaction.is_active and not connection.invalidated:
+                    transaction.rollback()
+                raise
+            try:
+                transaction.commit()
+            except Exception as error:
+                connection.invalidate()  # its state is unknown: never hand it out again
+                # The outcome of COMMIT is unknown: never retried, never reported as
+                # applied. The batch is delivered again, which replication and
+                # exactly-once handlers make harmless.
+                raise CommitOutcomeUnknownError(
+                    "the connection failed during COMMIT; the batch may or may not have been applied"
+                ) from error
+            return outcome
 
         try:
             applied, error = retry_transient(transaction)

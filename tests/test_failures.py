@@ -129,3 +129,38 @@ def test_a_writer_turned_reader_is_left_for_a_new_connection(server_engine: sa.E
     assert connections[0] != connections[1]
     with server_engine.connect() as connection:
         assert [1, 2, 3] == sorted(connection.scalars(sa.select(rows.c.n)))
+
+
+class ShortContext:
+    """A Lambda context with a fixed time left."""
+
+    def __init__(self, remaining_ms: int) -> None:
+        self.remaining_ms = remaining_ms
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.remaining_ms
+
+
+def test_statements_are_bounded_by_the_time_left(server_engine: sa.Engine) -> None:
+    """With 10.5 s left and a 10 s margin, a 3-second statement is cut off, and reported."""
+    import dynastream
+    from tests.builders import FIRST_SEQUENCE_NUMBER, insert_event
+
+    app = dynastream.App(engine=server_engine)
+
+    @app.handler("Orders")
+    def slow(records: Any, uow: dynastream.UnitOfWork) -> None:
+        sleep = "SELECT pg_sleep(3)" if uow.dialect.name == "postgresql" else "SELECT SLEEP(3)"
+        uow.connection().exec_driver_sql(sleep)
+
+    result = app.dispatch(insert_event(1), ShortContext(10_500))
+
+    assert [{"itemIdentifier": str(FIRST_SEQUENCE_NUMBER)}] == result.response()["batchItemFailures"]
+    error = result.failure and result.failure.error
+    assert isinstance(error, sa.exc.DBAPIError)
+    # The session is back to the server's defaults for the next invocation.
+    with server_engine.connect() as connection:
+        if connection.dialect.name == "postgresql":
+            assert "0" == connection.exec_driver_sql("SHOW statement_timeout").scalar()
+        else:
+            assert 0 == connection.exec_driver_sql("SELECT @@max_statement_time").scalar()
