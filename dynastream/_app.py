@@ -285,9 +285,11 @@ class App:
                 database is configured.
             UnitOfWorkError: A handler committed, rolled back or closed the
                 session; the whole batch is rolled back.
-            sqlalchemy.exc.DBAPIError: The connection failed or COMMIT failed;
-                the batch is not known to be committed, so the invocation fails
-                and the batch is delivered again.
+            CommitOutcomeUnknownError: The connection failed during COMMIT; the
+                batch is not known to be committed, so the invocation fails and
+                the batch is delivered again.
+            sqlalchemy.exc.DBAPIError: A transient error (deadlock, lost
+                connection, read-only server) persisted through every retry.
         """
         return self._dispatcher.dispatch(event, context, table_name=table_name)
 

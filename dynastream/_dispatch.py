@@ -195,9 +195,11 @@ class Dispatcher:
                 is applied; the whole batch is retried).
             ConfigurationError: A handler or mapper cannot be built.
             UnitOfWorkError: A handler committed or closed the session.
-            sqlalchemy.exc.DBAPIError: The connection failed or COMMIT failed:
-                the outcome of the batch is not known to be committed, so the
-                invocation fails and the batch is delivered again.
+            CommitOutcomeUnknownError: The connection failed during COMMIT:
+                the batch is not known to be committed, so the invocation fails
+                and the batch is delivered again.
+            sqlalchemy.exc.DBAPIError: A transient error (deadlock, lost
+                connection, read-only server) persisted through every retry.
         """
         # The cyclic garbage collector would walk the whole event (tens of MB on a
         # large batch) for nothing: everything a batch allocates is freed by
@@ -283,12 +285,12 @@ class Dispatcher:
             with engine.connect() as connection:
                 left = time_left()
                 try:
-                    return _run_transaction(connection, left)
+                    return run_transaction(connection, left)
                 finally:
                     if left is not None and not connection.invalidated:
                         _unlimit_statements(connection)
 
-        def _run_transaction(connection: Connection, left: float | None) -> tuple[int, BaseException | None]:
+        def run_transaction(connection: Connection, left: float | None) -> tuple[int, BaseException | None]:
             transaction = connection.begin()
             if left is not None:
                 _limit_statements(connection, left - margin)
