@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 
 __all__ = ["App"]
 
+PoisonPolicy = Literal["report", "quarantine"]
+
 HandlerT = TypeVar(
     "HandlerT",
     bound="type[StreamEventHandler[Any]] | Callable[[Sequence[StreamRecord[Any]], UnitOfWork], None]",
@@ -84,6 +86,8 @@ class App:
         *,
         mapper: Mapper[Any] | type[Any] | None = None,
         exactly_once: bool | str = False,
+        on_poison: PoisonPolicy = "report",
+        keep_raw: bool = False,
     ) -> Callable[[HandlerT], HandlerT]:
         """
         Register the decorated handler class or function for `table_name`.
@@ -104,6 +108,15 @@ class App:
                 `App.create_tables`). `True` keys the ledger by the handler's
                 qualified name; a string names the ledger explicitly (keep it
                 when you rename the handler).
+            on_poison: What happens to a record the handler cannot apply:
+                `"report"` it in `batchItemFailures` (the batch stops there;
+                the event source mapping retries it), or `"quarantine"` it:
+                write it to `dynastream_quarantine` in the same transaction and
+                go on with the next record, so one bad record does not hold up
+                its shard. A table quarantines only when all its handlers say so.
+            keep_raw: Keep a quarantined record's raw JSON (it may hold
+                personal data; without it, replaying it means reading the stream
+                again).
 
         Examples:
             >>> import dynastream
@@ -114,7 +127,14 @@ class App:
         """
 
         def register(handler: HandlerT) -> HandlerT:
-            self.register(table_name, handler, mapper=mapper, exactly_once=exactly_once)
+            self.register(
+                table_name,
+                handler,
+                mapper=mapper,
+                exactly_once=exactly_once,
+                on_poison=on_poison,
+                keep_raw=keep_raw,
+            )
             return handler
 
         return register
@@ -126,6 +146,8 @@ class App:
         *,
         mapper: Mapper[Any] | type[Any] | None = None,
         exactly_once: bool | str = False,
+        on_poison: PoisonPolicy = "report",
+        keep_raw: bool = False,
     ) -> Registration:
         """
         Register `handler` for `table_name` (what `App.handler` does).
@@ -136,7 +158,9 @@ class App:
         ledger_name = None
         if exactly_once:
             ledger_name = exactly_once if isinstance(exactly_once, str) else qualified_name(handler)
-        return self._registry.add(table_name, handler, mapper, ledger_name=ledger_name)
+        return self._registry.add(
+            table_name, handler, mapper, ledger_name=ledger_name, on_poison=on_poison, keep_raw=keep_raw
+        )
 
     def replicate(
         self,
@@ -151,6 +175,8 @@ class App:
         ttl: TtlPolicy | None = None,
         sequence_column: str = "dynastream_sequence",
         deleted_column: str = "dynastream_deleted_at",
+        on_poison: PoisonPolicy = "report",
+        keep_raw: bool = False,
     ) -> Registration:
         """
         Mirror the DynamoDB table `table_name` into a SQL table, idempotently.
@@ -181,6 +207,10 @@ class App:
                 or `"ignore"` (keep the row); by default the same as `deletes`.
             sequence_column: The column keeping each row's sequence number.
             deleted_column: The soft-delete column.
+            on_poison: `"report"` a record that cannot be replicated (a value
+                that does not fit its column...), or `"quarantine"` it and go
+                on; see `App.handler`.
+            keep_raw: Keep a quarantined record's raw JSON.
 
         Returns:
             The registration.
@@ -223,7 +253,7 @@ class App:
             deleted_column=deleted_column,
             clock=lambda: self.container.clock()(),  # noqa: PLW0108 - resolved per call, so overriding the clock provider works
         )
-        return self._registry.add(table_name, handler, None)
+        return self._registry.add(table_name, handler, None, on_poison=on_poison, keep_raw=keep_raw)
 
     def create_tables(self) -> None:
         """

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import bisect
 import gc
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -79,12 +80,15 @@ class BatchResult:
         applied: Records applied and committed (those before `failure`).
         failure: The first record that could not be applied, or `None`.
         window: The tumbling-window envelope, when the event had one.
+        quarantined: Records set aside in `dynastream_quarantine` (tables whose
+            poison policy is quarantine); the records after them were applied.
     """
 
     total: int
     applied: int
     failure: RecordFailure | None = None
     window: TumblingWindow | None = None
+    quarantined: tuple[RecordFailure, ...] = ()
 
     def response(self) -> dict[str, Any]:
         """
@@ -121,6 +125,61 @@ class _Lane:
         low = bisect.bisect_left(self.positions, start)
         high = bisect.bisect_left(self.positions, end)
         return self.records[low:high]
+
+
+def _describe(error: BaseException) -> str:
+    """
+    Name an error for a log line or the quarantine.
+
+    dynastream's own messages never quote values; other exceptions' messages
+    may, so only their type is given.
+    """
+    if isinstance(error, DynastreamError):
+        return f"{type(error).__name__}: {error}"
+    return type(error).__name__
+
+
+def _quarantine(
+    connection: Connection, record: StreamRecord[Item], error: BaseException, *, keep_raw: bool, now: datetime
+) -> None:
+    """
+    Set `record` aside in the quarantine table, in the batch's transaction.
+    """
+    import json
+
+    from .schema import quarantine
+
+    name = connection.dialect.name
+    if name in ("postgresql", "sqlite"):
+        from sqlalchemy.dialects import postgresql, sqlite
+
+        statement: Any = (postgresql.insert if name == "postgresql" else sqlite.insert)(quarantine)
+        statement = statement.on_conflict_do_nothing()
+    else:
+        statement = quarantine.insert().prefix_with("IGNORE", dialect="mysql")
+    connection.execute(
+        statement,
+        {
+            "table_name": record.table_name,
+            "event_id": record.event_id,
+            "sequence_number": record.item_identifier.zfill(40),
+            "item_keys": json.dumps(record.keys, default=str, ensure_ascii=False, sort_keys=True),
+            "error_type": f"{type(error).__module__}.{type(error).__qualname__}",
+            "error_message": _describe(error),
+            "raw": json.dumps(record.raw, default=_raw_json, ensure_ascii=False) if keep_raw else None,
+            "quarantined_at": now,
+        },
+    )
+
+
+def _raw_json(value: Any) -> Any:
+    if isinstance(value, (bytes, bytearray)):
+        import base64
+
+        return base64.b64encode(value).decode("ascii")
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value)
 
 
 class _OutOfTime(Exception):  # noqa: N818 - internal signal, carries the error to report
@@ -254,13 +313,18 @@ class Dispatcher:
                 limit, failure = mapping_failure.index, mapping_failure
 
         applied = 0
+        quarantined: tuple[RecordFailure, ...] = ()
         if limit > 0:
-            applied, handler_failure = self._apply(lanes, limit, records, time_left)
+            applied, handler_failure, quarantined = self._apply(lanes, limit, records, time_left)
             if handler_failure is not None:
                 failure = handler_failure
+        for set_aside in quarantined:
+            self._log_failure(set_aside, "quarantined in dynastream_quarantine")
         if failure is not None:
-            self._log_failure(failure)
-        return BatchResult(total=total, applied=applied, failure=failure, window=batch.window)
+            self._log_failure(failure, "reported in batchItemFailures")
+        return BatchResult(
+            total=total, applied=applied, failure=failure, window=batch.window, quarantined=quarantined
+        )
 
     def _apply(
         self,
@@ -268,11 +332,13 @@ class Dispatcher:
         limit: int,
         records: Sequence[StreamRecord[Item]],
         time_left: Callable[[], float | None],
-    ) -> tuple[int, RecordFailure | None]:
+    ) -> tuple[int, RecordFailure | None, tuple[RecordFailure, ...]]:
         engine = self._container.engine()
         session_factory: sessionmaker[Session] = self._container.session_factory()
         settings: Settings = self._container.settings()
+        clock: Callable[[], datetime] = self._container.clock()
         margin = settings.time_margin_seconds
+        quarantined: list[RecordFailure] = []  # of the last transaction attempted
 
         def out_of_time() -> TimeBudgetError | None:
             left = time_left()
@@ -294,12 +360,31 @@ class Dispatcher:
             transaction = connection.begin()
             if left is not None:
                 _limit_statements(connection, left - margin)
+            quarantined.clear()
             try:
-                outcome = _bisect(
-                    lambda start, end: _attempt(session_factory, connection, lanes, start, end),
-                    limit,
-                    proceed=out_of_time,
-                )
+                position, error = 0, None
+                while True:
+                    position, error = _bisect(
+                        lambda start, end: _attempt(session_factory, connection, lanes, start, end),
+                        limit,
+                        start=position,
+                        proceed=out_of_time,
+                    )
+                    if error is None or isinstance(error, TimeBudgetError):
+                        break
+                    record = records[position]
+                    quarantines, keep_raw = self._registry.quarantines(record.table_name)
+                    if not quarantines:
+                        break
+                    _quarantine(connection, record, error, keep_raw=keep_raw, now=clock())
+                    quarantined.append(
+                        RecordFailure(position, record.item_identifier, record.event_id, error)
+                    )
+                    position += 1
+                    if position < limit and (stop := out_of_time()) is not None:
+                        error = stop
+                        break
+                outcome = (position, error)
             except BaseException as error:
                 # Before COMMIT: nothing of this transaction can have been kept,
                 # so a lost connection here is safe to retry (see _failures).
@@ -321,25 +406,30 @@ class Dispatcher:
             return outcome
 
         try:
-            applied, error = retry_transient(transaction)
+            position, error = retry_transient(transaction)
         except _OutOfTime as stop:
-            applied, error = 0, stop.error
+            quarantined.clear()
+            position, error = 0, stop.error
+        applied = (limit if error is None else position) - len(quarantined)
         if error is None:
-            return applied, None
-        record = records[applied]
-        return applied, RecordFailure(applied, record.item_identifier, record.event_id, error)
+            return applied, None, tuple(quarantined)
+        record = records[position]
+        return (
+            applied,
+            RecordFailure(position, record.item_identifier, record.event_id, error),
+            tuple(quarantined),
+        )
 
-    def _log_failure(self, failure: RecordFailure) -> None:
+    def _log_failure(self, failure: RecordFailure, outcome: str) -> None:
         logger: logging.Logger = self._container.logger()
         error = failure.error
         logger.error(
-            "record #%d (eventID=%s, SequenceNumber=%s) failed: %s; reported in batchItemFailures",
+            "record #%d (eventID=%s, SequenceNumber=%s) failed: %s; %s",
             failure.index,
             failure.event_id,
             failure.item_identifier,
-            f"{type(error).__name__}: {error}"
-            if isinstance(error, DynastreamError)
-            else type(error).__name__,
+            _describe(error),
+            outcome,
             exc_info=None if isinstance(error, DynastreamError) else error,
         )
 
@@ -373,10 +463,10 @@ def _map_lane(lane: _Lane, records: Sequence[StreamRecord[Item]], limit: int) ->
 
 
 def _bisect(
-    attempt: Any, limit: int, *, proceed: Callable[[], BaseException | None] = lambda: None
+    attempt: Any, limit: int, *, start: int = 0, proceed: Callable[[], BaseException | None] = lambda: None
 ) -> tuple[int, BaseException | None]:
     """
-    Apply records `[0, limit)`, finding the first failing record by bisection.
+    Apply records `[start, limit)`, finding the first failing record by bisection.
 
     `attempt(start, end)` applies a run of records and returns `None`, or
     rolls the run back and returns the error.
@@ -391,10 +481,10 @@ def _bisect(
     applied, and that error is reported for the next one.
 
     Returns:
-        `(applied, error)`: records `[0, applied)` are applied; `error` is the
-        failure of record `applied`, or `None` when all were applied.
+        `(applied, error)`: records `[start, applied)` are applied; `error` is
+        the failure of record `applied`, or `None` when all were applied.
     """
-    applied = 0
+    applied = start
     failing_end: int | None = None
     end = limit
     first = True

@@ -39,6 +39,10 @@ class Registration:
         position: Registration order; handlers run in this order.
         ledger_name: For an exactly-once handler, the name its applied
             eventIDs are kept under; `None` otherwise.
+        on_poison: `"report"` a record this handler cannot apply (the batch
+            stops there), or `"quarantine"` it and go on.
+        keep_raw: Keep the raw record of a quarantined record (it may hold
+            personal data).
     """
 
     table_name: str
@@ -46,6 +50,8 @@ class Registration:
     mapper: Any
     position: int
     ledger_name: str | None = None
+    on_poison: str = "report"
+    keep_raw: bool = False
 
     @property
     def name(self) -> str:
@@ -85,7 +91,14 @@ class Registry:
         self._registrations: list[Registration] = []
 
     def add(
-        self, table_name: str, handler: Any, mapper: Any, *, ledger_name: str | None = None
+        self,
+        table_name: str,
+        handler: Any,
+        mapper: Any,
+        *,
+        ledger_name: str | None = None,
+        on_poison: str = "report",
+        keep_raw: bool = False,
     ) -> Registration:
         """
         Register `handler` for `table_name`.
@@ -111,7 +124,11 @@ class Registry:
                 " pass a function or classmethod that builds it from an item instead"
                 " (for example mapper=lambda item: Payment(**item))"
             )
-        registration = Registration(table_name, handler, mapper, len(self._registrations), ledger_name)
+        if on_poison not in ("report", "quarantine"):
+            raise ConfigurationError(f"on_poison must be 'report' or 'quarantine', got {on_poison!r}")
+        registration = Registration(
+            table_name, handler, mapper, len(self._registrations), ledger_name, on_poison, keep_raw
+        )
         self._registrations.append(registration)
         return registration
 
@@ -127,6 +144,17 @@ class Registry:
         The registrations serving `table_name`, in registration order.
         """
         return [r for r in self._registrations if r.table_name == table_name]
+
+    def quarantines(self, table_name: str) -> tuple[bool, bool]:
+        """
+        Return whether a failing record of `table_name` is quarantined.
+
+        It is when every handler of the table says so; the second value says
+        whether its raw record is kept.
+        """
+        registrations = self.for_table(table_name)
+        quarantined = bool(registrations) and all(r.on_poison == "quarantine" for r in registrations)
+        return quarantined, quarantined and any(r.keep_raw for r in registrations)
 
     @property
     def uses_old_images(self) -> bool:

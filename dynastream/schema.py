@@ -1,7 +1,8 @@
 """
 dynastream's own tables, and the columns it asks of a replicated table.
 
-The bookkeeping tables live in `dynastream.schema.metadata`; create them with
+The bookkeeping tables (tombstones, the applied-events ledger, the
+quarantine) live in `dynastream.schema.metadata`; create them with
 `App.create_tables()` (or `dynastream create-tables`), or copy their DDL into a
 migration (docs: "Schema and Alembic").
 """
@@ -26,6 +27,7 @@ __all__ = [
     "encode_sequence_number",
     "item_key",
     "metadata",
+    "quarantine",
     "sequence_column",
     "tombstones",
 ]
@@ -54,6 +56,24 @@ applied_events = sa.Table(
     sa.Column("event_id", sa.String(128), primary_key=True),
     sa.Column("applied_at", sa.DateTime(timezone=True), nullable=False, index=True),
     comment="eventIDs applied by exactly-once handlers, kept for the stream's retention",
+)
+
+
+quarantine = sa.Table(
+    "dynastream_quarantine",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("table_name", sa.String(255), nullable=False, comment="the DynamoDB table"),
+    sa.Column("event_id", sa.String(128), nullable=False),
+    sa.Column("sequence_number", sa.String(SEQUENCE_WIDTH), nullable=False),
+    sa.Column("item_keys", sa.Text, nullable=False, comment="the item's key attributes, as JSON"),
+    sa.Column("error_type", sa.String(255), nullable=False),
+    sa.Column("error_message", sa.Text, nullable=False, comment="never an attribute value"),
+    sa.Column("raw", sa.Text, nullable=True, comment="the record as received, only when kept on purpose"),
+    sa.Column("quarantined_at", sa.DateTime(timezone=True), nullable=False, index=True),
+    # A redelivered poison record is set aside once.
+    sa.UniqueConstraint("table_name", "event_id", name="uq_dynastream_quarantine_event"),
+    comment="records set aside by tables whose poison policy is quarantine",
 )
 
 

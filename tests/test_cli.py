@@ -27,7 +27,7 @@ def test_create_tables_creates_them(tmp_path: Path) -> None:
     assert 0 == main(["create-tables", "--database-url", url])
     assert 0 == main(["create-tables", "--database-url", url])  # again: nothing to do
 
-    assert {"dynastream_applied_events", "dynastream_tombstones"} == set(
+    assert {"dynastream_applied_events", "dynastream_quarantine", "dynastream_tombstones"} == set(
         sa.inspect(sa.create_engine(url)).get_table_names()
     )
 

@@ -1,0 +1,116 @@
+"""
+Poison records set aside in the quarantine table, so the batch goes on.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from decimal import Decimal
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+import dynastream
+from dynastream import StreamRecord, UnitOfWork
+from tests.builders import insert_event
+from tests.test_replication import S, make_app, put, rows
+
+quarantine = dynastream.schema.quarantine
+
+
+def set_aside(engine: sa.Engine) -> list[Any]:
+    with engine.connect() as connection:
+        return list(connection.execute(sa.select(quarantine).order_by(quarantine.c.sequence_number)))
+
+
+def test_a_poison_record_is_quarantined_and_the_batch_goes_on(engine: sa.Engine) -> None:
+    app = make_app(engine, on_poison="quarantine")
+    poison = put("b", "1", S[1], label="x" * 41)  # longer than String(40)
+
+    result = app.dispatch({"Records": [put("a", "1", S[0]), poison, put("c", "3", S[2])]})
+
+    assert ({"batchItemFailures": []}, 2) == (result.response(), result.applied)
+    assert [1] == [q.index for q in result.quarantined]
+    assert {"a": (Decimal("1"), "x"), "c": (Decimal("3"), "x")} == rows(engine)
+    [row] = set_aside(engine)
+    assert ("Items", poison["eventID"], str(S[1]).zfill(40)) == (
+        row.table_name,
+        row.event_id,
+        row.sequence_number,
+    )
+    assert {"pk": "b"} == json.loads(row.item_keys)
+    assert row.error_type.endswith("MappingError")
+    assert "attribute 'label' -> column 'label'" in row.error_message
+    assert row.raw is None
+
+
+def test_the_raw_record_is_kept_only_on_request(engine: sa.Engine) -> None:
+    app = make_app(engine, on_poison="quarantine", keep_raw=True)
+    poison = put("b", "1", S[1], label="x" * 41)
+
+    app.lambda_handler({"Records": [poison]}, None)
+
+    [row] = set_aside(engine)
+    assert poison == json.loads(row.raw)
+
+
+def test_a_redelivered_poison_record_is_set_aside_once(engine: sa.Engine) -> None:
+    app = make_app(engine, on_poison="quarantine")
+    batch = {
+        "Records": [
+            put("a", "1", S[0], label="x" * 41),
+            put("b", "2", S[1]),
+            put("c", "3", S[2], label="y" * 50),
+        ]
+    }
+
+    app.lambda_handler(batch, None)
+    app.lambda_handler(batch, None)
+
+    assert 2 == len(set_aside(engine))
+    assert {"b": (Decimal("2"), "x")} == rows(engine)
+
+
+def test_a_custom_handler_can_quarantine_what_it_refuses(engine: sa.Engine) -> None:
+    effects = sa.Table(
+        "quarantine_effects", sa.MetaData(), sa.Column("n", sa.Integer, primary_key=True, autoincrement=False)
+    )
+    effects.create(engine)
+    dynastream.schema.metadata.create_all(engine)
+    app = dynastream.App(engine=engine)
+
+    @app.handler("Orders", on_poison="quarantine")
+    def apply(records: Sequence[StreamRecord[dynastream.Item]], uow: UnitOfWork) -> None:
+        numbers = [int(r.new_image["n"]) for r in records if r.new_image is not None]
+        uow.connection().execute(effects.insert(), [{"n": n + 1} for n in numbers])
+        if {3, 7} & set(numbers):
+            raise ValueError("refused")
+
+    result = app.dispatch(insert_event(10))
+
+    assert [] == result.response()["batchItemFailures"]
+    assert [3, 7] == [q.index for q in result.quarantined]
+    with engine.connect() as connection:
+        assert [1, 2, 3, 5, 6, 7, 9, 10] == sorted(connection.scalars(sa.select(effects.c.n)))
+    assert ["builtins.ValueError", "builtins.ValueError"] == [r.error_type for r in set_aside(engine)]
+    assert ["ValueError", "ValueError"] == [
+        r.error_message for r in set_aside(engine)
+    ]  # its text may quote data
+
+
+def test_a_table_reports_unless_all_its_handlers_quarantine(engine: sa.Engine) -> None:
+    app = make_app(engine, on_poison="quarantine")
+    app.register("Items", lambda records, uow: None)  # reports, the default
+
+    result = app.dispatch({"Records": [put("a", "1", S[0]), put("b", "1", S[1], label="x" * 41)]})
+
+    assert [{"itemIdentifier": str(S[1])}] == result.response()["batchItemFailures"]
+    assert [] == set_aside(engine)
+
+
+def test_unknown_poison_policy_is_refused() -> None:
+    app = dynastream.App(database_url="sqlite://")
+    with pytest.raises(dynastream.ConfigurationError, match="on_poison"):
+        app.register("Orders", lambda records, uow: None, on_poison="ignore")  # type: ignore[arg-type]
