@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+from .exceptions import ConfigurationError
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -34,7 +36,6 @@ def _ddl(dialect_name: str) -> str:
 
 def _create_tables(database_url: str | None) -> int:
     from ._app import App
-    from .exceptions import ConfigurationError
 
     try:
         App(database_url=database_url).create_tables()
@@ -43,6 +44,85 @@ def _create_tables(database_url: str | None) -> int:
         return 2
     print("dynastream: bookkeeping tables are in place", file=sys.stderr)
     return 0
+
+
+def _load_app(spec: str) -> Any:
+    """
+    Import `module:attribute` (the application's `App`), like `handler:app`.
+    """
+    import importlib
+    import os
+
+    from ._app import App
+
+    module_name, _, attribute = spec.partition(":")
+    if not module_name or not attribute:
+        raise SystemExit(
+            f"dynastream: --app must be module:attribute (for example handler:app), got {spec!r}"
+        )
+    sys.path.insert(0, os.getcwd())
+    try:
+        app = getattr(importlib.import_module(module_name), attribute)
+    except (ImportError, AttributeError) as error:
+        raise SystemExit(f"dynastream: cannot load {spec!r}: {error}") from None
+    if not isinstance(app, App):
+        raise SystemExit(f"dynastream: {spec!r} is not a dynastream.App")
+    return app
+
+
+def _quarantine_list(database_url: str | None, table: str | None) -> int:
+    import sqlalchemy as sa
+
+    from ._app import App
+    from .schema import quarantine
+
+    query = sa.select(quarantine).order_by(quarantine.c.id)
+    if table is not None:
+        query = query.where(quarantine.c.table_name == table)
+    with App(database_url=database_url).container.engine().connect() as connection:
+        rows = connection.execute(query).all()
+    for row in rows:
+        print(
+            f"{row.id}\t{row.table_name}\t{row.sequence_number.lstrip('0') or '0'}\t{row.event_id}"
+            f"\t{row.quarantined_at:%Y-%m-%d %H:%M:%S}\t{'raw' if row.raw else '-'}\t{row.error_message}"
+        )
+    print(f"dynastream: {len(rows)} quarantined record(s)", file=sys.stderr)
+    return 0
+
+
+def _quarantine_replay(app_spec: str, ids: Sequence[int]) -> int:
+    import json
+
+    import sqlalchemy as sa
+
+    from .schema import quarantine
+
+    app = _load_app(app_spec)
+    engine = app.container.engine()
+    query = sa.select(quarantine).order_by(quarantine.c.id)
+    if ids:
+        query = query.where(quarantine.c.id.in_(ids))
+    with engine.connect() as connection:
+        rows = connection.execute(query).all()
+    failed = 0
+    for row in rows:
+        if row.raw is None:
+            print(
+                f"dynastream: {row.id}: no raw record kept (keep_raw=True keeps it); skipped", file=sys.stderr
+            )
+            failed += 1
+            continue
+        result = app.dispatch(json.loads(row.raw))
+        if result.failure is None and not result.quarantined:
+            # Applied: only now is it taken out (one that fails again stays, once).
+            with engine.begin() as connection:
+                connection.execute(quarantine.delete().where(quarantine.c.id == row.id))
+            print(f"dynastream: {row.id}: applied", file=sys.stderr)
+            continue
+        failed += 1
+        reason = result.failure.error if result.failure is not None else result.quarantined[0].error
+        print(f"dynastream: {row.id}: failed again: {type(reason).__name__}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -71,10 +151,41 @@ def main(argv: Sequence[str] | None = None) -> int:
     ddl.add_argument(
         "--dialect", choices=_DIALECTS, default="postgresql", help="SQL dialect (default: postgresql)"
     )
+    quarantined = commands.add_parser(
+        "quarantine",
+        help="list or replay records set aside by on_poison='quarantine'",
+        description="List or replay quarantined records.",
+    )
+    actions = quarantined.add_subparsers(dest="action", required=True, metavar="ACTION")
+    listing = actions.add_parser(
+        "list", help="list quarantined records", description="List quarantined records."
+    )
+    listing.add_argument("--database-url", help="SQLAlchemy URL (default: $DYNASTREAM_DATABASE_URL)")
+    listing.add_argument("--table", help="only this DynamoDB table")
+    replay = actions.add_parser(
+        "replay",
+        help="apply quarantined records again through the application",
+        description=(
+            "Apply quarantined records again through the application (their raw record must have been"
+            " kept); each one applied is removed from the quarantine, each one that fails again stays."
+        ),
+    )
+    replay.add_argument(
+        "--app", required=True, help="the application, as module:attribute (for example handler:app)"
+    )
+    replay.add_argument("ids", nargs="*", type=int, help="quarantine ids (default: all)")
     arguments = parser.parse_args(argv)
     if arguments.command == "ddl":
         sys.stdout.write(_ddl(arguments.dialect))
         return 0
+    if arguments.command == "quarantine":
+        try:
+            if arguments.action == "list":
+                return _quarantine_list(arguments.database_url, arguments.table)
+            return _quarantine_replay(arguments.app, arguments.ids)
+        except ConfigurationError as error:
+            print(f"dynastream: {error}", file=sys.stderr)
+            return 2
     return _create_tables(arguments.database_url)
 
 
