@@ -23,7 +23,8 @@ def create_engine(settings: Settings) -> Engine:
 
     One connection per process by default (a Lambda environment runs one
     invocation at a time), checked before use so that a connection the server
-    closed while the environment was frozen is never handed out.
+    closed while the environment was frozen is never handed out. Statement
+    parameters (item values) never appear in SQLAlchemy's logs or errors.
 
     Raises:
         ConfigurationError: No database URL is configured.
@@ -36,7 +37,9 @@ def create_engine(settings: Settings) -> Engine:
             "no database is configured: set DYNASTREAM_DATABASE_URL or pass App(database_url=...)"
         )
     url = make_url(settings.database_url)
-    options: dict[str, Any] = {}
+    # Statement parameters are item values, which may be personal data: keep
+    # them out of SQLAlchemy's logs and out of the text of its exceptions.
+    options: dict[str, Any] = {"hide_parameters": True}
     if url.get_backend_name() == "sqlite":
         if url.database in (None, "", ":memory:"):
             from sqlalchemy.pool import StaticPool

@@ -1,0 +1,100 @@
+"""
+Canaries: a database password and personal data in items never reach logs,
+errors or results, at any log level, under default settings.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from decimal import Decimal
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+import dynastream
+from dynastream import StreamRecord, UnitOfWork
+from tests.builders import record
+
+PASSWORD = "canary-pw-7c1d"  # noqa: S105 - a canary, not a credential
+PERSONAL = "canary-4f1e@example.com"
+
+people = sa.Table(
+    "privacy_people",
+    sa.MetaData(),
+    sa.Column("pk", sa.String(60), primary_key=True),
+    sa.Column("email", sa.String(20)),  # too short for the canary: a mapping error
+    sa.Column("age", sa.Integer),
+    dynastream.sequence_column(),
+)
+
+
+def person(n: int, *, email: str = "ok@example.com", age: Any = 30, table: str = "People") -> dict[str, Any]:
+    item = {"pk": f"{PERSONAL}-{n}", "email": email, "age": Decimal(age) if isinstance(age, int) else age}
+    return record(
+        "INSERT",
+        {"pk": f"{PERSONAL}-{n}"},
+        item,
+        table=table,
+        sequence_number=10**25 + n,
+        view_type="NEW_IMAGE",
+    )
+
+
+def test_no_canary_in_logs_errors_or_results(
+    database_url: str, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = sa.engine.make_url(database_url)
+    if url.get_backend_name() == "postgresql":
+        url = url.set(password=PASSWORD)  # trust authentication ignores it; it still travels
+    elif url.get_backend_name() == "mysql":
+        admin = sa.create_engine(url, poolclass=sa.pool.NullPool)
+        with admin.begin() as connection:
+            connection.exec_driver_sql(
+                f"CREATE USER IF NOT EXISTS 'dynastream_canary'@'%%' IDENTIFIED BY '{PASSWORD}'"
+            )
+            connection.exec_driver_sql(f"GRANT ALL ON `{url.database}`.* TO 'dynastream_canary'@'%%'")
+        admin.dispose()
+        url = url.set(username="dynastream_canary", password=PASSWORD)
+    monkeypatch.setenv("DYNASTREAM_DATABASE_URL", url.render_as_string(hide_password=False))
+    app = dynastream.App()
+    engine = app.container.engine()
+    try:
+        check_canaries(app, engine, caplog)
+    finally:
+        people.drop(engine, checkfirst=True)
+        dynastream.schema.metadata.drop_all(engine)
+        engine.dispose()
+
+
+def check_canaries(app: dynastream.App, engine: sa.Engine, caplog: pytest.LogCaptureFixture) -> None:
+    people.create(engine)
+    app.create_tables()
+    app.replicate("People", into=people, on_poison="quarantine")
+
+    @app.handler("Audit")
+    def refuse(records: Sequence[StreamRecord[dynastream.Item]], uow: UnitOfWork) -> None:
+        uow.connection().execute(sa.text("SELECT * FROM no_such_table WHERE x = :v"), {"v": PERSONAL})
+
+    texts: list[str] = [repr(app.container.settings()), repr(engine)]
+    with caplog.at_level(logging.DEBUG):
+        batches = [
+            [person(1), person(2, email=PERSONAL), person(3)],  # a mapping error, quarantined
+            [person(4, table="Audit")],  # a database error naming a value
+            [person(5, age={"N": PERSONAL})],  # malformed, reported
+        ]
+        for batch in batches:
+            result = app.dispatch({"Records": batch})
+            texts += [repr(result), str(result.response())]
+            texts += [f"{f.error!s} {f.error!r}" for f in (result.failure, *result.quarantined) if f]
+        with engine.connect() as connection:
+            texts += [
+                str(row)
+                for row in connection.execute(sa.select(dynastream.schema.quarantine.c.error_message))
+            ]
+    texts.append(caplog.text)
+
+    everything = "\n".join(texts)
+    assert PASSWORD not in everything
+    assert PERSONAL not in everything
