@@ -49,7 +49,9 @@ class App:
         database_url: SQLAlchemy URL of the target database; overrides
             `DYNASTREAM_DATABASE_URL`.
         engine: An engine to use instead of building one (tests, or sharing
-            an engine the application already has).
+            an engine the application already has). Build it with
+            `hide_parameters=True`, as dynastream does, so that item values
+            stay out of SQLAlchemy's logs and errors.
         container: A container to use instead of a new `Container`.
 
     Examples:
