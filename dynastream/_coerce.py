@@ -244,6 +244,10 @@ def _numeric_converter(type_: sa.Numeric[Any], dialect: str | None) -> Callable[
         precision, scale = 10, 0
     elif precision is not None and scale is None:
         scale = 0  # NUMERIC(p) is NUMERIC(p, 0) in SQL
+    elif dialect == "sqlite" and scale is None:
+        # SQLite keeps the float, and SQLAlchemy reads it back rounded to
+        # `decimal_return_scale` (10) places: more would not come back.
+        scale = 10 if type_.decimal_return_scale is None else type_.decimal_return_scale
     float_storage = dialect == "sqlite"
     label = f"{type(type_).__name__}({precision}, {scale})" if precision is not None else type(type_).__name__
     if dialect in ("mysql", "mariadb") and type_.precision is None:
@@ -258,7 +262,10 @@ def _numeric_converter(type_: sa.Numeric[Any], dialect: str | None) -> Callable[
         if not value.is_finite():
             raise Unfit(f"a number that is not finite does not fit {label}")
         if scale is not None and not _is_integral(value.scaleb(scale, _EXACT)):
-            raise Unfit(f"more than {scale} decimal place{'' if scale == 1 else 's'} ({label})")
+            where = (
+                label if type_.scale is not None or not float_storage else f"{label}, read back so on SQLite"
+            )
+            raise Unfit(f"more than {scale} decimal place{'' if scale == 1 else 's'} ({where})")
         if integer_digits is not None and value.adjusted() >= integer_digits:
             raise Unfit(f"more than {integer_digits} digits before the decimal point ({label})")
         if float_storage and _significant_digits(value) > _SQLITE_NUMERIC_DIGITS:

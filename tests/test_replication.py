@@ -494,3 +494,55 @@ def test_identifiers_only_come_from_the_table_and_are_quoted(engine: sa.Engine) 
     assert {"batchItemFailures": []} == first == second
     with engine.connect() as connection:
         assert [("k1", "v", "ü")] == [tuple(r)[:3] for r in connection.execute(sa.select(awkward))]
+
+
+boundaries = sa.Table(
+    "replicated_boundaries",
+    sa.MetaData(),
+    sa.Column("pk", sa.String(20), primary_key=True),
+    sa.Column("as_text", sa.String(200)),
+    sa.Column("as_number", sa.Numeric()),
+    sa.Column("in_json", sa.JSON),
+    dynastream.sequence_column(),
+)
+BOUNDARY_NUMBERS = [
+    "9" * 38,
+    "-" + "9" * 38,
+    "1E-130",
+    "9.9999999999999999999999999999999999999E+125",
+    "1.50",
+    "0.000000000000000000000000000000000000001",
+]
+
+
+@pytest.mark.parametrize("text", BOUNDARY_NUMBERS)
+def test_boundary_numbers_round_trip_exactly_or_fail_loudly(engine: sa.Engine, text: str) -> None:
+    boundaries.create(engine)
+    app = dynastream.App(engine=engine)
+    app.create_tables()
+    app.replicate("Items", into=boundaries)
+    number = Decimal(text)
+    item = {"pk": "n", "as_text": number, "as_number": number, "in_json": {"n": number}}
+
+    result = app.dispatch(
+        {
+            "Records": [
+                record(
+                    "INSERT", {"pk": "n"}, item, table="Items", sequence_number=S[0], view_type="NEW_IMAGE"
+                )
+            ]
+        }
+    )
+
+    if result.failure is not None:  # loudly: a typed error naming the column, nothing written
+        assert isinstance(result.failure.error, MappingError)
+        assert result.failure.error.column in {"as_number", "in_json"}
+        with engine.connect() as connection:
+            assert 0 == connection.scalar(sa.select(sa.func.count()).select_from(boundaries))
+        return
+    with engine.connect() as connection:
+        row = connection.execute(sa.select(boundaries)).one()
+    # Text keeps the number's digits and exponent (1E-130 and 0.00..01 are one Decimal).
+    assert number.as_tuple() == Decimal(row.as_text).as_tuple()
+    assert number == Decimal(str(row.as_number))
+    assert number == Decimal(repr(row.in_json["n"]))
