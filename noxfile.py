@@ -55,6 +55,13 @@ def docs(session: nox.Session) -> None:
 
 
 @nox.session
+def reliability(session: nox.Session) -> None:
+    """Run the fault-injection suite (pass e.g. -- --histories 500 for the full tier)."""
+    install_groups(session, "test", extras="[mysql,postgres,aws]")
+    session.run("python", "-m", "reliability", *session.posargs)
+
+
+@nox.session
 def bench(session: nox.Session) -> None:
     """Run the benchmarks, print ratios against their baselines, write docs/benchmark-results.md."""
     install_groups(session, "bench", extras="[mysql,postgres,aws]")

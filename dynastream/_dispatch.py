@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from ._events import TumblingWindow, read_event
-from ._failures import is_read_only, is_transient, retry_transient
+from ._failures import ConnectionLostError, is_read_only, is_transient, retry_transient
 from ._registry import Registration, build_handler, build_mapper
 from ._uow import UnitOfWork
 from .exceptions import (
@@ -362,36 +362,25 @@ class Dispatcher:
                 _limit_statements(connection, left - margin)
             quarantined.clear()
             try:
-                position, error = 0, None
-                while True:
-                    position, error = _bisect(
-                        lambda start, end: _attempt(session_factory, connection, lanes, start, end),
-                        limit,
-                        start=position,
-                        proceed=out_of_time,
-                    )
-                    if error is None or isinstance(error, TimeBudgetError):
-                        break
-                    record = records[position]
-                    quarantines, keep_raw = self._registry.quarantines(record.table_name)
-                    if not quarantines:
-                        break
-                    _quarantine(connection, record, error, keep_raw=keep_raw, now=clock())
-                    quarantined.append(
-                        RecordFailure(position, record.item_identifier, record.event_id, error)
-                    )
-                    position += 1
-                    if position < limit and (stop := out_of_time()) is not None:
-                        error = stop
-                        break
-                outcome = (position, error)
+                outcome = _apply_runs(
+                    lambda first, last: _attempt(session_factory, connection, lanes, first, last),
+                    limit,
+                    proceed=out_of_time,
+                    quarantine=lambda position, error: self._set_aside(
+                        connection, records, position, error, quarantined=quarantined, clock=clock
+                    ),
+                )
             except BaseException as error:
                 # Before COMMIT: nothing of this transaction can have been kept,
                 # so a lost connection here is safe to retry (see _failures).
                 if isinstance(error, Exception) and is_read_only(error):
                     connection.invalidate()  # a writer turned reader: get a new connection
                 elif transaction.is_active and not connection.invalidated:
-                    transaction.rollback()
+                    try:
+                        transaction.rollback()
+                    except Exception as broken:
+                        connection.invalidate()
+                        raise ConnectionLostError("the connection broke during ROLLBACK") from broken
                 raise
             try:
                 transaction.commit()
@@ -419,6 +408,29 @@ class Dispatcher:
             RecordFailure(position, record.item_identifier, record.event_id, error),
             tuple(quarantined),
         )
+
+    def _set_aside(
+        self,
+        connection: Connection,
+        records: Sequence[StreamRecord[Item]],
+        position: int,
+        error: BaseException,
+        *,
+        quarantined: list[RecordFailure],
+        clock: Callable[[], datetime],
+    ) -> bool:
+        """
+        Quarantine record `position` if its table's policy says so.
+
+        Returns whether it was set aside (the batch then goes on after it).
+        """
+        record = records[position]
+        quarantines, keep_raw = self._registry.quarantines(record.table_name)
+        if not quarantines:
+            return False
+        _quarantine(connection, record, error, keep_raw=keep_raw, now=clock())
+        quarantined.append(RecordFailure(position, record.item_identifier, record.event_id, error))
+        return True
 
     def _log_failure(self, failure: RecordFailure, outcome: str) -> None:
         logger: logging.Logger = self._container.logger()
@@ -460,6 +472,33 @@ def _map_lane(lane: _Lane, records: Sequence[StreamRecord[Item]], limit: int) ->
                 return RecordFailure(position, record.item_identifier, record.event_id, error)
         lane.records.append(record.with_images(images[0], images[1]))
     return None
+
+
+def _apply_runs(
+    attempt: Any,
+    limit: int,
+    *,
+    proceed: Callable[[], BaseException | None],
+    quarantine: Callable[[int, BaseException], bool],
+) -> tuple[int, BaseException | None]:
+    """
+    Bisect records `[0, limit)`, going on after each record set aside.
+
+    `quarantine(position, error)` returns whether it set the failing record
+    aside; when it did, bisection goes on after it.
+
+    Returns:
+        `(position, error)`, as `_bisect` does for the first failure that is
+        not set aside.
+    """
+    position, error = 0, None
+    while True:
+        position, error = _bisect(attempt, limit, start=position, proceed=proceed)
+        if error is None or isinstance(error, TimeBudgetError) or not quarantine(position, error):
+            return position, error
+        position += 1
+        if position < limit and (stop := proceed()) is not None:
+            return position, stop
 
 
 def _bisect(
@@ -540,7 +579,13 @@ def _attempt(
             if (isinstance(error, DBAPIError) and error.connection_invalidated) or is_transient(error):
                 raise  # not the record's fault: the whole transaction is retried or fails
             if transaction.is_active:
-                transaction.rollback()
+                try:
+                    transaction.rollback()
+                except Exception as broken:
+                    # The savepoint cannot be rolled back: the connection is gone
+                    # (some drivers report a closed socket as a plain error).
+                    connection.invalidate()
+                    raise ConnectionLostError("the connection broke while a run was rolled back") from broken
             return error
         return None
     finally:

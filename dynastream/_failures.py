@@ -22,6 +22,7 @@ __all__ = [
     "READ_ONLY_SQLSTATES",
     "TRANSIENT_MYSQL_ERRORS",
     "TRANSIENT_SQLSTATES",
+    "ConnectionLostError",
     "is_read_only",
     "is_transient",
     "retry_transient",
@@ -53,6 +54,15 @@ TRANSIENT_SQLSTATES = frozenset(
         "53300",  # too_many_connections
     }
 )
+
+
+class ConnectionLostError(Exception):
+    """
+    The connection broke in a way the driver did not report as a disconnect.
+
+    (For example a statement failing, then its rollback failing too.) Always
+    transient: the connection has been discarded, the transaction is retried.
+    """
 
 
 def _driver_errors(error: BaseException) -> list[BaseException]:
@@ -94,7 +104,9 @@ def is_transient(error: BaseException) -> bool:
     """
     from sqlalchemy.exc import DBAPIError
 
-    if isinstance(error, DBAPIError) and error.connection_invalidated:
+    if isinstance(error, ConnectionLostError) or (
+        isinstance(error, DBAPIError) and error.connection_invalidated
+    ):
         return True
     return any(
         getattr(e, "sqlstate", None) in TRANSIENT_SQLSTATES or _mysql_code(e) in TRANSIENT_MYSQL_ERRORS
