@@ -358,16 +358,30 @@ class _PostgreSQL:
 
     binary_prefix = "\\x"
 
-    def __init__(self, writer: TableWriter) -> None:
+    def _prepare(self, writer: TableWriter) -> tuple[Dialect, Callable[[str], str], str, str, list[str]]:
+        """
+        Set up what both JSON-chunk dialects share.
+
+        Returns the dialect, its quoting function, the quoted table and
+        tombstone table, and the quoted column names.
+        """
         self.writer = writer
         dialect = writer.dialect
-        quote = dialect.identifier_preparer.quote
-        table = dialect.identifier_preparer.format_table(writer.table)
-        tomb = dialect.identifier_preparer.format_table(tombstones)
-        names = [quote(c.name) for c in writer.columns]
-        count = len(writer.columns)
         self._nested = [_is_plain_json(c, dialect) for c in writer.columns]
         self._kinds = _kinds(self._nested, writer._processors)
+        preparer = dialect.identifier_preparer
+        names = [preparer.quote(c.name) for c in writer.columns]
+        return (
+            dialect,
+            preparer.quote,
+            preparer.format_table(writer.table),
+            preparer.format_table(tombstones),
+            names,
+        )
+
+    def __init__(self, writer: TableWriter) -> None:
+        dialect, quote, table, tomb, names = self._prepare(writer)
+        count = len(writer.columns)
 
         def cast(i: int, column: sa.Column[Any]) -> str:
             type_sql = column.type.compile(dialect=dialect)
@@ -465,18 +479,9 @@ class _MySQL(_PostgreSQL):
 
     binary_prefix = ""
 
-    def __init__(self, writer: TableWriter) -> None:
-        self.writer = writer
-        dialect = writer.dialect
-        quote = dialect.identifier_preparer.quote
-        table = dialect.identifier_preparer.format_table(writer.table)
-        tomb = dialect.identifier_preparer.format_table(tombstones)
-        names = [quote(c.name) for c in writer.columns]
-        count = len(writer.columns)
+    def __init__(self, writer: TableWriter) -> None:  # the shared setup is _prepare's, not super's
+        dialect, quote, table, tomb, names = self._prepare(writer)
         sequence = quote(writer.sequence.name)
-
-        self._nested = [_is_plain_json(c, dialect) for c in writer.columns]
-        self._kinds = _kinds(self._nested, writer._processors)
 
         def source(columns: Sequence[sa.Column[Any]], extra: Sequence[str]) -> str:
             defined = [
@@ -520,7 +525,6 @@ class _MySQL(_PostgreSQL):
                 f" SET {table}.{deleted} = v.deleted_at, {table}.{sequence} = v.sequence"
                 f" WHERE {table}.{sequence} < v.sequence"
             )
-        del count
 
     def _scalar(self, value: Any) -> Any:
         # MySQL's DATETIME has no zone: send UTC wall time, as the driver would.
