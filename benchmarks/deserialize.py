@@ -19,11 +19,30 @@ from dynastream._deserialize import deserialize_image
 
 from . import best_time
 
-__all__ = ["order_item", "run"]
+__all__ = ["address", "order_item", "run"]
 
 CITIES = ["Lyon", "Porto", "Gdańsk", "Zürich", "Dublin", "Valencia", "Tallinn"]
 STATUSES = ["NEW", "PAID", "PACKED", "SHIPPED", "DELIVERED"]
 TAGS = ["priority", "gift", "b2b", "fragile", "promo", "repeat", "international"]
+
+
+def address(rng: random.Random) -> dict[str, Any]:
+    """
+    Return a nested address map (with a map of coordinates), typed as DynamoDB sends it.
+    """
+    return {
+        "M": {
+            "street": {"S": f"{rng.randint(1, 300)} Rue de la République"},
+            "city": {"S": rng.choice(CITIES)},
+            "postcode": {"S": f"{rng.randint(1000, 99999)}"},
+            "location": {
+                "M": {
+                    "lat": {"N": f"{rng.randint(-89, 89)}.{rng.randint(0, 999_999):06d}"},
+                    "lon": {"N": f"{rng.randint(-179, 179)}.{rng.randint(0, 999_999):06d}"},
+                }
+            },
+        }
+    }
 
 
 def _money(rng: random.Random, low: int, high: int) -> str:
@@ -57,19 +76,7 @@ def order_item(rng: random.Random) -> dict[str, Any]:
         "tags": {"SS": rng.sample(TAGS, rng.randint(1, 4))},
         "is_gift": {"BOOL": rng.random() < 0.2},
         "gift_message": {"NULL": True},
-        "address": {
-            "M": {
-                "street": {"S": f"{rng.randint(1, 300)} Rue de la République"},
-                "city": {"S": rng.choice(CITIES)},
-                "postcode": {"S": f"{rng.randint(1000, 99999)}"},
-                "location": {
-                    "M": {
-                        "lat": {"N": f"{rng.randint(-89, 89)}.{rng.randint(0, 999_999):06d}"},
-                        "lon": {"N": f"{rng.randint(-179, 179)}.{rng.randint(0, 999_999):06d}"},
-                    }
-                },
-            }
-        },
+        "address": address(rng),
         "lines": {"L": lines},
         "signature": {"B": rng.randbytes(32)},
         "version": {"N": str(rng.randint(1, 50))},

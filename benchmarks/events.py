@@ -25,6 +25,8 @@ from typing import Any
 
 import attrs
 
+from .deserialize import STATUSES, TAGS, address
+
 __all__ = ["ARN", "Batch", "make_batch", "order_image"]
 
 ARN = "arn:aws:dynamodb:eu-west-1:123456789012:table/Orders/stream/2026-11-01T00:00:00.000"
@@ -32,9 +34,6 @@ ARN = "arn:aws:dynamodb:eu-west-1:123456789012:table/Orders/stream/2026-11-01T00
 FIRST_SEQUENCE_NUMBER = 4_421_584_500_000_000_017_450_439_000
 FIRST_CREATION_TIME = 1_790_000_000
 
-CITIES = ["Lyon", "Porto", "Gdańsk", "Zürich", "Dublin", "Valencia", "Tallinn"]
-STATUSES = ["NEW", "PAID", "PACKED", "SHIPPED", "DELIVERED"]
-TAGS = ["priority", "gift", "b2b", "fragile", "promo", "repeat", "international"]
 COUPONS = ["WELCOME10", "SPRING-24", "VIP", "FREESHIP"]
 
 
@@ -97,19 +96,7 @@ def order_image(rng: random.Random, order_id: str) -> dict[str, Any]:
         "discount_rate": {"N": rng.choice(["0", "0.05", "0.10", "0.15", "0.125"])},
         "tags": {"SS": rng.sample(TAGS, rng.randint(1, 4))},
         "is_gift": {"BOOL": is_gift},
-        "address": {
-            "M": {
-                "street": {"S": f"{rng.randint(1, 300)} Rue de la République"},
-                "city": {"S": rng.choice(CITIES)},
-                "postcode": {"S": f"{rng.randint(1000, 99999)}"},
-                "location": {
-                    "M": {
-                        "lat": {"N": f"{rng.randint(-89, 89)}.{rng.randint(0, 999_999):06d}"},
-                        "lon": {"N": f"{rng.randint(-179, 179)}.{rng.randint(0, 999_999):06d}"},
-                    }
-                },
-            }
-        },
+        "address": address(rng),
         "lines": {"L": lines},
         "signature": {"B": base64.b64encode(rng.randbytes(32)).decode("ascii")},
         "version": {"N": str(rng.randint(1, 50))},
