@@ -82,6 +82,10 @@ class ReplicationHandler:
         tombstone_retention: timedelta = DEFAULT_TOMBSTONE_RETENTION,
         clock: Callable[[], datetime] = _utc_now,
     ) -> None:
+        if deletes not in ("delete", "soft_delete"):
+            raise ConfigurationError(f"deletes must be 'delete' or 'soft_delete', got {deletes!r}")
+        if ttl not in (None, "delete", "soft_delete", "ignore"):
+            raise ConfigurationError(f"ttl must be 'delete', 'soft_delete', 'ignore' or None, got {ttl!r}")
         self.table_name = table_name
         self.row_mapper = row_mapper
         self._row_mappers: dict[str, RowMapper] = {}
@@ -172,13 +176,13 @@ class ReplicationHandler:
         hard: list[Deletion] = []
         soft: list[Deletion] = []
         for key, record in latest.items():
-            sequence = encode_sequence_number(record.sequence_number)
             mapped_key = self._map(row_mapper, record, "Keys", record.keys, key_only=True)
             key_values = [mapped_key[c] for c in row_mapper.key_columns()]
             identity = item_key(key_values)
             if record.event_name is EventName.REMOVE:
                 policy = self.ttl if record.is_ttl_delete else self.deletes
                 deleted_at = record.approximate_creation_time or now
+                sequence = encode_sequence_number(record.sequence_number)
                 deletion = Deletion(key_values, identity, sequence, deleted_at)
                 if policy != "soft_delete":
                     hard.append(deletion)

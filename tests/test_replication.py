@@ -546,3 +546,11 @@ def test_boundary_numbers_round_trip_exactly_or_fail_loudly(engine: sa.Engine, t
     assert number.as_tuple() == Decimal(row.as_text).as_tuple()
     assert number == Decimal(str(row.as_number))
     assert number == Decimal(repr(row.in_json["n"]))
+
+
+@pytest.mark.parametrize("options", [{"deletes": "hard"}, {"ttl": "forever"}])
+def test_unknown_delete_policies_are_refused(options: dict[str, Any]) -> None:
+    app = dynastream.App(database_url="sqlite://")
+
+    with pytest.raises(ConfigurationError, match=next(iter(options))):
+        app.replicate("Items", into=items, **options)
