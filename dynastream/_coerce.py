@@ -16,6 +16,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import Context, Decimal
 from typing import TYPE_CHECKING, Any, Final
 
+from ._deserialize import deserialize_value, fast_number
 from .exceptions import ConfigurationError
 
 if TYPE_CHECKING:
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
 
     import sqlalchemy as sa
 
-__all__ = ["REQUIRED", "Unfit", "converter_for", "extra_converter", "fill_for"]
+__all__ = ["REQUIRED", "Unfit", "converter_for", "extra_converter", "fill_for", "typed_json_converter_for"]
 
 _INTEGER_NAMES: Final = {8: "TINYINT", 16: "SMALLINT", 24: "MEDIUMINT", 32: "INTEGER", 64: "BIGINT"}
 
@@ -90,9 +91,14 @@ def _kind(value: object) -> str:
     return _KINDS.get(type(value)) or f"a value of type {type(value).__name__}"
 
 
-def extra_converter(column: sa.Column[Any], dialect: str | None) -> Callable[[Any], Any]:
+def extra_converter(
+    column: sa.Column[Any], dialect: str | None
+) -> tuple[Callable[[Any], Any], Callable[[Any], Any]]:
     """
-    Return the JSON converter of the `extra` column, which must be JSON.
+    Return the JSON converters of the `extra` column, which must be JSON.
+
+    The first takes Python values, the second attribute values in Lambda's
+    JSON shape (see `typed_json_converter_for`).
 
     Raises:
         ConfigurationError: The column is not a JSON column.
@@ -105,7 +111,24 @@ def extra_converter(column: sa.Column[Any], dialect: str | None) -> Callable[[An
             f"extra column {column.name!r} must be a JSON column to keep attributes as an object,"
             f" not {type(type_).__name__}"
         )
-    return _json_converter(type_, dialect)
+    return _json_walkers(type_, dialect)
+
+
+def typed_json_converter_for(
+    column_type: sa.types.TypeEngine[Any], dialect: str | None
+) -> Callable[[Any], Any] | None:
+    """
+    Return a JSON column's converter of attribute values, or `None` for other types.
+
+    It takes a value as an event carries it (`{"M": {...}}`) and gives what the
+    column's converter gives for the deserialized value, in one pass instead of
+    two; it raises on anything it does not take, and the caller then goes the
+    checked way (deserialize, then convert) for the precise error.
+    """
+    import sqlalchemy as sa
+
+    type_ = _dialect_type(column_type, dialect)
+    return _json_walkers(type_, dialect)[1] if isinstance(type_, sa.JSON) else None
 
 
 def _dialect_type(type_: sa.types.TypeEngine[Any], dialect: str | None) -> sa.types.TypeEngine[Any]:
@@ -157,7 +180,7 @@ def converter_for(column_type: sa.types.TypeEngine[Any], dialect: str | None) ->
     if isinstance(type_, sa.Boolean):
         return _boolean
     if isinstance(type_, sa.JSON):
-        return _json_converter(type_, dialect)
+        return _json_walkers(type_, dialect)[0]
     if isinstance(type_, sa.ARRAY):
         return _array_converter(type_, dialect)
     if isinstance(type_, sa.Integer):
@@ -419,13 +442,15 @@ def _binary_converter(type_: sa.types._Binary, *, mysql: bool) -> Callable[[Any]
 # --- JSON --------------------------------------------------------------------
 
 
-def _json_converter(type_: sa.JSON, dialect: str | None) -> Callable[[Any], Any]:
+def _json_walkers(type_: sa.JSON, dialect: str | None) -> tuple[Callable[[Any], Any], Callable[[Any], Any]]:
     """
-    Return the converter to values `json.dumps` takes, exactly.
+    Return the converters to values `json.dumps` takes, exactly.
 
     Sets become arrays sorted by value (strings by code point, numbers
     numerically, binary by its bytes), binary base64 text, numbers an `int`
-    or a `float` that reads back as the same number.
+    or a `float` that reads back as the same number. The first converter
+    takes deserialized values, the second attribute values as events carry
+    them (see `typed_json_converter_for`).
     """
     no_nul = dialect == "postgresql" and type_.__visit_name__ == "JSONB"
     int_range = _MYSQL_JSON_INTEGERS if dialect == "mysql" else None
@@ -509,7 +534,78 @@ def _json_converter(type_: sa.JSON, dialect: str | None) -> Callable[[Any], Any]
             raise Unfit(f"{_kind(value)} is not a DynamoDB value (JSON column)")
         return walker(value)
 
-    return walk
+    return walk, _typed_walker(walk, number, text, members, no_nul=no_nul)
+
+
+def _typed_walker(
+    walk: Callable[[Any], Any],
+    number: Callable[[Decimal], int | float],
+    text: Callable[[str], str],
+    members: Callable[[set[Any]], list[Any]],
+    *,
+    no_nul: bool,
+) -> Callable[[Any], Any]:
+    """
+    Return `walk` for attribute values as events carry them, in one pass.
+
+    `number`, `text` and `members` are `walk`'s own converters: what they
+    refuse is refused here too.
+    """
+
+    def typed(value: dict[str, Any]) -> Any:  # noqa: PLR0911 - one branch per type tag, leaves inline
+        # The common tags inline, and a map's scalar members without a call;
+        # any other tag, or a payload of the wrong type, is deserialized first.
+        # Malformed values raise on the way.
+        (tag,) = value
+        payload = value[tag]
+        cls = payload.__class__
+        if tag == "M" and cls is dict:
+            out: dict[str, Any] = {}
+            for key, member in payload.items():
+                if no_nul and "\x00" in key:
+                    text(key)
+                (inner,) = member
+                leaf = member[inner]
+                if inner == "S" and leaf.__class__ is str and not (no_nul and "\x00" in leaf):
+                    out[key] = leaf
+                elif inner == "N" and leaf.__class__ is str:
+                    out[key] = typed_number(leaf)
+                else:
+                    out[key] = typed(member)
+            return out
+        if tag == "S" and cls is str:
+            if no_nul and "\x00" in payload:
+                text(payload)
+            return payload
+        if tag == "N" and cls is str:
+            return typed_number(payload)
+        if tag == "L" and cls is list:
+            return [typed(member) for member in payload]
+        if tag == "SS" and cls is list and all(member.__class__ is str for member in payload):
+            strings = sorted(set(payload))
+            if no_nul and any("\x00" in member for member in strings):
+                return members(set(strings))  # raises
+            return strings
+        if tag == "BOOL" and cls is bool:
+            return payload
+        if tag == "NULL" and payload is True:
+            return None
+        return walk(deserialize_value(value))
+
+    def typed_number(payload: str) -> int | float:
+        # The quick paths of number(), on the text: an int of up to 18 digits
+        # is within every range; a float whose shortest text is the payload
+        # is exact. Texts with an exponent, NaN, Infinity or an integral "1.0"
+        # go the long way, as they do in number().
+        if len(payload) < 19 and payload.isdigit() and payload.isascii():
+            return int(payload)
+        if "e" not in payload and "n" not in payload and not payload.endswith(".0"):
+            quick = float(payload)
+            if repr(quick) == payload:
+                return quick
+        return number(fast_number(payload))
+
+    return typed
 
 
 def _array_converter(type_: sa.ARRAY[Any], dialect: str | None) -> Callable[[Any], list[Any]]:

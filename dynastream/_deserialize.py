@@ -34,7 +34,14 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-__all__ = ["InvalidAttributeValue", "deserialize_image", "deserialize_value", "type_name"]
+__all__ = [
+    "FAST_DECODERS",
+    "InvalidAttributeValue",
+    "deserialize_image",
+    "deserialize_value",
+    "fast_number",
+    "type_name",
+]
 
 Item = dict[str, Any]
 
@@ -230,7 +237,10 @@ def _shape_problem(attribute_value: Any) -> str:
     return f"attribute value must have exactly one type tag, found {len(attribute_value)}: {tags}"
 
 
-def _fast_number(value: Any) -> Decimal:
+def fast_number(value: Any) -> Decimal:
+    """
+    Return an `N` payload as a `Decimal`, or raise (any exception) when it is not one.
+    """
     # The same language as _is_number_text: Decimal() also takes white space
     # around the number, "_" between digits, other scripts' digits, NaN and
     # Infinity, and each of those is excluded here.
@@ -247,16 +257,17 @@ def _fast_number(value: Any) -> Decimal:
     raise InvalidAttributeValue("'N' value is not a decimal number")
 
 
-# `for ((tag, payload),) in (member.items(),)` unpacks each attribute value's
-# single (tag, payload) pair, raising ValueError when it has none or several.
+# `(tag,) = member` takes each attribute value's single type tag, raising
+# ValueError when it has none or several; it is quicker than unpacking items().
 
 
 def _fast_map(value: dict[str, Any]) -> Item:
-    # S and N, most of every image, are decoded inline: a loop that saves a call
-    # per value beats a comprehension that makes one.
+    # S, N and M, most of every image, are decoded inline: a loop that saves a
+    # call per value beats a comprehension that makes one.
     out: Item = {}
     for name, member in value.items():
-        ((tag, payload),) = member.items()
+        (tag,) = member
+        payload = member[tag]
         if tag == "S" and payload.__class__ is str:
             out[name] = payload
         elif (
@@ -271,21 +282,23 @@ def _fast_map(value: dict[str, Any]) -> Item:
             if not number.is_finite():
                 raise InvalidAttributeValue("'N' value is not a decimal number")
             out[name] = number
+        elif tag == "M":
+            out[name] = _fast_map(payload)
         else:
-            out[name] = _FAST[tag](payload)
+            out[name] = FAST_DECODERS[tag](payload)
     return out
 
 
 def _fast_list(value: list[Any]) -> list[Any]:
     if type(value) is not list:
         raise InvalidAttributeValue("'L' value must be an array")
-    return [_FAST[tag](payload) for member in value for ((tag, payload),) in (member.items(),)]
+    return [FAST_DECODERS[tag](member[tag]) for member in value for (tag,) in (member,)]
 
 
-_FAST: dict[str, Callable[[Any], Any]] = {
+FAST_DECODERS: dict[str, Callable[[Any], Any]] = {
     **_DECODERS,
     "S": str.__str__,  # a C-level type check: raises TypeError for anything but a str
-    "N": _fast_number,
+    "N": fast_number,
     "M": _fast_map,
     "L": _fast_list,
 }

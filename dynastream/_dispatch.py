@@ -274,7 +274,13 @@ class Dispatcher:
     def _dispatch(
         self, event: Any, table_name: str | None, time_left: Callable[[], float | None]
     ) -> BatchResult:
-        batch = read_event(event, table_name=table_name, old_images=self._registry.uses_old_images)
+        registry = self._registry
+        batch = read_event(
+            event,
+            table_name=table_name,
+            old_images=registry.uses_old_images,
+            new_images=registry.uses_new_images,
+        )
         records = batch.records
         total = batch.total
         limit = len(records)

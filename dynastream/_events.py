@@ -163,7 +163,9 @@ def parse_event(event: Any, *, table_name: str | None = None) -> list[StreamReco
     return list(batch.records)
 
 
-def read_event(event: Any, *, table_name: str | None = None, old_images: bool = True) -> EventBatch:
+def read_event(
+    event: Any, *, table_name: str | None = None, old_images: bool = True, new_images: bool = True
+) -> EventBatch:
     """
     Read an event's records up to the first malformed one.
 
@@ -173,6 +175,9 @@ def read_event(event: Any, *, table_name: str | None = None, old_images: bool = 
         old_images: `False` leaves every `OldImage` unread (`old_image` is
             `None`): the dispatcher passes it when no handler uses old images,
             which saves a third of the reading on `NEW_AND_OLD_IMAGES` streams.
+        new_images: `False` leaves every `NewImage` unread too (`new_image` is
+            `None`); a handler that reads images from `raw` itself, such as
+            the built-in replication, checks them as it reads them.
 
     Raises:
         MalformedEventError: The event as a whole cannot be read (not JSON, no
@@ -208,7 +213,11 @@ def read_event(event: Any, *, table_name: str | None = None, old_images: bool = 
     records: list[StreamRecord[Item]] = []
     for index, raw in enumerate(raw_records):
         try:
-            records.append(_read_record(raw, index, envelope_arn, table_name, old_images=old_images))
+            records.append(
+                _read_record(
+                    raw, index, envelope_arn, table_name, old_images=old_images, new_images=new_images
+                )
+            )
         except MalformedRecordError as error:
             return EventBatch(tuple(records), error, window, len(raw_records))
     return EventBatch(tuple(records), None, window, len(raw_records))
@@ -262,7 +271,13 @@ class _RecordReader:
 
 
 def _read_record(
-    raw: Any, index: int, envelope_arn: Any, table_name: str | None, *, old_images: bool = True
+    raw: Any,
+    index: int,
+    envelope_arn: Any,
+    table_name: str | None,
+    *,
+    old_images: bool = True,
+    new_images: bool = True,
 ) -> StreamRecord[Item]:
     reader = _RecordReader(index)
     if not isinstance(raw, Mapping):
@@ -318,7 +333,7 @@ def _read_record(
     keys = _read_image(dynamodb, "Keys", reader)
     if not keys:
         raise reader.error("dynamodb.Keys", "empty: a record must name its item's key")
-    new_image = _read_image(dynamodb, "NewImage", reader) if "NewImage" in dynamodb else None
+    new_image = _read_image(dynamodb, "NewImage", reader) if new_images and "NewImage" in dynamodb else None
     old_image = _read_image(dynamodb, "OldImage", reader) if old_images and "OldImage" in dynamodb else None
     if view_type is not None:
         for required in _REQUIRED_IMAGES[view_type].get(event_name, ()):

@@ -29,7 +29,8 @@ import functools
 import re
 from typing import TYPE_CHECKING, Any, Final, Literal
 
-from ._coerce import REQUIRED, Unfit, converter_for, extra_converter, fill_for
+from ._coerce import REQUIRED, Unfit, converter_for, extra_converter, fill_for, typed_json_converter_for
+from ._deserialize import FAST_DECODERS, deserialize_image, fast_number
 from .exceptions import ColumnValueError, ConfigurationError
 
 if TYPE_CHECKING:
@@ -41,8 +42,9 @@ __all__ = ["RowMapper"]
 
 Item = dict[str, Any]
 Naming = Literal["exact", "snake_case"]
-# (attribute, column, converter, what a missing or NULL attribute gives)
-_Slot = tuple[str, str, "Callable[[Any], Any]", Any]
+# (attribute, column, converter, what a missing or NULL attribute gives,
+#  the JSON column's converter of attribute values or None)
+_Slot = tuple[str, str, "Callable[[Any], Any]", Any, "Callable[[Any], Any] | None"]
 
 _DIALECTS: Final = frozenset({"postgresql", "mysql", "mariadb", "sqlite"})
 _SHAPE_CACHE_SIZE: Final = 256
@@ -146,7 +148,7 @@ class RowMapper:
         self._snake_case = naming == "snake_case"
         # The extra column's name and JSON converter.
         by_name = {column.name: column for column in table.columns}  # table.c is keyed by key, not name
-        self._extra = None if extra is None else (extra, extra_converter(by_name[extra], dialect))
+        self._extra = None if extra is None else (extra, *extra_converter(by_name[extra], dialect))
 
         columns = [c for c in table.columns if c.name not in excluded and c.computed is None]
         self._columns = tuple(c.name for c in columns)
@@ -161,6 +163,7 @@ class RowMapper:
                 c.name,
                 converter_for(c.type, dialect),
                 fill_for(c, dialect),
+                typed_json_converter_for(c.type, dialect),
             )
             for c in columns
             if c.name != extra
@@ -214,8 +217,45 @@ class RowMapper:
             mapped = self._mapped_attributes
             unmapped = [name for name in item if name not in mapped]
         if self._extra is not None:
-            column, convert = self._extra
+            column, convert, _ = self._extra
             row[column] = _extras(item, unmapped, column, convert)
+        return row
+
+    def map_event_image(self, image: Item) -> dict[str, Any]:
+        """
+        Return the row of an image as an event carries it (`{"N": "1.5"}` values).
+
+        The result, and any error, is what `mapper(deserialize(image))` would
+        give, but the image is converted in one pass, without building the
+        deserialized item: the built-in replication maps images this way. Every
+        attribute is checked, mapped or not.
+
+        Raises:
+            ColumnValueError: As for a call.
+            InvalidAttributeValue: The image is malformed (`path` names where).
+        """
+        try:
+            return self._map_event_image(image)
+        except Exception:  # noqa: BLE001, S110 - the checked way below raises the precise error
+            pass
+        return self(deserialize_image(image))
+
+    def _map_event_image(self, image: Item) -> dict[str, Any]:
+        if self._snake_case:
+            slots, _, unmapped = self._shape(image)
+        else:
+            slots = self._slots
+            mapped = self._mapped_attributes
+            unmapped = [name for name in image if name not in mapped]
+        row = _convert_event_image(image, slots)
+        if self._extra is not None:
+            column, _, typed = self._extra
+            row[column] = {name: typed(image[name]) for name in unmapped}
+        else:
+            for name in unmapped:  # not kept, but checked all the same
+                member = image[name]
+                (tag,) = member
+                FAST_DECODERS[tag](member[tag])
         return row
 
     def map_key(self, item: Item) -> dict[str, Any]:
@@ -263,7 +303,8 @@ class RowMapper:
                 found[column] = name
         # A column no attribute maps to looks up "", which no DynamoDB attribute is named.
         slots = tuple(
-            (found.get(column, ""), column, convert, fill) for _, column, convert, fill in self._slots
+            (found.get(column, ""), column, convert, fill, typed)
+            for _, column, convert, fill, typed in self._slots
         )
         keys = tuple(slot for slot in slots if slot[1] in self._key_columns)
         return slots, keys, unmapped
@@ -277,7 +318,7 @@ def _convert(item: Item, slots: tuple[_Slot, ...]) -> dict[str, Any]:
     get = item.get
     attribute = column = ""
     try:
-        for attribute, column, convert, fill in slots:
+        for attribute, column, convert, fill, _ in slots:
             value = get(attribute)
             if value is not None:
                 row[column] = convert(value)
@@ -287,6 +328,34 @@ def _convert(item: Item, slots: tuple[_Slot, ...]) -> dict[str, Any]:
                 raise _missing(item, attribute, column)
     except Unfit as unfit:
         raise ColumnValueError(unfit.reason, column=column, attribute=attribute) from None
+    return row
+
+
+def _convert_event_image(image: Item, slots: tuple[_Slot, ...]) -> dict[str, Any]:
+    """
+    `_convert` of an image as an event carries it; raises anything on any problem.
+    """
+    row: dict[str, Any] = {}
+    get = image.get
+    for attribute, column, convert, fill, typed in slots:
+        value = get(attribute)
+        if value is not None:
+            (tag,) = value
+            payload = value[tag]
+            if tag == "S" and payload.__class__ is str:
+                row[column] = convert(payload)
+                continue
+            if tag == "N":
+                row[column] = convert(fast_number(payload))
+                continue
+            if tag != "NULL":
+                row[column] = convert(FAST_DECODERS[tag](payload)) if typed is None else typed(value)
+                continue
+            if payload is not True:
+                raise Unfit("malformed NULL")
+        if fill is REQUIRED:
+            raise Unfit("missing")
+        row[column] = fill
     return row
 
 

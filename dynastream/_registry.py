@@ -159,11 +159,25 @@ class Registry:
     @property
     def uses_old_images(self) -> bool:
         """
-        Whether any handler may read `old_image`.
+        Whether any handler or mapper may read `old_image`.
 
         Handlers may say they do not (the built-in replication handler does).
         """
-        return any(getattr(r.handler, "uses_old_images", True) for r in self._registrations)
+        return any(
+            r.mapper is not None or getattr(r.handler, "uses_old_images", True) for r in self._registrations
+        )
+
+    @property
+    def uses_new_images(self) -> bool:
+        """
+        Whether any handler or mapper may read `new_image`.
+
+        Handlers may say they do not, reading images from `raw` themselves (the
+        built-in replication handler does).
+        """
+        return any(
+            r.mapper is not None or getattr(r.handler, "uses_new_images", True) for r in self._registrations
+        )
 
     @property
     def table_names(self) -> frozenset[str]:

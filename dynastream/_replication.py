@@ -11,18 +11,20 @@ table as the source left it.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
 import sqlalchemy as sa
 
+from ._deserialize import InvalidAttributeValue, deserialize_image
 from ._records import EventName
 from ._sink import CHUNK_ROWS, Deletion, TableWriter, Upsert
-from .exceptions import ColumnValueError, ConfigurationError, MappingError
+from .exceptions import ColumnValueError, ConfigurationError, MalformedRecordError, MappingError
 from .schema import encode_sequence_number, item_key, tombstones
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping, Sequence
+    from collections.abc import Callable, Sequence
 
     from sqlalchemy.engine import Dialect
 
@@ -44,6 +46,48 @@ _PRUNE_EVERY = timedelta(hours=1)
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+# An image to map: (its label, the image, whether it is as the event sent it).
+_Image = tuple[str, Item, bool]
+
+
+def _image(record: StreamRecord[Item], label: str) -> _Image | None:
+    """
+    Return a record's new or old image: deserialized, else as the event sent it.
+
+    The dispatcher leaves images unread when every handler reads them from the
+    record's `raw` itself, as this one does (`uses_new_images`).
+    """
+    image = record.new_image if label == "NewImage" else record.old_image
+    if image is not None:
+        return label, image, False
+    dynamodb = record.raw.get("dynamodb")
+    sent = dynamodb.get(label) if isinstance(dynamodb, Mapping) else None
+    return None if sent is None else (label, sent, True)
+
+
+def _malformed(record: StreamRecord[Item], label: str, error: InvalidAttributeValue) -> MalformedRecordError:
+    return MalformedRecordError(
+        error.reason,
+        field=error.field(f"dynamodb.{label}"),
+        event_id=record.event_id,
+        sequence_number=record.item_identifier,
+    )
+
+
+def _check_unmapped(record: StreamRecord[Item]) -> None:
+    """
+    Check the new image of a record that a later change of its item supersedes.
+
+    It is never mapped, but a malformed record is reported all the same.
+    """
+    image = _image(record, "NewImage")
+    if image is not None and image[2]:
+        try:
+            deserialize_image(image[1])
+        except InvalidAttributeValue as malformed:
+            raise _malformed(record, "NewImage", malformed) from None
 
 
 class ReplicationHandler:
@@ -119,8 +163,11 @@ class ReplicationHandler:
         self.columns = [*row_mapper.columns, sequence_column]
         if self.deleted_column is not None:
             self.columns.append(self.deleted_column)
-        # Only soft deletes read old images (to keep a row removed before it was written).
-        self.uses_old_images = self.deleted_column is not None
+        # Images are read from each record's raw event (see _image), unless a
+        # custom mapper takes deserialized ones; only soft deletes read old
+        # images (to keep a row removed before it was written).
+        self.uses_new_images = mapper is not None
+        self.uses_old_images = mapper is not None and self.deleted_column is not None
         self._writers: dict[tuple[str, bool], TableWriter] = {}
         self._pruned_at: datetime | None = None
 
@@ -159,24 +206,29 @@ class ReplicationHandler:
         connection = uow.connection()
         row_mapper = self._mapper_for(connection.dialect.name)
         latest: dict[tuple[Any, ...], StreamRecord[Item]] = {}
-        images: dict[tuple[Any, ...], Item] = {}  # the last known image of each item, for soft deletes
+        images: dict[tuple[Any, ...], _Image] = {}  # the last known image of each item, for soft deletes
+        soft_deletes = self.deleted_column is not None
         for record in records:
             if record.is_ttl_delete and self.ttl == "ignore":
                 continue
             key = tuple(sorted(record.keys.items()))
+            superseded = latest.get(key)
+            if superseded is not None:
+                _check_unmapped(superseded)
             latest[key] = record
-            image = record.old_image if record.event_name is EventName.REMOVE else record.new_image
-            if image is not None:
-                images[key] = image
+            if soft_deletes:
+                image = _image(record, "OldImage" if record.event_name is EventName.REMOVE else "NewImage")
+                if image is not None:
+                    images[key] = image
 
         now = self.clock()
         # Upserts are mapped a chunk at a time, after sorting by key, so that the
         # mapped rows of only one chunk are alive at once.
-        pending: list[tuple[str, StreamRecord[Item], str, Item, datetime | None]] = []
+        pending: list[tuple[str, StreamRecord[Item], _Image, datetime | None]] = []
         hard: list[Deletion] = []
         soft: list[Deletion] = []
         for key, record in latest.items():
-            mapped_key = self._map(row_mapper, record, "Keys", record.keys, key_only=True)
+            mapped_key = self._map_key(row_mapper, record)
             key_values = [mapped_key[c] for c in row_mapper.key_columns()]
             identity = item_key(key_values)
             if record.event_name is EventName.REMOVE:
@@ -188,25 +240,26 @@ class ReplicationHandler:
                     hard.append(deletion)
                     continue
                 soft.append(deletion)
-                image = images.get(key)
-                if image is not None:  # keep the row, marked deleted, even if it never reached the table
-                    pending.append((identity, record, "OldImage", image, deleted_at))
+                last = images.get(key)
+                if last is not None:  # keep the row, marked deleted, even if it never reached the table
+                    pending.append((identity, record, ("OldImage", last[1], last[2]), deleted_at))
                 continue
-            if record.new_image is None:
+            new_image = _image(record, "NewImage")
+            if new_image is None:
                 raise ConfigurationError(
                     f"replicating {self.table_name!r} needs new images, but record"
                     f" {record.item_identifier} has none: set the stream's view type to"
                     " NEW_IMAGE or NEW_AND_OLD_IMAGES"
                 )
-            pending.append((identity, record, "NewImage", record.new_image, None))
+            pending.append((identity, record, new_image, None))
 
         pending.sort(key=lambda change: change[0])
-        writer = self._writer(connection.dialect, soft=self.deleted_column is not None)
+        writer = self._writer(connection.dialect, soft=soft_deletes)
         writer.lock(connection, sorted({change[0] for change in pending} | {d.item_key for d in hard + soft}))
         for start in range(0, len(pending), CHUNK_ROWS):
             upserts = [
-                self._upsert(row_mapper, record, label, image, identity, deleted_at)
-                for identity, record, label, image, deleted_at in pending[start : start + CHUNK_ROWS]
+                self._upsert(row_mapper, record, image, identity, deleted_at)
+                for identity, record, image, deleted_at in pending[start : start + CHUNK_ROWS]
             ]
             writer.upsert(connection, upserts)
         if hard:
@@ -217,27 +270,26 @@ class ReplicationHandler:
             self._writer(connection.dialect, soft=True).delete(connection, soft, now=now)
         self._prune(uow, now)
 
-    def _upsert(  # noqa: PLR0917 - private, called from one place with every argument named by position
+    def _upsert(
         self,
         row_mapper: RowMapper,
         record: StreamRecord[Item],
-        label: str,
-        image: Item,
+        image: _Image,
         identity: str,
         deleted_at: datetime | None,
     ) -> Upsert:
         sequence = encode_sequence_number(record.sequence_number)
-        row = dict(self._map(row_mapper, record, label, image, key_only=False))
-        row[self.sequence_column] = sequence
-        if self.deleted_column is not None:
-            row[self.deleted_column] = deleted_at
+        row = self._map(row_mapper, record, image)
         try:
-            values = [row[c] for c in self.columns]
+            values = [row[c] for c in row_mapper.columns]
         except KeyError as missing:
             error = ColumnValueError(
                 "the mapper produced no value", column=str(missing.args[0]), attribute=None
             )
-            raise self._mapping_error(record, label, error) from None
+            raise self._mapping_error(record, image[0], error) from None
+        values.append(sequence)
+        if self.deleted_column is not None:
+            values.append(deleted_at)
         return Upsert(values, identity, sequence)
 
     def _mapper_for(self, dialect_name: str) -> RowMapper:
@@ -247,17 +299,24 @@ class ReplicationHandler:
             self._row_mappers[dialect_name] = mapper
         return mapper
 
-    def _map(
-        self, row_mapper: RowMapper, record: StreamRecord[Item], image: str, item: Item, *, key_only: bool
-    ) -> Mapping[str, Any]:
+    def _map_key(self, row_mapper: RowMapper, record: StreamRecord[Item]) -> Mapping[str, Any]:
         try:
-            if key_only:
-                return row_mapper.map_key(item)
-            if self.mapper is not None:
-                return self.mapper(item)
-            return row_mapper(item)
+            return row_mapper.map_key(record.keys)
         except Exception as cause:
-            raise self._mapping_error(record, image, cause) from cause
+            raise self._mapping_error(record, "Keys", cause) from cause
+
+    def _map(self, row_mapper: RowMapper, record: StreamRecord[Item], image: _Image) -> Mapping[str, Any]:
+        label, item, as_sent = image
+        try:
+            if as_sent and self.mapper is None:
+                return row_mapper.map_event_image(item)
+            if as_sent:
+                item = deserialize_image(item)
+            return row_mapper(item) if self.mapper is None else self.mapper(item)
+        except InvalidAttributeValue as malformed:
+            raise _malformed(record, label, malformed) from None
+        except Exception as cause:
+            raise self._mapping_error(record, label, cause) from cause
 
     def _mapping_error(self, record: StreamRecord[Item], image: str, cause: BaseException) -> MappingError:
         return MappingError(

@@ -24,7 +24,7 @@ import json
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import attrs
 import sqlalchemy as sa
@@ -210,13 +210,20 @@ def _chunks(items: Sequence[Any]) -> list[Sequence[Any]]:
     return [items[start : start + CHUNK_ROWS] for start in range(0, len(items), CHUNK_ROWS)]
 
 
+# Rows hold what the mappers give: plain, acyclic values, so the encoder skips
+# its circular-reference bookkeeping. One encoder, not one per call.
+_encode_rows = json.JSONEncoder(
+    ensure_ascii=False, separators=(",", ":"), allow_nan=False, check_circular=False
+).encode
+
+
 def _json_payloads(rows: Sequence[list[Any]]) -> list[str]:
     """
     Serialize rows as JSON arrays, split so that no payload is too large.
     """
     payloads = []
     for chunk in _chunks(rows):
-        text = json.dumps(chunk, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+        text = _encode_rows(chunk)
         if len(text) > _CHUNK_BYTES and len(chunk) > 1:
             middle = len(chunk) // 2
             payloads.extend(_json_payloads(chunk[:middle]))
@@ -249,6 +256,8 @@ def _scalar_text(value: Any, *, binary_prefix: str) -> Any:  # noqa: PLR0911 - o
 
 
 _MISSING = object()
+# Where MySQL's statements take their chunk: a name no identifier will hold.
+_ROWS = f"dynastream_rows_{uuid4().hex}"
 _SQL_NULL = sa.null()  # a singleton: what a mapper gives for SQL NULL in a JSON column
 _JSON_SCALARS = frozenset({str, int, float, bool})
 _NESTED = object()  # a JSON column's value: sent as it is, nested
@@ -356,6 +365,10 @@ class _PostgreSQL:
     PostgreSQL: each chunk as one JSON array, cast server-side column by column.
     """
 
+    # Statements as `_send` takes them: SQLAlchemy text here, driver SQL for MySQL.
+    upsert_sql: Any
+    delete_sql: Any
+
     binary_prefix = "\\x"
 
     def _prepare(self, writer: TableWriter) -> tuple[Dialect, Callable[[str], str], str, str, list[str]]:
@@ -453,7 +466,7 @@ class _PostgreSQL:
         for chunk in _chunks(rows):
             encoded = [[*self._encode_row(r), r.item_key] for r in chunk]
             for payload in _json_payloads(encoded):
-                connection.execute(self.upsert_sql, {"rows": payload, "table_name": table_name})
+                self._send(connection, self.upsert_sql, payload, {"table_name": table_name})
 
     def delete(self, connection: Connection, deletions: Sequence[Deletion]) -> None:
         encoded = [
@@ -461,7 +474,10 @@ class _PostgreSQL:
             for d in deletions
         ]
         for payload in _json_payloads(encoded):
-            connection.execute(self.delete_sql, {"rows": payload})
+            self._send(connection, self.delete_sql, payload, {})
+
+    def _send(self, connection: Connection, statement: Any, payload: str, parameters: dict[str, Any]) -> None:
+        connection.execute(statement, {"rows": payload, **parameters})
 
     def tombstone_statement(self) -> sa.Executable:
         from sqlalchemy.dialects import postgresql
@@ -489,7 +505,7 @@ class _MySQL(_PostgreSQL):
                 for i, c in enumerate(columns)
             ]
             defined += [f"{name} LONGTEXT PATH '$[{len(columns) + j}]'" for j, name in enumerate(extra)]
-            return f"JSON_TABLE(:rows, '$[*]' COLUMNS ({', '.join(defined)})) AS v"
+            return f"JSON_TABLE({_ROWS}, '$[*]' COLUMNS ({', '.join(defined)})) AS v"
 
         def value(i: int, column: sa.Column[Any]) -> str:
             if _is_plain_json(column, dialect):  # JSON null is SQL NULL
@@ -504,27 +520,44 @@ class _MySQL(_PostgreSQL):
             if not c.primary_key and c is not writer.sequence
         ]
         updates.append(f"{sequence} = IF({guard}, VALUES({sequence}), {table}.{sequence})")
-        self.upsert_sql = sa.text(
+        self.upsert_sql = self._driver_sql(
+            dialect,
             f"INSERT INTO {table} ({', '.join(names)}) SELECT {selected}"
             f" FROM {source(writer.columns, ['item_key'])}"
             f" WHERE NOT EXISTS (SELECT 1 FROM {tomb} AS tb WHERE tb.table_name = :table_name"
             f" AND tb.item_key = v.item_key AND tb.sequence_number >= v.c{writer._sequence_index})"
-            f" ON DUPLICATE KEY UPDATE {', '.join(updates)}"
+            f" ON DUPLICATE KEY UPDATE {', '.join(updates)}",
         )
         keys = writer.key_columns
         match = " AND ".join(f"{table}.{quote(k.name)} = {value(i, k)}" for i, k in enumerate(keys))
         if writer.deleted is None:
-            self.delete_sql = sa.text(
+            self.delete_sql = self._driver_sql(
+                dialect,
                 f"DELETE {table} FROM {table} JOIN {source(keys, ['sequence', 'deleted_at'])} ON {match}"
-                f" WHERE {table}.{sequence} < v.sequence"
+                f" WHERE {table}.{sequence} < v.sequence",
             )
         else:
             deleted = quote(writer.deleted.name)
-            self.delete_sql = sa.text(
+            self.delete_sql = self._driver_sql(
+                dialect,
                 f"UPDATE {table} JOIN {source(keys, ['sequence', 'deleted_at'])} ON {match}"
                 f" SET {table}.{deleted} = v.deleted_at, {table}.{sequence} = v.sequence"
-                f" WHERE {table}.{sequence} < v.sequence"
+                f" WHERE {table}.{sequence} < v.sequence",
             )
+
+    @staticmethod
+    def _driver_sql(dialect: Dialect, sql: str) -> tuple[str, str, tuple[str, ...]]:
+        """
+        Compile `sql` for the driver once, split where the chunk goes.
+
+        Returns the text before and after the chunk, and the names of the
+        remaining parameters in the order the driver takes them.
+        """
+        compiled = sa.text(sql).compile(dialect=dialect)
+        before, marker, after = compiled.string.partition(_ROWS)
+        if not marker or _ROWS in after:  # pragma: no cover - the marker is unique to this process
+            raise RuntimeError("the bulk statement lost its chunk marker")
+        return before, after, tuple(compiled.positiontup or compiled.params)
 
     def _scalar(self, value: Any) -> Any:
         # MySQL's DATETIME has no zone: send UTC wall time, as the driver would.
@@ -542,7 +575,29 @@ class _MySQL(_PostgreSQL):
             for d in deletions
         ]
         for payload in _json_payloads(encoded):
-            connection.execute(self.delete_sql, {"rows": payload})
+            self._send(connection, self.delete_sql, payload, {})
+
+    def _send(self, connection: Connection, statement: Any, payload: str, parameters: dict[str, Any]) -> None:
+        """
+        Run `statement` with the chunk inlined as a hexadecimal literal.
+
+        As a bound string, the driver would escape the chunk character by
+        character in Python (PyMySQL: about half the statement's time); hex
+        text needs no escaping under any `sql_mode`. The chunk is never put in
+        an error: a failing statement names the literal `X'...'` only.
+        """
+        before, after, names = statement
+        literal = f"CONVERT(X'{payload.encode().hex()}' USING utf8mb4)"
+        values: Any = (
+            tuple(parameters[name] for name in names)
+            if connection.dialect.positional
+            else {name: parameters[name] for name in names}
+        )
+        try:
+            connection.exec_driver_sql(before + literal + after, values)
+        except sa.exc.StatementError as error:
+            error.statement = before + "CONVERT(X'...' USING utf8mb4)" + after
+            raise
 
     def tombstone_statement(self) -> sa.Executable:
         from sqlalchemy.dialects.mysql import insert

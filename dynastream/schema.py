@@ -134,9 +134,13 @@ def _canonical(value: Any) -> Any:
     return ["s", str(value)]
 
 
+# The same text as json.dumps with these options, without building an encoder per call.
+_encode_key = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
 def item_key(values: Iterable[Any]) -> str:
     """
     Return the fixed-width identity of a row's primary key values (in key order).
     """
-    text = json.dumps([_canonical(v) for v in values], ensure_ascii=False, separators=(",", ":"))
+    text = _encode_key([_canonical(v) for v in values])
     return hashlib.sha256(text.encode()).hexdigest()

@@ -1,0 +1,248 @@
+"""
+Images mapped as events carry them: the same rows, and the same errors, as
+mapping the deserialized item; malformed images in a replicated batch are
+reported, never skipped.
+"""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sqlalchemy.dialects import postgresql
+
+import dynastream
+from dynastream._deserialize import InvalidAttributeValue, deserialize_image
+from dynastream.exceptions import ColumnValueError, MalformedRecordError
+from tests.builders import record
+from tests.test_deserialize import _loose_values, images, number_texts
+
+metadata = sa.MetaData()
+wide = sa.Table(
+    "event_image_wide",
+    metadata,
+    sa.Column("pk", sa.String(20), primary_key=True),
+    sa.Column("amount", sa.Numeric(12, 3)),
+    sa.Column("count", sa.Integer),
+    sa.Column("ratio", sa.Float),
+    sa.Column("label", sa.String(8)),
+    sa.Column("flag", sa.Boolean),
+    sa.Column("blob", sa.LargeBinary),
+    sa.Column("doc", sa.JSON().with_variant(postgresql.JSONB(), "postgresql")),
+    sa.Column("tags", sa.JSON),
+    sa.Column("required", sa.String(20), nullable=False, default="none"),
+)
+NAMES = [column.name for column in wide.columns]
+DIALECTS = [None, "postgresql", "mysql", "sqlite"]
+
+event_values = st.one_of(
+    number_texts().map(lambda text: {"N": text}),
+    st.sampled_from(
+        [
+            {"N": "12.5"},
+            {"N": "324.60"},
+            {"N": "-91.675502"},
+            {"N": "1.0"},
+            {"N": "123456789012345678901"},
+            {"N": "1E+2"},
+            {"S": "a\x00b"},
+            {"SS": ["b", "a", "a\x00"]},
+            {"SS": ["b", "a"]},
+            {"NS": ["2", "10"]},
+            {"NULL": True},
+            {"BOOL": True},
+            {"B": "AAEC"},
+        ]
+    ),
+    _loose_values,
+)
+nested = st.recursive(
+    event_values,
+    lambda members: st.one_of(
+        st.dictionaries(st.sampled_from(["a", "b", "\x00k", "é"]), members, max_size=3).map(
+            lambda m: {"M": m}
+        ),
+        st.lists(members, max_size=3).map(lambda values: {"L": values}),
+    ),
+    max_leaves=6,
+)
+event_images = st.dictionaries(st.sampled_from([*NAMES, "other", "Other"]), nested, max_size=8)
+
+
+def outcome(call: Any) -> tuple[str, str]:
+    """What a mapping gives, with int and float told apart (1 == 1.0 in Python)."""
+    try:
+        return "row", repr(call())
+    except (ColumnValueError, InvalidAttributeValue) as error:
+        return type(error).__name__, str(error)
+
+
+def checked(mapper: dynastream.RowMapper, image: dict[str, Any]) -> dict[str, Any]:
+    return mapper(deserialize_image(image))
+
+
+@settings(max_examples=400, deadline=None)
+@given(image=event_images, dialect=st.sampled_from(DIALECTS), naming=st.sampled_from(["exact", "snake_case"]))
+def test_an_image_maps_as_its_deserialized_item_does(
+    image: dict[str, Any], dialect: str | None, naming: Any
+) -> None:
+    mapper = dynastream.RowMapper(wide, dialect=dialect, naming=naming)
+
+    assert outcome(lambda: checked(mapper, image)) == outcome(lambda: mapper.map_event_image(image))
+
+
+@settings(max_examples=200, deadline=None)
+@given(image=event_images, dialect=st.sampled_from(DIALECTS))
+def test_an_image_maps_as_its_deserialized_item_does_with_an_extra_column(
+    image: dict[str, Any], dialect: str | None
+) -> None:
+    mapper = dynastream.RowMapper(wide, dialect=dialect, extra="doc")
+
+    assert outcome(lambda: checked(mapper, image)) == outcome(lambda: mapper.map_event_image(image))
+
+
+@settings(max_examples=100, deadline=None)
+@given(item=images)
+def test_valid_images_give_the_same_rows(item: dict[str, Any]) -> None:
+    from tests.test_deserialize import lambda_shape
+
+    image = {"pk": {"S": "k"}, "doc": {"M": {name: lambda_shape(value) for name, value in item.items()}}}
+    mapper = dynastream.RowMapper(wide, dialect="postgresql")
+
+    assert outcome(lambda: checked(mapper, image)) == outcome(lambda: mapper.map_event_image(image))
+
+
+def test_numbers_inside_json_keep_their_kind() -> None:
+    mapper = dynastream.RowMapper(wide)
+    doc = {"M": {"i": {"N": "12"}, "f": {"N": "12.5"}, "z": {"N": "324.60"}, "w": {"N": "1.0"}}}
+
+    row = mapper.map_event_image({"pk": {"S": "k"}, "doc": doc})
+
+    assert '{"i": 12, "f": 12.5, "z": 324.6, "w": 1}' == json.dumps(row["doc"])
+
+
+def test_an_unmapped_malformed_attribute_is_refused() -> None:
+    mapper = dynastream.RowMapper(wide)
+
+    with pytest.raises(InvalidAttributeValue) as raised:
+        mapper.map_event_image({"pk": {"S": "k"}, "unknown": {"N": "NaN"}})
+
+    assert "dynamodb.NewImage.unknown" == raised.value.field("dynamodb.NewImage")
+
+
+# --- in a replicated batch ----------------------------------------------------------------
+
+items = sa.Table(
+    "event_image_items",
+    sa.MetaData(),
+    sa.Column("pk", sa.String(20), primary_key=True),
+    sa.Column("amount", sa.Numeric(20, 4)),
+    dynastream.sequence_column(),
+)
+
+
+def change(pk: str, amount: str, sequence_number: int, *, event: str = "MODIFY") -> dict[str, Any]:
+    return record(
+        event,
+        {"pk": pk},
+        {"pk": pk, "amount": Decimal(amount)},
+        table="Items",
+        sequence_number=sequence_number,
+        view_type="NEW_IMAGE",
+    )
+
+
+def amounts(engine: sa.Engine) -> dict[str, Decimal]:
+    with engine.connect() as connection:
+        return dict(connection.execute(sa.select(items.c.pk, items.c.amount)).all())
+
+
+def replicating_app(engine: sa.Engine, **options: Any) -> dynastream.App:
+    items.metadata.create_all(engine)
+    app = dynastream.App(engine=engine)
+    app.create_tables()
+    app.replicate("Items", into=items, **options)
+    return app
+
+
+def test_replication_leaves_images_to_be_read_where_they_are_mapped() -> None:
+    app = replicating_app(sa.create_engine("sqlite://"))
+
+    batch = dynastream.read_event(
+        {"Records": [change("a", "1", 100)]},
+        old_images=app._registry.uses_old_images,
+        new_images=app._registry.uses_new_images,
+    )
+
+    assert batch.records[0].new_image is None  # read from raw, once, by the mapper
+
+
+def test_a_malformed_image_is_reported_and_nothing_after_it_is_applied(engine: sa.Engine) -> None:
+    app = replicating_app(engine)
+    bad = change("b", "2", 200)
+    bad["dynamodb"]["NewImage"]["amount"] = {"N": "1_000"}
+
+    result = app.dispatch({"Records": [change("a", "1", 100), bad, change("c", "3", 300)]})
+
+    assert [{"itemIdentifier": "200"}] == result.response()["batchItemFailures"]
+    error = result.failure and result.failure.error
+    assert isinstance(error, MalformedRecordError)
+    assert ("dynamodb.NewImage.amount", "200") == (error.field, error.sequence_number)
+    assert {"a": Decimal("1")} == amounts(engine)
+
+
+def test_a_malformed_image_superseded_in_the_batch_is_still_reported(engine: sa.Engine) -> None:
+    app = replicating_app(engine)
+    bad = change("a", "1", 100, event="INSERT")
+    bad["dynamodb"]["NewImage"]["amount"] = {"N": 20}
+
+    result = app.dispatch({"Records": [bad, change("a", "2", 200)]})
+
+    assert [{"itemIdentifier": "100"}] == result.response()["batchItemFailures"]
+    assert {} == amounts(engine)
+
+
+def test_a_malformed_image_is_quarantined_under_the_quarantine_policy(engine: sa.Engine) -> None:
+    app = replicating_app(engine, on_poison="quarantine")
+    bad = change("b", "2", 200)
+    bad["dynamodb"]["NewImage"]["amount"] = {"S": "x", "N": "1"}
+
+    result = app.dispatch({"Records": [change("a", "1", 100), bad, change("c", "3", 300)]})
+
+    assert [] == result.response()["batchItemFailures"]
+    assert {"a": Decimal("1"), "c": Decimal("3")} == amounts(engine)
+    with engine.connect() as connection:
+        kept = connection.execute(sa.select(dynastream.schema.quarantine)).mappings().all()
+    assert [(200, "dynastream.exceptions.MalformedRecordError")] == [
+        (int(row["sequence_number"]), row["error_type"]) for row in kept
+    ]
+
+
+def test_a_failing_bulk_statement_never_carries_the_rows(engine: sa.Engine) -> None:
+    """The chunk travels inside MySQL's statement text: errors show `X'...'` instead."""
+    app = replicating_app(engine)
+    canary = "canary-4711-personal"
+    change_with_canary = change("a", "1", 100)
+    change_with_canary["dynamodb"]["NewImage"]["pk"] = {"S": canary[:20]}
+    change_with_canary["dynamodb"]["Keys"]["pk"] = {"S": canary[:20]}
+    items.drop(engine)  # every statement on the table now fails
+
+    try:
+        result = app.dispatch({"Records": [change_with_canary]})
+        error: BaseException | None = result.failure and result.failure.error
+    except Exception as raised:
+        error = raised
+    assert error is not None
+
+    texts = []
+    while error is not None:
+        texts.append(f"{error!s} {error!r} {getattr(error, 'statement', '')}")
+        error = error.__cause__ or error.__context__
+    text = " ".join(texts)
+    assert canary[:20] not in text
+    assert canary[:20].encode().hex() not in text
