@@ -16,6 +16,7 @@ are returned with the error, so the dispatcher can apply them and report it.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
@@ -39,6 +40,7 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # Epoch values this large cannot be seconds (1e11 s is the year 5138), so they
 # are milliseconds (moto, some SDKs) or, larger still, microseconds.
 _MILLISECONDS_FROM = Decimal(10) ** 11
+_SECONDS_BELOW = 10**11
 _MICROSECONDS_FROM = Decimal(10) ** 14
 _MICROSECOND = Decimal("0.000001")
 
@@ -280,7 +282,7 @@ def _read_record(
     new_images: bool = True,
 ) -> StreamRecord[Item]:
     reader = _RecordReader(index)
-    if not isinstance(raw, Mapping):
+    if not _is_mapping(raw):
         raise reader.error("", f"record must be an object, got {type_name(raw)}")
 
     # Identify the record first, so every later error can name it.
@@ -288,7 +290,7 @@ def _read_record(
     if isinstance(event_id, str) and event_id:
         reader.event_id = event_id
     dynamodb = raw.get("dynamodb")
-    if isinstance(dynamodb, Mapping):
+    if _is_mapping(dynamodb):
         sequence_number = _read_sequence_number(dynamodb.get("SequenceNumber"))
         if sequence_number is not None:
             reader.sequence_number = sequence_number
@@ -300,7 +302,7 @@ def _read_record(
 
     if reader.event_id is None:
         raise reader.error("eventID", _missing_or_wrong(raw, "eventID", "a non-empty string"))
-    if not isinstance(dynamodb, Mapping):
+    if not _is_mapping(dynamodb):
         raise reader.error("dynamodb", _missing_or_wrong(raw, "dynamodb", "an object"))
     if reader.sequence_number is None:
         raise reader.error(
@@ -373,6 +375,11 @@ def _read_record(
     )
 
 
+def _is_mapping(value: Any) -> bool:
+    # Parsed JSON holds dicts: skip the slower ABC check for them.
+    return value.__class__ is dict or isinstance(value, Mapping)
+
+
 def _missing_or_wrong(container: Mapping[str, Any], key: str, expected: str) -> str:
     if key not in container:
         return "missing"
@@ -405,12 +412,20 @@ def _table_from_arn(arn: Any, reader: _RecordReader) -> str:
         )
     if not isinstance(arn, str):
         raise reader.error("eventSourceARN", f"must be a string, got {type_name(arn)}")
+    table = _arn_table(arn)
+    if table is None:
+        raise reader.error("eventSourceARN", "not a DynamoDB table or stream ARN")
+    return table
+
+
+@functools.lru_cache(maxsize=64)  # every record of a batch names the same stream
+def _arn_table(arn: str) -> str | None:
     parts = arn.split(":", 5)
     if len(parts) == 6 and parts[0] == "arn" and parts[2] == "dynamodb":
         resource = parts[5].split("/")
         if len(resource) >= 2 and resource[0] == "table" and resource[1]:
             return resource[1]
-    raise reader.error("eventSourceARN", "not a DynamoDB table or stream ARN")
+    return None
 
 
 def _is_ttl_identity(identity: Any) -> bool:
@@ -430,6 +445,8 @@ def _to_datetime(value: Any) -> datetime:
     numeric text, scientific notation included), an ISO-8601 string, or a
     datetime (naive ones are taken as UTC).
     """
+    if type(value) is int and 0 <= value < _SECONDS_BELOW:  # what Lambda sends: whole seconds
+        return _EPOCH + timedelta(seconds=value)
     if isinstance(value, datetime):
         if value.tzinfo is None:
             return value.replace(tzinfo=UTC)

@@ -261,7 +261,7 @@ class ReplicationHandler:
                 self._upsert(row_mapper, record, image, identity, deleted_at)
                 for identity, record, image, deleted_at in pending[start : start + CHUNK_ROWS]
             ]
-            writer.upsert(connection, upserts)
+            writer.upsert(connection, upserts, converted=self.mapper is None)
         if hard:
             hard.sort(key=lambda d: d.item_key)
             self._writer(connection.dialect, soft=False).delete(connection, hard, now=now)
