@@ -24,7 +24,7 @@ import json
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
-from uuid import UUID, uuid4
+from uuid import UUID
 
 import attrs
 import sqlalchemy as sa
@@ -258,8 +258,26 @@ def _scalar_text(value: Any, *, binary_prefix: str) -> Any:  # noqa: PLR0911 - o
 
 
 _MISSING = object()
-# Where MySQL's statements take their chunk: a name no identifier will hold.
-_ROWS = f"dynastream_rows_{uuid4().hex}"
+
+
+class _HexChunk:
+    """
+    A JSON chunk that PyMySQL sends as a hexadecimal literal (see `_MySQL._send`).
+    """
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __repr__(self) -> str:
+        return f"<chunk of {len(self.text)} characters>"
+
+
+def _hex_literal(chunk: _HexChunk, _mapping: Any = None) -> str:
+    return f"X'{chunk.text.encode().hex()}'"
+
+
 _SQL_NULL = sa.null()  # a singleton: what a mapper gives for SQL NULL in a JSON column
 _JSON_SCALARS = frozenset({str, int, float, bool})
 _NESTED = object()  # a JSON column's value: sent as it is, nested
@@ -489,6 +507,8 @@ class _PostgreSQL:
         return values
 
     def _converted_scalar(self, value: Any) -> Any:
+        if value.__class__ is Decimal:  # the most common by far: Numeric columns
+            return str(value)
         return None if value is _SQL_NULL else self._scalar(value)
 
     def upsert(self, connection: Connection, rows: Sequence[Upsert], *, converted: bool) -> None:
@@ -539,7 +559,7 @@ class _MySQL(_PostgreSQL):
                 for i, c in enumerate(columns)
             ]
             defined += [f"{name} LONGTEXT PATH '$[{len(columns) + j}]'" for j, name in enumerate(extra)]
-            return f"JSON_TABLE({_ROWS}, '$[*]' COLUMNS ({', '.join(defined)})) AS v"
+            return f"JSON_TABLE(CONVERT(:rows USING utf8mb4), '$[*]' COLUMNS ({', '.join(defined)})) AS v"
 
         def value(i: int, column: sa.Column[Any]) -> str:
             if _is_plain_json(column, dialect):  # JSON null is SQL NULL
@@ -554,44 +574,27 @@ class _MySQL(_PostgreSQL):
             if not c.primary_key and c is not writer.sequence
         ]
         updates.append(f"{sequence} = IF({guard}, VALUES({sequence}), {table}.{sequence})")
-        self.upsert_sql = self._driver_sql(
-            dialect,
+        self.upsert_sql = sa.text(
             f"INSERT INTO {table} ({', '.join(names)}) SELECT {selected}"
             f" FROM {source(writer.columns, ['item_key'])}"
             f" WHERE NOT EXISTS (SELECT 1 FROM {tomb} AS tb WHERE tb.table_name = :table_name"
             f" AND tb.item_key = v.item_key AND tb.sequence_number >= v.c{writer._sequence_index})"
-            f" ON DUPLICATE KEY UPDATE {', '.join(updates)}",
+            f" ON DUPLICATE KEY UPDATE {', '.join(updates)}"
         )
         keys = writer.key_columns
         match = " AND ".join(f"{table}.{quote(k.name)} = {value(i, k)}" for i, k in enumerate(keys))
         if writer.deleted is None:
-            self.delete_sql = self._driver_sql(
-                dialect,
+            self.delete_sql = sa.text(
                 f"DELETE {table} FROM {table} JOIN {source(keys, ['sequence', 'deleted_at'])} ON {match}"
-                f" WHERE {table}.{sequence} < v.sequence",
+                f" WHERE {table}.{sequence} < v.sequence"
             )
         else:
             deleted = quote(writer.deleted.name)
-            self.delete_sql = self._driver_sql(
-                dialect,
+            self.delete_sql = sa.text(
                 f"UPDATE {table} JOIN {source(keys, ['sequence', 'deleted_at'])} ON {match}"
                 f" SET {table}.{deleted} = v.deleted_at, {table}.{sequence} = v.sequence"
-                f" WHERE {table}.{sequence} < v.sequence",
+                f" WHERE {table}.{sequence} < v.sequence"
             )
-
-    @staticmethod
-    def _driver_sql(dialect: Dialect, sql: str) -> tuple[str, str, tuple[str, ...]]:
-        """
-        Compile `sql` for the driver once, split where the chunk goes.
-
-        Returns the text before and after the chunk, and the names of the
-        remaining parameters in the order the driver takes them.
-        """
-        compiled = sa.text(sql).compile(dialect=dialect)
-        before, marker, after = compiled.string.partition(_ROWS)
-        if not marker or _ROWS in after:  # pragma: no cover - the marker is unique to this process
-            raise RuntimeError("the bulk statement lost its chunk marker")
-        return before, after, tuple(compiled.positiontup or compiled.params)
 
     def _scalar(self, value: Any) -> Any:
         # MySQL's DATETIME has no zone: send UTC wall time, as the driver would.
@@ -613,25 +616,21 @@ class _MySQL(_PostgreSQL):
 
     def _send(self, connection: Connection, statement: Any, payload: str, parameters: dict[str, Any]) -> None:
         """
-        Run `statement` with the chunk inlined as a hexadecimal literal.
+        Run `statement` with the chunk as its `rows` parameter.
 
-        As a bound string, the driver would escape the chunk character by
-        character in Python (PyMySQL: about half the statement's time); hex
-        text needs no escaping under any `sql_mode`. The chunk is never put in
-        an error: a failing statement names the literal `X'...'` only.
+        PyMySQL would escape a string parameter character by character in
+        Python, about half of the statement's time on a large chunk; the chunk
+        goes as a hexadecimal literal instead, which needs no escaping under
+        any `sql_mode`. It is still a parameter: never part of the statement
+        text that SQLAlchemy logs or puts in errors, and hidden or shown as
+        `<chunk of N characters>` where parameters are.
         """
-        before, after, names = statement
-        literal = f"CONVERT(X'{payload.encode().hex()}' USING utf8mb4)"
-        values: Any = (
-            tuple(parameters[name] for name in names)
-            if connection.dialect.positional
-            else {name: parameters[name] for name in names}
-        )
-        try:
-            connection.exec_driver_sql(before + literal + after, values)
-        except sa.exc.StatementError as error:
-            error.statement = before + "CONVERT(X'...' USING utf8mb4)" + after
-            raise
+        rows: Any = payload
+        encoders = getattr(connection.connection.dbapi_connection, "encoders", None)
+        if connection.dialect.driver == "pymysql" and isinstance(encoders, dict):
+            encoders[_HexChunk] = _hex_literal
+            rows = _HexChunk(payload)
+        connection.execute(statement, {"rows": rows, **parameters})
 
     def tombstone_statement(self) -> sa.Executable:
         from sqlalchemy.dialects.mysql import insert

@@ -98,3 +98,4 @@ def check_canaries(app: dynastream.App, engine: sa.Engine, caplog: pytest.LogCap
     everything = "\n".join(texts)
     assert PASSWORD not in everything
     assert PERSONAL not in everything
+    assert PERSONAL.encode().hex() not in everything  # MySQL's chunks travel as hexadecimal literals
