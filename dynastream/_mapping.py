@@ -30,8 +30,8 @@ import re
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 from ._coerce import REQUIRED, Unfit, converter_for, extra_converter, fill_for, typed_json_converter_for
-from ._deserialize import FAST_DECODERS, deserialize_image, fast_number
-from .exceptions import ColumnValueError, ConfigurationError
+from ._deserialize import FAST_DECODERS, InvalidAttributeValue, deserialize_image, fast_number
+from .exceptions import ColumnValueError, ConfigurationError, MalformedRecordError
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Collection, Mapping
@@ -221,7 +221,7 @@ class RowMapper:
             row[column] = _extras(item, unmapped, column, convert)
         return row
 
-    def map_event_image(self, image: Item) -> dict[str, Any]:
+    def map_event_image(self, image: Item, *, path: str = "image") -> dict[str, Any]:
         """
         Return the row of an image as an event carries it (`{"N": "1.5"}` values).
 
@@ -230,15 +230,35 @@ class RowMapper:
         deserialized item: the built-in replication maps images this way. Every
         attribute is checked, mapped or not.
 
+        Args:
+            image: A `NewImage`, `OldImage` or `Keys` object of a stream record.
+            path: How errors name the image (`dynamodb.NewImage`, say).
+
         Raises:
             ColumnValueError: As for a call.
-            InvalidAttributeValue: The image is malformed (`path` names where).
+            MalformedRecordError: The image is malformed; `field` is the path of
+                the offending value below `path`.
+
+        Examples:
+            >>> import sqlalchemy as sa, dynastream
+            >>> totals = sa.Table(
+            ...     "totals",
+            ...     sa.MetaData(),
+            ...     sa.Column("id", sa.String(10), primary_key=True),
+            ...     sa.Column("total", sa.Numeric(10, 2)),
+            ... )
+            >>> dynastream.RowMapper(totals).map_event_image({"id": {"S": "t-1"}, "total": {"N": "12.5"}})
+            {'id': 't-1', 'total': Decimal('12.5')}
         """
         try:
             return self._map_event_image(image)
         except Exception:  # noqa: BLE001, S110 - the checked way below raises the precise error
             pass
-        return self(deserialize_image(image))
+        try:
+            item = deserialize_image(image)
+        except InvalidAttributeValue as error:
+            raise MalformedRecordError(error.reason, field=error.field(path)) from None
+        return self(item)
 
     def _map_event_image(self, image: Item) -> dict[str, Any]:
         if self._snake_case:

@@ -309,12 +309,19 @@ class ReplicationHandler:
         label, item, as_sent = image
         try:
             if as_sent and self.mapper is None:
-                return row_mapper.map_event_image(item)
+                return row_mapper.map_event_image(item, path=f"dynamodb.{label}")
             if as_sent:
                 item = deserialize_image(item)
             return row_mapper(item) if self.mapper is None else self.mapper(item)
         except InvalidAttributeValue as malformed:
             raise _malformed(record, label, malformed) from None
+        except MalformedRecordError as malformed:
+            raise MalformedRecordError(
+                malformed.reason,
+                field=malformed.field,
+                event_id=record.event_id,
+                sequence_number=record.item_identifier,
+            ) from None
         except Exception as cause:
             raise self._mapping_error(record, label, cause) from cause
 

@@ -78,12 +78,16 @@ def outcome(call: Any) -> tuple[str, str]:
     """What a mapping gives, with int and float told apart (1 == 1.0 in Python)."""
     try:
         return "row", repr(call())
-    except (ColumnValueError, InvalidAttributeValue) as error:
+    except (ColumnValueError, MalformedRecordError) as error:
         return type(error).__name__, str(error)
 
 
 def checked(mapper: dynastream.RowMapper, image: dict[str, Any]) -> dict[str, Any]:
-    return mapper(deserialize_image(image))
+    try:
+        item = deserialize_image(image)
+    except InvalidAttributeValue as error:
+        raise MalformedRecordError(error.reason, field=error.field("image")) from None
+    return mapper(item)
 
 
 @settings(max_examples=400, deadline=None)
@@ -129,10 +133,10 @@ def test_numbers_inside_json_keep_their_kind() -> None:
 def test_an_unmapped_malformed_attribute_is_refused() -> None:
     mapper = dynastream.RowMapper(wide)
 
-    with pytest.raises(InvalidAttributeValue) as raised:
-        mapper.map_event_image({"pk": {"S": "k"}, "unknown": {"N": "NaN"}})
+    with pytest.raises(MalformedRecordError) as raised:
+        mapper.map_event_image({"pk": {"S": "k"}, "unknown": {"N": "NaN"}}, path="dynamodb.NewImage")
 
-    assert "dynamodb.NewImage.unknown" == raised.value.field("dynamodb.NewImage")
+    assert "dynamodb.NewImage.unknown" == raised.value.field
 
 
 # --- in a replicated batch ----------------------------------------------------------------
