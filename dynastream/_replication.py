@@ -76,20 +76,6 @@ def _malformed(record: StreamRecord[Item], label: str, error: InvalidAttributeVa
     )
 
 
-def _check_unmapped(record: StreamRecord[Item]) -> None:
-    """
-    Check the new image of a record that a later change of its item supersedes.
-
-    It is never mapped, but a malformed record is reported all the same.
-    """
-    image = _image(record, "NewImage")
-    if image is not None and image[2]:
-        try:
-            deserialize_image(image[1])
-        except InvalidAttributeValue as malformed:
-            raise _malformed(record, "NewImage", malformed) from None
-
-
 class ReplicationHandler:
     """
     The handler `App.replicate` registers: upserts, deletes and tombstones.
@@ -213,8 +199,12 @@ class ReplicationHandler:
                 continue
             key = tuple(sorted(record.keys.items()))
             superseded = latest.get(key)
-            if superseded is not None:
-                _check_unmapped(superseded)
+            if superseded is not None and superseded.event_name is not EventName.REMOVE:
+                # Never written, but mapped all the same: a record that cannot be
+                # applied is reported, as it would be applied one at a time.
+                superseded_image = _image(superseded, "NewImage")
+                if superseded_image is not None:
+                    self._map(row_mapper, superseded, superseded_image)
             latest[key] = record
             if soft_deletes:
                 image = _image(record, "OldImage" if record.event_name is EventName.REMOVE else "NewImage")

@@ -211,6 +211,16 @@ def test_a_malformed_image_superseded_in_the_batch_is_still_reported(engine: sa.
     assert {} == amounts(engine)
 
 
+def test_an_image_that_does_not_fit_superseded_in_the_batch_is_still_reported(engine: sa.Engine) -> None:
+    app = replicating_app(engine)
+    too_precise = change("a", "1.00001", 100, event="INSERT")
+
+    result = app.dispatch({"Records": [change("b", "1", 50), too_precise, change("a", "2", 200)]})
+
+    assert [{"itemIdentifier": "100"}] == result.response()["batchItemFailures"]
+    assert {"b": Decimal("1")} == amounts(engine)
+
+
 def test_a_malformed_image_is_quarantined_under_the_quarantine_policy(engine: sa.Engine) -> None:
     app = replicating_app(engine, on_poison="quarantine")
     bad = change("b", "2", 200)
