@@ -2,28 +2,45 @@
 Run the fault-injection suite: `python -m reliability [--histories N] [--seed S]`.
 
 For each history: random INSERT / MODIFY / REMOVE (some by time to live) over a
-few keys, with sequence numbers of 21 to 40 digits; delivered in batches with
+few keys, with sequence numbers of 21 to 40 digits, and poison records (a value
+that does not fit its column, or a malformed one); delivered in batches with
 duplicates, whole-batch redelivery, redelivery from a reported record, halves
 and late older batches; with the server killing the connection at random
-statements and during COMMIT. A delivery that fails is delivered again, as the
-event source mapping does. Checked after every delivery: no row ever moves to
-an older version; and at the end: the table equals the reference model.
+statements and during COMMIT, and the worker process killed (SIGKILL) at random
+statements or between COMMIT and its response. A delivery that fails is
+delivered again, as the event source mapping does; a poison record reported
+again and again is skipped, as the event source mapping does once its retries
+are spent. Half of the histories quarantine poison records instead.
+
+Checked after every delivery: no row ever moves to an older version; every
+reported record is a poison record (no false report), and each poison record
+is reported (policy "report") or quarantined, exactly once (policy
+"quarantine"). At the end: the table equals the reference model (every change
+but the poison ones), and no transaction is left open on the server.
 Exits 1 on any violation, printing the seed that reproduces it.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
+import logging
 import os
 import random
+import signal
+import subprocess
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import sqlalchemy as sa
 
 import dynastream
 from dynastream._engine import create_engine
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 URLS = {
     "sqlite": None,
@@ -62,22 +79,36 @@ def change(position: int, key: str, op: str) -> dict[str, Any]:
     }
     if op == "put":
         dynamodb["NewImage"] = {"pk": {"S": key}, "version": {"N": str(position)}}
+    elif op == "poison":  # a fraction for an Integer column: a MappingError
+        dynamodb["NewImage"] = {"pk": {"S": key}, "version": {"N": f"{position}.5"}}
+    elif op == "malformed":  # a JSON number where DynamoDB sends text: a MalformedRecordError
+        dynamodb["NewImage"] = {"pk": {"S": key}, "version": {"N": position}}
     if op == "ttl":
         record["userIdentity"] = {"type": "Service", "principalId": "dynamodb.amazonaws.com"}
     return record
 
 
-def history(rng: random.Random, length: int) -> tuple[list[dict[str, Any]], dict[str, int]]:
-    records, model = [], {}
+POISON = ("poison", "malformed")
+
+
+def history(
+    rng: random.Random, length: int, *, poison: float
+) -> tuple[list[dict[str, Any]], dict[str, int], set[int]]:
+    """
+    Return the records, the reference model's final rows, and the poison sequence numbers.
+    """
+    records, model, poisoned = [], {}, set()
     for position in range(length):
         key = rng.choice(KEYS)
-        op = rng.choices(["put", "remove", "ttl"], weights=[6, 2, 1])[0]
+        op = rng.choices(["put", "remove", "ttl", *POISON], weights=[6, 2, 1, poison, poison])[0]
         records.append(change(position, key, op))
         if op == "put":
             model[key] = position
+        elif op in POISON:  # never applied: the row keeps what it had
+            poisoned.add(int(records[-1]["dynamodb"]["SequenceNumber"]))
         else:
             model.pop(key, None)
-    return records, model
+    return records, model, poisoned
 
 
 def schedule(rng: random.Random, records: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
@@ -130,45 +161,345 @@ class Killer:
         self.kills += 1
 
 
+class ProcessKiller:
+    """
+    Runs some deliveries in a forked worker that dies by SIGKILL at a random point.
+
+    The point is the n-th statement the worker sends, or the moment after its
+    COMMIT and before its response reaches the event source mapping. The
+    parent sees a failed invocation, as Lambda would, and delivers the batch
+    again.
+    """
+
+    def __init__(self, rng: random.Random, rate: float) -> None:
+        self.rng, self.rate, self.kills = rng, rate, 0
+
+    def deliver(self, app: dynastream.App, engine: sa.Engine, event: dict[str, Any]) -> dict[str, Any] | None:
+        """Return the batch response, or None when the worker was killed."""
+        if self.rate <= 0 or self.rng.random() >= self.rate:
+            return app.lambda_handler(event, None)
+        after_commit = self.rng.random() < 0.3
+        nth = self.rng.randint(1, 6)
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the worker
+            os.close(read)
+            inherited = engine.pool  # kept alive: the parent's connection is never closed from here
+            code = 0
+            try:
+                engine.dispose(close=False)
+                if not after_commit:
+                    sent = [0]
+
+                    def die_at_nth(*_: Any) -> None:
+                        sent[0] += 1
+                        if sent[0] == nth:
+                            os.kill(os.getpid(), signal.SIGKILL)
+
+                    sa.event.listen(engine, "before_cursor_execute", die_at_nth)
+                response = app.lambda_handler(event, None)
+                if after_commit:
+                    os.kill(os.getpid(), signal.SIGKILL)
+                os.write(write, json.dumps(response).encode())  # a pipe holds a small response whole
+            except BaseException:  # noqa: BLE001 - reported to the parent as a failed invocation
+                code = 3
+            finally:
+                del inherited
+                os._exit(code)
+        os.close(write)
+        with os.fdopen(read, "rb") as pipe:
+            data = pipe.read()
+        _, status = os.waitpid(pid, 0)
+        if os.WIFSIGNALED(status):
+            self.kills += 1
+            return None
+        if os.WEXITSTATUS(status) != 0:
+            raise RuntimeError("the worker's invocation failed")
+        answer: dict[str, Any] = json.loads(data)
+        return answer
+
+
+_PIDOF_MARIADB = ["/usr/bin/pidof", "mariadbd"]
+# How .ci/run starts MariaDB when it is down.
+_START_MARIADB = [
+    "/usr/sbin/start-stop-daemon",
+    "--start",
+    "--oknodo",
+    "--background",
+    "--exec",
+    "/usr/sbin/mariadbd",
+]
+
+
+class ServerFaults:
+    """
+    Restarts the database server, or makes it read-only, in the middle of a history.
+
+    A restart happens inside a delivery, before a random statement of the
+    worker (which then meets a dead connection); a read-only flip is a
+    failover's: the server turns read-only and drops the worker's sessions for
+    one delivery, then turns writable again. MariaDB's `read_only` does not
+    bind privileged users, so the worker connects as an unprivileged one there.
+    """
+
+    WORKER = "dynastream_reliability"
+
+    def __init__(self, name: str, url: str | None, admin: sa.Engine | None) -> None:
+        self.name, self.admin = name, admin
+        self.restarts = self.flips = 0
+        self.parent = os.getpid()
+        self.worker_url = url
+        if admin is not None and name == "mysql" and url is not None:
+            password = "reliability-only"  # noqa: S105 - a local test user
+            database = sa.engine.make_url(url).database
+            with admin.begin() as connection:
+                connection.exec_driver_sql(
+                    f"CREATE USER IF NOT EXISTS '{self.WORKER}'@'%%' IDENTIFIED BY '{password}'"
+                )
+                connection.exec_driver_sql(f"GRANT ALL PRIVILEGES ON `{database}`.* TO '{self.WORKER}'@'%%'")
+            self.worker_url = (
+                sa.engine.make_url(url)
+                .set(username=self.WORKER, password=password)
+                .render_as_string(hide_password=False)
+            )
+
+    def set_read_only(self, *, on: bool) -> None:
+        if self.admin is None:
+            return
+        with self.admin.connect() as session:
+            connection = session.execution_options(isolation_level="AUTOCOMMIT")
+            if self.name == "postgresql":
+                # A session opened while the database is read-only is read-only too.
+                connection.exec_driver_sql("SET default_transaction_read_only = off")
+                database = connection.exec_driver_sql("SELECT current_database()").scalar()
+                connection.exec_driver_sql(
+                    f'ALTER DATABASE "{database}" SET default_transaction_read_only = {"on" if on else "off"}'
+                )
+                if on:
+                    connection.exec_driver_sql(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                        " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                    )
+            else:
+                connection.exec_driver_sql(f"SET GLOBAL read_only = {'ON' if on else 'OFF'}")
+                if on:
+                    ids = connection.exec_driver_sql(
+                        f"SELECT id FROM information_schema.processlist WHERE user = '{self.WORKER}'"
+                    ).scalars()
+                    for thread in list(ids):
+                        connection.exec_driver_sql(f"KILL {int(thread)}")
+        self.flips += on
+
+    def arm_restart(self, engine: sa.Engine, nth: int) -> None:
+        """Restart the server before the worker's `nth` statement (in this process only)."""
+        sent = [0]
+
+        def restart_at_nth(*_: Any) -> None:
+            if os.getpid() != self.parent:
+                return
+            sent[0] += 1
+            if sent[0] == nth:
+                self.restart()
+
+        sa.event.listen(engine, "before_cursor_execute", restart_at_nth)
+
+    def restart(self) -> None:
+        if self.name == "postgresql":
+            version = sorted(os.listdir("/etc/postgresql"))[-1]
+            subprocess.run(  # noqa: S603 - a fixed command
+                ["/usr/bin/pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "restart"],
+                check=True,
+                capture_output=True,
+            )
+        else:
+            assert self.admin is not None  # noqa: S101 - restarts are armed only on servers
+            with contextlib.suppress(Exception), self.admin.connect() as connection:
+                connection.exec_driver_sql("SHUTDOWN")
+            deadline = time.monotonic() + 120
+            while (
+                subprocess.run(["/usr/bin/pidof", "mariadbd"], capture_output=True, check=False).returncode
+                == 0
+            ):
+                if time.monotonic() > deadline:
+                    raise RuntimeError("MariaDB did not stop")
+                time.sleep(0.1)
+            subprocess.run(
+                [
+                    "/usr/sbin/start-stop-daemon",
+                    "--start",
+                    "--oknodo",
+                    "--background",
+                    "--exec",
+                    "/usr/sbin/mariadbd",
+                ],
+                check=True,
+                capture_output=True,
+            )
+        self.wait_until_up()
+        self.restarts += 1
+
+    def wait_until_up(self) -> None:
+        assert self.admin is not None  # noqa: S101
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with self.admin.connect() as connection:
+                    connection.exec_driver_sql("SELECT 1")
+                return
+            except sa.exc.DBAPIError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+
+
 def rows(reader: sa.Engine) -> dict[str, tuple[int, int]]:
     with reader.connect() as connection:
         return {r.pk: (int(r.dynastream_sequence), r.version) for r in connection.execute(sa.select(items))}
 
 
-def run_one(name: str, seed: int, rate: float) -> tuple[int, int, int, list[str]]:
+def quarantined(reader: sa.Engine) -> list[int]:
+    table = dynastream.schema.quarantine
+    with reader.connect() as connection:
+        selected = sa.select(table.c.sequence_number).where(table.c.table_name == "Items")
+        return [int(number) for number in connection.execute(selected).scalars()]
+
+
+def open_transactions(admin: sa.Engine | None) -> int:
+    """
+    Count the server's open transactions but the caller's, waiting up to 10 s for them to end.
+
+    A killed worker's session ends when the server notices its socket closed.
+    """
+    if admin is None:
+        return 0
+    if admin.dialect.name == "postgresql":
+        query = (
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+            " AND pid <> pg_backend_pid() AND xact_start IS NOT NULL"
+        )
+    else:
+        query = (
+            "SELECT count(*) FROM information_schema.innodb_trx WHERE trx_mysql_thread_id <> CONNECTION_ID()"
+        )
+    deadline = time.monotonic() + 10
+    while True:
+        with admin.connect() as connection:
+            count = int(connection.exec_driver_sql(query).scalar() or 0)
+        if count == 0 or time.monotonic() > deadline:
+            return count
+        time.sleep(0.1)
+
+
+def deliver_until_done(
+    batch: list[dict[str, Any]],
+    deliver: Callable[[dict[str, Any]], dict[str, Any] | None],
+    *,
+    poisoned: set[int],
+    policy: str,
+    reports: dict[int, int],
+    counts: dict[str, int],
+    violations: list[str],
+    seed: int,
+) -> None:
+    """
+    Deliver `batch` as the event source mapping does, until it is through.
+
+    A failed invocation delivers it again; a reported record, the records from it
+    on; a record reported twice is skipped (its retries spent, the event source
+    mapping sends it to the on-failure destination and goes on).
+    """
+    for _ in range(50):
+        counts["deliveries"] += 1
+        try:
+            response = deliver({"Records": batch})
+        except Exception:  # noqa: BLE001 - a failed invocation: the whole batch comes again
+            counts["failed"] += 1
+            continue
+        if response is None:  # the worker was killed: the whole batch comes again
+            continue
+        failures = response["batchItemFailures"]
+        if not failures:
+            return
+        reported = int(failures[0]["itemIdentifier"])
+        if reported not in poisoned:
+            violations.append(f"seed {seed}: record {reported} was reported, but it is not poison")
+        elif policy == "quarantine":
+            violations.append(f"seed {seed}: poison record {reported} was reported, not quarantined")
+        reports[reported] = reports.get(reported, 0) + 1
+        skip = reported if reports[reported] >= 2 else -1
+        batch = [
+            r
+            for r in batch
+            if int(r["dynamodb"]["SequenceNumber"]) >= reported
+            and int(r["dynamodb"]["SequenceNumber"]) != skip
+        ]
+        if not batch:
+            return
+    violations.append(f"seed {seed}: a batch never got through")
+
+
+COUNTS = (
+    "deliveries",
+    "connection_kills",
+    "process_kills",
+    "restarts",
+    "read_only_flips",
+    "failed",
+    "poison",
+    "reported",
+    "quarantined",
+)
+
+
+def run_one(name: str, seed: int, options: argparse.Namespace) -> tuple[dict[str, int], list[str]]:
     rng = random.Random(seed)
     url = URLS[name] or f"sqlite:////tmp/dynastream-reliability-{os.getpid()}.sqlite"
-    engine = create_engine(dynastream.Settings(database_url=url))
+    admin = None if name == "sqlite" else sa.create_engine(url, poolclass=sa.pool.NullPool)
+    faults = ServerFaults(name, URLS[name], admin)
+    engine = create_engine(dynastream.Settings(database_url=faults.worker_url or url))
     metadata.drop_all(engine)
     dynastream.schema.metadata.drop_all(engine)
     metadata.create_all(engine)
     dynastream.schema.metadata.create_all(engine)
-    admin = None if name == "sqlite" else sa.create_engine(url, poolclass=sa.pool.NullPool)
     reader = create_engine(dynastream.Settings(database_url=url))  # not killed: it checks
-    killer = Killer(engine, admin, rng, rate)
+    killer = Killer(engine, admin, rng, options.kill_rate)
+    worker = ProcessKiller(rng, options.process_kill_rate)
+    policy: Literal["report", "quarantine"] = rng.choice(["report", "quarantine"])
     app = dynastream.App(engine=engine)
-    app.replicate("Items", into=items, ttl=rng.choice(["delete", None]))
-    records, model = history(rng, rng.randint(5, 40))
+    app.replicate("Items", into=items, ttl=rng.choice(["delete", None]), on_poison=policy)
+    records, model, poisoned = history(rng, rng.randint(5, 40), poison=options.poison)
+    plan = schedule(rng, records)
+    server = admin is not None
+    flip_at = rng.randrange(len(plan)) if server and rng.random() < options.read_only_rate else -1
+    if server and rng.random() < options.restart_rate:
+        faults.arm_restart(engine, rng.randint(1, 3 * len(plan)))
     violations: list[str] = []
     seen: dict[str, int] = {}
-    deliveries = 0
-    failed_invocations: list[str] = []
-    for planned in schedule(rng, records):
-        batch = planned
-        for _ in range(50):  # the event source mapping delivers a failed batch again
-            deliveries += 1
+    counts = dict.fromkeys(COUNTS, 0)
+    reports: dict[int, int] = {}
+    for index, planned in enumerate(plan):
+        flip = [index == flip_at]
+
+        def deliver(event: dict[str, Any], flip: list[bool] = flip) -> dict[str, Any] | None:
+            if not flip[0]:
+                return worker.deliver(app, engine, event)
+            flip[0] = False  # one delivery meets the read-only server; the next a writable one
+            faults.set_read_only(on=True)
             try:
-                response = app.lambda_handler({"Records": batch}, None)
-            except Exception as error:  # noqa: BLE001 - a failed invocation: the whole batch comes again
-                failed_invocations.append(type(error).__name__)
-                continue
-            failures = response["batchItemFailures"]
-            if not failures:
-                break
-            reported = failures[0]["itemIdentifier"]
-            batch = [r for r in batch if int(r["dynamodb"]["SequenceNumber"]) >= int(reported)]
-        else:
-            violations.append(f"seed {seed}: a batch never got through")
+                return worker.deliver(app, engine, event)
+            finally:
+                faults.set_read_only(on=False)
+
+        deliver_until_done(
+            planned,
+            deliver,
+            poisoned=poisoned,
+            policy=policy,
+            reports=reports,
+            counts=counts,
+            violations=violations,
+            seed=seed,
+        )
         for key, (sequence, _) in rows(reader).items():
             if sequence < seen.get(key, 0):
                 violations.append(f"seed {seed}: {key} moved back to an older version")
@@ -176,11 +507,30 @@ def run_one(name: str, seed: int, rate: float) -> tuple[int, int, int, list[str]
     final = {key: version for key, (_, version) in rows(reader).items()}
     if final != model:
         violations.append(f"seed {seed}: final state {final} != model {model}")
+    set_aside = quarantined(reader)
+    if len(set_aside) != len(set(set_aside)):
+        violations.append(f"seed {seed}: a record was quarantined twice")
+    if policy == "quarantine" and set(set_aside) != poisoned:
+        violations.append(f"seed {seed}: quarantined {sorted(set_aside)} != poison {sorted(poisoned)}")
+    if policy == "report" and (set_aside or set(reports) != poisoned):
+        violations.append(f"seed {seed}: reported {sorted(reports)} != poison {sorted(poisoned)}")
     engine.dispose()
     reader.dispose()
+    left_open = open_transactions(admin)
+    if left_open:
+        violations.append(f"seed {seed}: {left_open} transaction(s) left open on the server")
     if admin is not None:
         admin.dispose()
-    return deliveries, killer.kills, len(failed_invocations), violations
+    counts.update(
+        restarts=faults.restarts,
+        read_only_flips=faults.flips,
+        connection_kills=killer.kills,
+        process_kills=worker.kills,
+        poison=len(poisoned),
+        reported=len(reports),
+        quarantined=len(set_aside),
+    )
+    return counts, violations
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -188,34 +538,73 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--histories", type=int, default=30, help="histories per engine (default 30)")
     parser.add_argument("--engines", default="sqlite,postgresql,mysql", help="comma-separated")
     parser.add_argument(
-        "--kill-rate", type=float, default=0.03, help="chance of a kill per statement and COMMIT"
+        "--kill-rate", type=float, default=0.03, help="chance of a connection kill per statement and COMMIT"
+    )
+    parser.add_argument(
+        "--process-kill-rate",
+        type=float,
+        default=0.1,
+        help="chance that a delivery's worker process is killed (SIGKILL) at a random point (default 0.1)",
+    )
+    parser.add_argument(
+        "--restart-rate",
+        type=float,
+        default=0.0,
+        help="chance per history that the server restarts mid-delivery (needs root; default 0)",
+    )
+    parser.add_argument(
+        "--read-only-rate",
+        type=float,
+        default=0.1,
+        help="chance per history of a failover to a read-only server for one delivery (default 0.1)",
+    )
+    parser.add_argument(
+        "--poison", type=float, default=0.5, help="weight of poison records among changes (puts weigh 6)"
     )
     parser.add_argument("--seed", type=int, default=None, help="first seed (default: from the clock)")
+    parser.add_argument("--verbose", action="store_true", help="show dynastream's log of each failure")
     parser.add_argument("--write", metavar="PATH", help="also write the summary as Markdown to PATH")
     arguments = parser.parse_args(argv)
+    # Every poison record and killed connection is logged as an error; the summary says it all.
+    # dynastream logs each failure; psycopg each pipeline a kill cut short; SQLAlchemy's
+    # pool each connection it could not reset. The summary says it all.
+    for logger in ("dynastream", "psycopg", "sqlalchemy.pool"):
+        logging.getLogger(logger).setLevel(logging.DEBUG if arguments.verbose else logging.CRITICAL)
     lines: list[str] = []
     first = arguments.seed if arguments.seed is not None else int(time.time())
     lines.append(
-        f"reliability: {arguments.histories} histories per engine, kill rate {arguments.kill_rate},"
-        f" seeds from {first}"
+        f"reliability: {arguments.histories} histories per engine, connection kill rate"
+        f" {arguments.kill_rate}, process kill rate {arguments.process_kill_rate}, restart rate"
+        f" {arguments.restart_rate}, read-only rate {arguments.read_only_rate}, poison weight"
+        f" {arguments.poison}, seeds from {first}"
     )
     print(lines[-1])
     found = False
     for name in [n.strip() for n in arguments.engines.split(",") if n.strip()]:
-        deliveries = kills = failed = 0
+        totals = dict.fromkeys(COUNTS, 0)
         violations: list[str] = []
         for seed in range(first, first + arguments.histories):
-            d, k, f, v = run_one(name, seed, arguments.kill_rate)
-            deliveries, kills, failed, violations = deliveries + d, kills + k, failed + f, violations + v
+            counts, found_here = run_one(name, seed, arguments)
+            totals = {key: totals[key] + counts[key] for key in COUNTS}
+            violations += found_here
         lines.append(
-            f"  {name:10} histories {arguments.histories:5}  deliveries {deliveries:6}  connections killed"
-            f" {kills:5}  failed invocations {failed:5}  violations {len(violations)}"
+            f"  {name:10} histories {arguments.histories:5}  deliveries {totals['deliveries']:6}"
+            f"  connections killed {totals['connection_kills']:5}  workers killed {totals['process_kills']:5}"
+            f"  restarts {totals['restarts']:3}  read-only flips {totals['read_only_flips']:3}"
+            f"  failed invocations {totals['failed']:5}  poison records {totals['poison']:4}"
+            f" (reported {totals['reported']}, quarantined {totals['quarantined']})"
+            f"  violations {len(violations)}"
         )
         lines.extend(f"    {violation}" for violation in violations)
         print("\n".join(lines[-1 - len(violations) :]))
         found = found or bool(violations)
     lines.append(
-        "reliability: " + ("VIOLATIONS FOUND" if found else "0 lost, 0 regressions, final states equal")
+        "reliability: "
+        + (
+            "VIOLATIONS FOUND"
+            if found
+            else "0 lost, 0 regressions, 0 false reports, final states equal, no transaction left open"
+        )
     )
     print(lines[-1])
     if arguments.write:
