@@ -2,7 +2,8 @@
 Failure classification: which database errors are worth another try.
 
 A transient error (a deadlock, a lock wait timeout, a serialization failure,
-a connection lost before COMMIT) says nothing about the records: the same transaction, run again, may well
+a connection lost before COMMIT, a server that refuses connections while it
+restarts) says nothing about the records: the same transaction, run again, may well
 succeed. Such an error fails the whole transaction (InnoDB rolls it back on a
 deadlock, savepoints included), so the dispatcher retries the transaction from
 the start, with jittered backoff, rather than blame a record.
@@ -39,8 +40,13 @@ TRANSIENT_MYSQL_ERRORS = frozenset(
         1290,  # ER_OPTION_PREVENTS_STATEMENT: --read-only, as after an Aurora failover
         1792,  # ER_CANT_EXECUTE_IN_READ_ONLY_TRANSACTION
         1836,  # ER_READ_ONLY_MODE
+        2002,  # CR_CONNECTION_ERROR: the server cannot be reached (restarting, failing over)
+        2003,  # CR_CONN_HOST_ERROR
     }
 )
+# Failures to connect that another try will not mend: wrong credentials or database.
+_REFUSED_MYSQL_ERRORS = frozenset({1044, 1045, 1049, 1698})
+_REFUSED_SQLSTATES = frozenset({"28000", "28P01", "3D000"})
 # Errors after which the connection must not be used again: it points at a
 # server that became a reader (failover) and would fail the same way.
 READ_ONLY_MYSQL_ERRORS = frozenset({1290, 1792, 1836})
@@ -52,6 +58,9 @@ TRANSIENT_SQLSTATES = frozenset(
         "40001",  # serialization_failure
         "40P01",  # deadlock_detected
         "53300",  # too_many_connections
+        "57P03",  # cannot_connect_now: the server is starting up or shutting down
+        "08001",  # sqlclient_unable_to_establish_sqlconnection
+        "08006",  # connection_failure
     }
 )
 
@@ -104,9 +113,15 @@ def is_transient(error: BaseException) -> bool:
     """
     from sqlalchemy.exc import DBAPIError
 
+    from .exceptions import CommitOutcomeUnknownError
+
+    if isinstance(error, CommitOutcomeUnknownError):  # whatever broke COMMIT: never run twice
+        return False
     if isinstance(error, ConnectionLostError) or (
         isinstance(error, DBAPIError) and error.connection_invalidated
     ):
+        return True
+    if _is_connect_failure(error):
         return True
     return any(
         getattr(e, "sqlstate", None) in TRANSIENT_SQLSTATES or _mysql_code(e) in TRANSIENT_MYSQL_ERRORS
@@ -114,19 +129,39 @@ def is_transient(error: BaseException) -> bool:
     )
 
 
+def _is_connect_failure(error: BaseException) -> bool:
+    """
+    Whether `error` is a failure to open a connection, other than a refusal.
+
+    A server restarting or failing over refuses connections for a few seconds;
+    no transaction exists yet, so another try is safe. Wrong credentials or
+    an unknown database are refused for good.
+    """
+    from sqlalchemy.exc import OperationalError
+
+    if not isinstance(error, OperationalError) or error.statement is not None:
+        return False
+    return not any(
+        getattr(e, "sqlstate", None) in _REFUSED_SQLSTATES or _mysql_code(e) in _REFUSED_MYSQL_ERRORS
+        for e in _driver_errors(error)
+    )
+
+
 def retry_transient(
     work: Callable[[], T],
     *,
-    attempts: int = 5,
+    attempts: int = 8,
     first_delay: float = 0.05,
-    max_delay: float = 1.0,
+    max_delay: float = 2.0,
     sleep: Callable[[float], None] = time.sleep,
 ) -> T:
     """
     Run `work`, and again after each transient error, up to `attempts` times.
 
     Between attempts it waits with "full jitter" exponential backoff: a random
-    delay up to 50 ms, 100 ms, 200 ms, ... capped at `max_delay`.
+    delay up to 50 ms, 100 ms, 200 ms, ... capped at `max_delay`: about 2.5 s
+    in all on average, 5 s at most, enough to ride out a server restart. (The
+    dispatcher's work also checks the invocation's time left before each try.)
 
     Raises:
         Exception: The last error, when it is not transient or the attempts

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -32,7 +33,7 @@ import signal
 import subprocess
 import sys
 import time
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import sqlalchemy as sa
 
@@ -40,7 +41,9 @@ import dynastream
 from dynastream._engine import create_engine
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Sequence
+
+T = TypeVar("T")
 
 URLS = {
     "sqlite": None,
@@ -92,14 +95,24 @@ POISON = ("poison", "malformed")
 
 
 def history(
-    rng: random.Random, length: int, *, poison: float
+    rng: random.Random,
+    length: int,
+    *,
+    poison: float,
+    keys: list[str] = KEYS,
+    stride: int = 1,
+    offset: int = 0,
 ) -> tuple[list[dict[str, Any]], dict[str, int], set[int]]:
     """
     Return the records, the reference model's final rows, and the poison sequence numbers.
+
+    Concurrent workers each take every `stride`-th position from `offset`, so
+    that their sequence numbers never meet.
     """
     records, model, poisoned = [], {}, set()
-    for position in range(length):
-        key = rng.choice(KEYS)
+    for step in range(length):
+        position = step * stride + offset
+        key = rng.choice(keys)
         op = rng.choices(["put", "remove", "ttl", *POISON], weights=[6, 2, 1, poison, poison])[0]
         records.append(change(position, key, op))
         if op == "put":
@@ -155,9 +168,12 @@ class Killer:
             statement = f"SELECT pg_terminate_backend({int(pid)})"
         else:
             statement = f"KILL {int(raw.thread_id())}"  # type: ignore[union-attr]
-        with self.admin.connect() as admin:
-            admin.exec_driver_sql(statement)
-            admin.commit()
+        try:
+            with self.admin.connect() as admin:
+                admin.exec_driver_sql(statement)
+                admin.commit()
+        except sa.exc.DBAPIError:  # the server is restarting (another worker's fault): no kill
+            return
         self.kills += 1
 
 
@@ -252,11 +268,17 @@ class ServerFaults:
         if admin is not None and name == "mysql" and url is not None:
             password = "reliability-only"  # noqa: S105 - a local test user
             database = sa.engine.make_url(url).database
-            with admin.begin() as connection:
-                connection.exec_driver_sql(
-                    f"CREATE USER IF NOT EXISTS '{self.WORKER}'@'%%' IDENTIFIED BY '{password}'"
-                )
-                connection.exec_driver_sql(f"GRANT ALL PRIVILEGES ON `{database}`.* TO '{self.WORKER}'@'%%'")
+
+            def create_user() -> None:
+                with admin.begin() as connection:
+                    connection.exec_driver_sql(
+                        f"CREATE USER IF NOT EXISTS '{self.WORKER}'@'%%' IDENTIFIED BY '{password}'"
+                    )
+                    connection.exec_driver_sql(
+                        f"GRANT ALL PRIVILEGES ON `{database}`.* TO '{self.WORKER}'@'%%'"
+                    )
+
+            patiently(create_user)
             self.worker_url = (
                 sa.engine.make_url(url)
                 .set(username=self.WORKER, password=password)
@@ -264,6 +286,10 @@ class ServerFaults:
             )
 
     def set_read_only(self, *, on: bool) -> None:
+        patiently(lambda: self._set_read_only(on=on))
+        self.flips += on
+
+    def _set_read_only(self, *, on: bool) -> None:
         if self.admin is None:
             return
         with self.admin.connect() as session:
@@ -287,8 +313,8 @@ class ServerFaults:
                         f"SELECT id FROM information_schema.processlist WHERE user = '{self.WORKER}'"
                     ).scalars()
                     for thread in list(ids):
-                        connection.exec_driver_sql(f"KILL {int(thread)}")
-        self.flips += on
+                        with contextlib.suppress(sa.exc.DBAPIError):  # it may have ended meanwhile
+                            connection.exec_driver_sql(f"KILL {int(thread)}")
 
     def arm_restart(self, engine: sa.Engine, nth: int) -> None:
         """Restart the server before the worker's `nth` statement (in this process only)."""
@@ -352,16 +378,38 @@ class ServerFaults:
                 time.sleep(0.2)
 
 
+def patiently(work: Callable[[], T]) -> T:
+    """
+    Run the harness's own `work`, again while the server restarts (up to 120 s).
+    """
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            return work()
+        except sa.exc.DBAPIError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
 def rows(reader: sa.Engine) -> dict[str, tuple[int, int]]:
-    with reader.connect() as connection:
-        return {r.pk: (int(r.dynastream_sequence), r.version) for r in connection.execute(sa.select(items))}
+    def read() -> dict[str, tuple[int, int]]:
+        with reader.connect() as connection:
+            selected = connection.execute(sa.select(items))
+            return {r.pk: (int(r.dynastream_sequence), r.version) for r in selected}
+
+    return patiently(read)
 
 
 def quarantined(reader: sa.Engine) -> list[int]:
     table = dynastream.schema.quarantine
-    with reader.connect() as connection:
-        selected = sa.select(table.c.sequence_number).where(table.c.table_name == "Items")
-        return [int(number) for number in connection.execute(selected).scalars()]
+
+    def read() -> list[int]:
+        with reader.connect() as connection:
+            selected = sa.select(table.c.sequence_number).where(table.c.table_name == "Items")
+            return [int(number) for number in connection.execute(selected).scalars()]
+
+    return patiently(read)
 
 
 def open_transactions(admin: sa.Engine | None) -> int:
@@ -439,6 +487,7 @@ def deliver_until_done(
 
 
 COUNTS = (
+    "concurrent",
     "deliveries",
     "connection_kills",
     "process_kills",
@@ -452,22 +501,100 @@ COUNTS = (
 
 
 def run_one(name: str, seed: int, options: argparse.Namespace) -> tuple[dict[str, int], list[str]]:
-    rng = random.Random(seed)
+    """
+    Run one history: one worker, or several at once on interleaved keys of one table.
+    """
     url = URLS[name] or f"sqlite:////tmp/dynastream-reliability-{os.getpid()}.sqlite"
+    admin = None if name == "sqlite" else sa.create_engine(url, poolclass=sa.pool.NullPool)
+    setup = create_engine(dynastream.Settings(database_url=url))
+    metadata.drop_all(setup)
+    dynastream.schema.metadata.drop_all(setup)
+    metadata.create_all(setup)
+    dynastream.schema.metadata.create_all(setup)
+    setup.dispose()
+    workers = random.Random(seed).choice([1, options.workers])
+    if workers == 1:
+        counts, violations = replay(name, url, seed, options, index=0, workers=1)
+    else:
+        counts, violations = dict.fromkeys(COUNTS, 0), []
+        shares = [
+            functools.partial(replay, name, url, seed, options, index=i, workers=workers)
+            for i in range(workers)
+        ]
+        for child_counts, child_violations in _in_processes(shares):
+            counts = {key: counts[key] + child_counts[key] for key in COUNTS}
+            violations += child_violations
+        counts["concurrent"] = 1
+    left_open = open_transactions(admin)
+    if left_open:
+        violations.append(f"seed {seed}: {left_open} transaction(s) left open on the server")
+    if admin is not None:
+        admin.dispose()
+    return counts, violations
+
+
+def _in_processes(
+    works: Sequence[Callable[[], tuple[dict[str, int], list[str]]]],
+) -> list[tuple[dict[str, int], list[str]]]:
+    """
+    Run each of `works` in its own forked process, all at once; return their results in order.
+    """
+    running = []
+    for work in works:
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            os.close(read)
+            code = 0
+            try:
+                counts, violations = work()
+                with os.fdopen(write, "wb") as pipe:
+                    pipe.write(json.dumps([counts, violations]).encode())
+            except BaseException as error:  # noqa: BLE001 - reported by the parent
+                code = 3
+                with contextlib.suppress(OSError), os.fdopen(write, "wb") as pipe:
+                    pipe.write(
+                        json.dumps([{}, [f"a worker crashed: {type(error).__name__}: {error}"]]).encode()
+                    )
+            finally:
+                os._exit(code)
+        os.close(write)
+        running.append((pid, read))
+    results = []
+    for pid, read in running:
+        with os.fdopen(read, "rb") as pipe:
+            data = pipe.read()
+        os.waitpid(pid, 0)
+        counts, violations = json.loads(data) if data else ({}, ["a worker died without a word"])
+        results.append(({key: counts.get(key, 0) for key in COUNTS}, violations))
+    return results
+
+
+def replay(
+    name: str, url: str, seed: int, options: argparse.Namespace, *, index: int, workers: int
+) -> tuple[dict[str, int], list[str]]:
+    """
+    Deliver one worker's history with every fault, and check what it can see.
+
+    With several workers, each owns every `workers`-th key from `index` (so its
+    keys neighbour the others' in the primary key) and its own positions in
+    the stream.
+    """
+    rng = random.Random(seed * 100 + index)
     admin = None if name == "sqlite" else sa.create_engine(url, poolclass=sa.pool.NullPool)
     faults = ServerFaults(name, URLS[name], admin)
     engine = create_engine(dynastream.Settings(database_url=faults.worker_url or url))
-    metadata.drop_all(engine)
-    dynastream.schema.metadata.drop_all(engine)
-    metadata.create_all(engine)
-    dynastream.schema.metadata.create_all(engine)
     reader = create_engine(dynastream.Settings(database_url=url))  # not killed: it checks
     killer = Killer(engine, admin, rng, options.kill_rate)
     worker = ProcessKiller(rng, options.process_kill_rate)
     policy: Literal["report", "quarantine"] = rng.choice(["report", "quarantine"])
     app = dynastream.App(engine=engine)
     app.replicate("Items", into=items, ttl=rng.choice(["delete", None]), on_poison=policy)
-    records, model, poisoned = history(rng, rng.randint(5, 40), poison=options.poison)
+    own_keys = KEYS[index::workers]
+    records, model, poisoned = history(
+        rng, rng.randint(5, 40), poison=options.poison, keys=own_keys, stride=workers, offset=index
+    )
+    own = {int(r["dynamodb"]["SequenceNumber"]) for r in records}
     plan = schedule(rng, records)
     server = admin is not None
     flip_at = rng.randrange(len(plan)) if server and rng.random() < options.read_only_rate else -1
@@ -477,8 +604,8 @@ def run_one(name: str, seed: int, options: argparse.Namespace) -> tuple[dict[str
     seen: dict[str, int] = {}
     counts = dict.fromkeys(COUNTS, 0)
     reports: dict[int, int] = {}
-    for index, planned in enumerate(plan):
-        flip = [index == flip_at]
+    for position, planned in enumerate(plan):
+        flip = [position == flip_at]
 
         def deliver(event: dict[str, Any], flip: list[bool] = flip) -> dict[str, Any] | None:
             if not flip[0]:
@@ -501,13 +628,13 @@ def run_one(name: str, seed: int, options: argparse.Namespace) -> tuple[dict[str
             seed=seed,
         )
         for key, (sequence, _) in rows(reader).items():
-            if sequence < seen.get(key, 0):
+            if key in own_keys and sequence < seen.get(key, 0):
                 violations.append(f"seed {seed}: {key} moved back to an older version")
             seen[key] = max(seen.get(key, 0), sequence)
-    final = {key: version for key, (_, version) in rows(reader).items()}
+    final = {key: version for key, (_, version) in rows(reader).items() if key in own_keys}
     if final != model:
         violations.append(f"seed {seed}: final state {final} != model {model}")
-    set_aside = quarantined(reader)
+    set_aside = [number for number in quarantined(reader) if number in own]
     if len(set_aside) != len(set(set_aside)):
         violations.append(f"seed {seed}: a record was quarantined twice")
     if policy == "quarantine" and set(set_aside) != poisoned:
@@ -516,9 +643,6 @@ def run_one(name: str, seed: int, options: argparse.Namespace) -> tuple[dict[str
         violations.append(f"seed {seed}: reported {sorted(reports)} != poison {sorted(poisoned)}")
     engine.dispose()
     reader.dispose()
-    left_open = open_transactions(admin)
-    if left_open:
-        violations.append(f"seed {seed}: {left_open} transaction(s) left open on the server")
     if admin is not None:
         admin.dispose()
     counts.update(
@@ -559,6 +683,12 @@ def main(argv: list[str] | None = None) -> int:
         help="chance per history of a failover to a read-only server for one delivery (default 0.1)",
     )
     parser.add_argument(
+        "--workers",
+        type=int,
+        default=3,
+        help="half of the histories run this many concurrent workers on neighbouring keys (default 3)",
+    )
+    parser.add_argument(
         "--poison", type=float, default=0.5, help="weight of poison records among changes (puts weigh 6)"
     )
     parser.add_argument("--seed", type=int, default=None, help="first seed (default: from the clock)")
@@ -591,6 +721,7 @@ def main(argv: list[str] | None = None) -> int:
             f"  {name:10} histories {arguments.histories:5}  deliveries {totals['deliveries']:6}"
             f"  connections killed {totals['connection_kills']:5}  workers killed {totals['process_kills']:5}"
             f"  restarts {totals['restarts']:3}  read-only flips {totals['read_only_flips']:3}"
+            f"  with concurrent workers {totals['concurrent']:4}"
             f"  failed invocations {totals['failed']:5}  poison records {totals['poison']:4}"
             f" (reported {totals['reported']}, quarantined {totals['quarantined']})"
             f"  violations {len(violations)}"

@@ -164,3 +164,55 @@ def test_statements_are_bounded_by_the_time_left(server_engine: sa.Engine) -> No
             assert "0" == connection.exec_driver_sql("SHOW statement_timeout").scalar()
         else:
             assert 0 == connection.exec_driver_sql("SELECT @@max_statement_time").scalar()
+
+
+@pytest.mark.parametrize(
+    "driver_error",
+    [
+        psycopg.OperationalError(
+            "connection failed: connection to server at 127.0.0.1 failed: Connection refused"
+        ),
+        psycopg.errors.CannotConnectNow("the database system is starting up"),
+        pymysql.err.OperationalError(2003, "Can't connect to MySQL server on '127.0.0.1'"),
+    ],
+    ids=["pg-refused", "pg-starting-up", "mysql-cannot-connect"],
+)
+def test_a_server_that_cannot_be_reached_yet_is_transient(driver_error: Exception) -> None:
+    error = OperationalError(None, None, driver_error)  # raised while connecting: no statement
+
+    assert is_transient(error)
+
+
+@pytest.mark.parametrize(
+    "driver_error",
+    [
+        psycopg.errors.InvalidPassword("password authentication failed for user"),
+        psycopg.errors.InvalidCatalogName('database "nope" does not exist'),
+        pymysql.err.OperationalError(1045, "Access denied for user"),
+    ],
+    ids=["pg-password", "pg-no-database", "mysql-access-denied"],
+)
+def test_a_refused_connection_is_not_transient(driver_error: Exception) -> None:
+    assert not is_transient(OperationalError(None, None, driver_error))
+
+
+def test_retries_ride_out_a_few_seconds_at_most() -> None:
+    delays: list[float] = []
+
+    def work() -> None:
+        raise OperationalError("x", {}, psycopg.errors.DeadlockDetected("deadlock"))
+
+    with pytest.raises(OperationalError):
+        retry_transient(work, sleep=delays.append)
+    assert 7 == len(delays)
+    assert sum(delays) <= 5.15
+
+
+def test_a_failure_during_commit_is_never_transient_whatever_broke_it() -> None:
+    from dynastream.exceptions import CommitOutcomeUnknownError
+
+    lost = OperationalError("COMMIT", {}, pymysql.err.OperationalError(2003, "Can't connect"))
+    error = CommitOutcomeUnknownError("the connection failed during COMMIT")
+    error.__cause__ = lost
+
+    assert not is_transient(error)
