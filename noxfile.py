@@ -59,6 +59,17 @@ def reliability(session: nox.Session) -> None:
     """Run the fault-injection suite (pass e.g. -- --histories 500 for the full tier)."""
     install_groups(session, "test", extras="[mysql,postgres,aws]")
     session.run("python", "-m", "reliability", *session.posargs)
+    # The input faults of the suite, as property tests on every engine: fuzzed malformed
+    # events, boundary numbers, fuzzed attribute names, canary secrets and personal data.
+    session.run(
+        "pytest",
+        "-q",
+        "tests/test_fuzz_events.py",
+        "tests/test_privacy.py",
+        "tests/test_event_images.py::test_attribute_names_never_become_sql",
+        "tests/test_replication.py::test_boundary_numbers_round_trip_exactly_or_fail_loudly",
+        "tests/test_replication.py::test_identifiers_only_come_from_the_table_and_are_quoted",
+    )
 
 
 @nox.session

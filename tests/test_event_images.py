@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy.dialects import postgresql
 
@@ -260,3 +260,37 @@ def test_a_failing_bulk_statement_never_carries_the_rows(engine: sa.Engine) -> N
     text = " ".join(texts)
     assert canary[:20] not in text
     assert canary[:20].encode().hex() not in text
+
+
+# Untrusted attribute names: quotes, backticks, ";", "--", NUL, Unicode, and longer than
+# any identifier may be (64), each marked so that finding it in SQL text means something.
+attribute_names = st.text(
+    alphabet=st.sampled_from(["'", '"', "`", ";", "-", " ", "\x00", "é", "\U0001d518", "a", "(", ")", "*"]),
+    max_size=80,
+).map(lambda fuzz: f"attr'{fuzz}`--;")
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(names=st.lists(attribute_names, min_size=1, max_size=4, unique=True))
+def test_attribute_names_never_become_sql(engine: sa.Engine, names: list[str]) -> None:
+    """Fuzzed attribute names never reach SQL text, and no DDL runs while a batch is applied."""
+    app = replicating_app(engine)
+    statements: list[str] = []
+
+    def capture(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        statements.append(statement)
+
+    item = change("a", "1", 100)
+    for name in names:
+        item["dynamodb"]["NewImage"][name] = {"S": "v"}
+    sa.event.listen(engine, "before_cursor_execute", capture)
+    try:
+        response = app.lambda_handler({"Records": [item, change("a", "2", 200, event="REMOVE")]}, None)
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", capture)
+
+    assert {"batchItemFailures": []} == response
+    sql = "\n".join(statements)
+    assert not [name for name in names if name in sql]
+    ddl = ("CREATE", "DROP", "ALTER", "TRUNCATE")
+    assert not [statement for statement in statements if statement.lstrip().upper().startswith(ddl)]
