@@ -342,40 +342,23 @@ class ServerFaults:
             with contextlib.suppress(Exception), self.admin.connect() as connection:
                 connection.exec_driver_sql("SHUTDOWN")
             deadline = time.monotonic() + 120
-            while (
-                subprocess.run(["/usr/bin/pidof", "mariadbd"], capture_output=True, check=False).returncode
-                == 0
-            ):
+            while subprocess.run(_PIDOF_MARIADB, capture_output=True, check=False).returncode == 0:  # noqa: S603
                 if time.monotonic() > deadline:
                     raise RuntimeError("MariaDB did not stop")
                 time.sleep(0.1)
-            subprocess.run(
-                [
-                    "/usr/sbin/start-stop-daemon",
-                    "--start",
-                    "--oknodo",
-                    "--background",
-                    "--exec",
-                    "/usr/sbin/mariadbd",
-                ],
-                check=True,
-                capture_output=True,
-            )
+            subprocess.run(_START_MARIADB, check=True, capture_output=True)  # noqa: S603 - a fixed command
         self.wait_until_up()
         self.restarts += 1
 
     def wait_until_up(self) -> None:
         assert self.admin is not None  # noqa: S101
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                with self.admin.connect() as connection:
-                    connection.exec_driver_sql("SELECT 1")
-                return
-            except sa.exc.DBAPIError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.2)
+        admin = self.admin
+
+        def ping() -> None:
+            with admin.connect() as connection:
+                connection.exec_driver_sql("SELECT 1")
+
+        patiently(ping)
 
 
 def patiently(work: Callable[[], T]) -> T:
