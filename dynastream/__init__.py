@@ -4,14 +4,17 @@ Replicate Amazon DynamoDB Streams into relational databases, one batch per trans
 
 from . import containers, exceptions, schema, typing
 from ._app import App
+from ._aws import AwsClients
 from ._dispatch import BatchResult, RecordFailure
 from ._events import EventBatch, TumblingWindow, load_event, parse_event, read_event
 from ._mapping import RowMapper
 from ._records import EventName, StreamRecord, StreamViewType
 from ._registry import Registration
+from ._runner import RunnerProgress, StreamRunner
 from ._settings import Settings
 from ._uow import UnitOfWork
 from .exceptions import (
+    CheckpointConflictError,
     ColumnValueError,
     CommitOutcomeUnknownError,
     ConfigurationError,
@@ -20,6 +23,8 @@ from .exceptions import (
     MalformedRecordError,
     MappingError,
     NoHandlerError,
+    RecordFailedError,
+    SourceError,
     TimeBudgetError,
     UnitOfWorkError,
 )
@@ -28,7 +33,9 @@ from .typing import Item, Mapper, StreamEventHandler
 
 __all__ = [
     "App",
+    "AwsClients",
     "BatchResult",
+    "CheckpointConflictError",
     "ColumnValueError",
     "CommitOutcomeUnknownError",
     "ConfigurationError",
@@ -41,12 +48,16 @@ __all__ = [
     "Mapper",
     "MappingError",
     "NoHandlerError",
+    "RecordFailedError",
     "RecordFailure",
     "Registration",
     "RowMapper",
+    "RunnerProgress",
     "Settings",
+    "SourceError",
     "StreamEventHandler",
     "StreamRecord",
+    "StreamRunner",
     "StreamViewType",
     "TimeBudgetError",
     "TumblingWindow",

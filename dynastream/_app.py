@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
     import sqlalchemy as sa
     from dependency_injector import containers
-    from sqlalchemy import Engine
+    from sqlalchemy import Connection, Engine
 
     from ._records import StreamRecord
     from ._replication import DeletePolicy, TtlPolicy
@@ -292,7 +292,14 @@ class App:
             build_handler(registration, self.container)
             build_mapper(registration, self.container)
 
-    def dispatch(self, event: Any, context: Any = None, *, table_name: str | None = None) -> BatchResult:
+    def dispatch(
+        self,
+        event: Any,
+        context: Any = None,
+        *,
+        table_name: str | None = None,
+        before_commit: Callable[[Connection, int], None] | None = None,
+    ) -> BatchResult:
         """
         Apply one event in one transaction and say what happened.
 
@@ -305,6 +312,12 @@ class App:
             context: The Lambda context, when there is one.
             table_name: The table the records belong to, for records that do
                 not carry `eventSourceARN` (a `GetRecords` response).
+            before_commit: Called as `before_commit(connection, settled)` in
+                the batch's transaction just before COMMIT, once the first
+                `settled` records are applied or quarantined: a reader of the
+                stream writes its checkpoint there, so that data and checkpoint
+                commit together (`dynastream.StreamRunner` does). If it raises,
+                the transaction is rolled back and the error propagates.
 
         Returns:
             What was applied, and the first failure if any.
@@ -323,7 +336,7 @@ class App:
             sqlalchemy.exc.DBAPIError: A transient error (deadlock, lost
                 connection, read-only server) persisted through every retry.
         """
-        return self._dispatcher.dispatch(event, context, table_name=table_name)
+        return self._dispatcher.dispatch(event, context, table_name=table_name, before_commit=before_commit)
 
     def lambda_handler(self, event: Any, context: Any) -> dict[str, Any]:
         """

@@ -241,9 +241,22 @@ class Dispatcher:
         self._registry = registry
         self._container = container
 
-    def dispatch(self, event: Any, context: Any = None, *, table_name: str | None = None) -> BatchResult:
+    def dispatch(
+        self,
+        event: Any,
+        context: Any = None,
+        *,
+        table_name: str | None = None,
+        before_commit: Callable[[Connection, int], None] | None = None,
+    ) -> BatchResult:
         """
         Apply one event in one transaction.
+
+        `before_commit(connection, settled)` runs in the batch's transaction
+        just before COMMIT, when `settled` records (applied or quarantined,
+        from the first) are done: the stream runner writes its checkpoint
+        there, so that the data and the checkpoint commit together. When it
+        raises, the transaction is rolled back and the error propagates.
 
         Returns:
             How many records were applied, and the first failure if any.
@@ -266,13 +279,17 @@ class Dispatcher:
         collecting = gc.isenabled()
         gc.disable()
         try:
-            return self._dispatch(event, table_name, _time_left(context))
+            return self._dispatch(event, table_name, _time_left(context), before_commit)
         finally:
             if collecting:
                 gc.enable()
 
     def _dispatch(
-        self, event: Any, table_name: str | None, time_left: Callable[[], float | None]
+        self,
+        event: Any,
+        table_name: str | None,
+        time_left: Callable[[], float | None],
+        before_commit: Callable[[Connection, int], None] | None,
     ) -> BatchResult:
         registry = self._registry
         batch = read_event(
@@ -321,7 +338,9 @@ class Dispatcher:
         applied = 0
         quarantined: tuple[RecordFailure, ...] = ()
         if limit > 0:
-            applied, handler_failure, quarantined = self._apply(lanes, limit, records, time_left)
+            applied, handler_failure, quarantined = self._apply(
+                lanes, limit, records, time_left, before_commit
+            )
             if handler_failure is not None:
                 failure = handler_failure
         for set_aside in quarantined:
@@ -338,6 +357,7 @@ class Dispatcher:
         limit: int,
         records: Sequence[StreamRecord[Item]],
         time_left: Callable[[], float | None],
+        before_commit: Callable[[Connection, int], None] | None,
     ) -> tuple[int, RecordFailure | None, tuple[RecordFailure, ...]]:
         engine = self._container.engine()
         session_factory: sessionmaker[Session] = self._container.session_factory()
@@ -376,6 +396,9 @@ class Dispatcher:
                         connection, records, position, error, quarantined=quarantined, clock=clock
                     ),
                 )
+                settled = limit if outcome[1] is None else outcome[0]
+                if before_commit is not None and settled > 0:
+                    before_commit(connection, settled)
             except BaseException as error:
                 # Before COMMIT: nothing of this transaction can have been kept,
                 # so a lost connection here is safe to retry (see _failures).

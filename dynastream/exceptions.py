@@ -13,7 +13,10 @@ DynastreamError
 ├── ColumnValueError          an attribute's value does not fit its column exactly
 ├── TimeBudgetError           too little of the invocation's time is left to go on
 ├── UnitOfWorkError           a handler broke the unit of work (committed, closed)
-└── CommitOutcomeUnknownError the connection failed during COMMIT
+├── CommitOutcomeUnknownError the connection failed during COMMIT
+├── SourceError               DynamoDB or its stream cannot be read as asked
+├── CheckpointConflictError   another runner moved a shard's checkpoint
+└── RecordFailedError         the runner stopped at a record it cannot apply
 ```
 
 Errors about a record name it by its position in the batch, its `eventID` and
@@ -24,7 +27,13 @@ items may hold personal data.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ._dispatch import RecordFailure
+
 __all__ = [
+    "CheckpointConflictError",
     "ColumnValueError",
     "CommitOutcomeUnknownError",
     "ConfigurationError",
@@ -33,6 +42,8 @@ __all__ = [
     "MalformedRecordError",
     "MappingError",
     "NoHandlerError",
+    "RecordFailedError",
+    "SourceError",
     "TimeBudgetError",
     "UnitOfWorkError",
 ]
@@ -287,3 +298,48 @@ class TimeBudgetError(DynastreamError):
             f"{remaining:.1f} s of the invocation left, less than the {margin:.1f} s safety margin:"
             " stopping here, the rest is delivered again"
         )
+
+
+class SourceError(DynastreamError):
+    """
+    DynamoDB or its stream cannot be read as asked.
+
+    The table does not exist or has no stream, the endpoint cannot be reached,
+    credentials are refused, or the records to read have already been trimmed
+    from the stream (older than its 24-hour retention).
+    """
+
+
+class CheckpointConflictError(DynastreamError):
+    """
+    A shard's checkpoint is not where this runner left it.
+
+    Another runner is applying the same stream to the same database. The
+    batch that found out was rolled back, so nothing was applied twice.
+    """
+
+
+class RecordFailedError(DynastreamError):
+    """
+    The stream runner stopped at a record it cannot apply.
+
+    The records before it are applied and checkpointed; running again starts
+    from it. Quarantine the table's poison records (`on_poison="quarantine"`)
+    to go on past such records instead.
+
+    Attributes:
+        shard_id: The shard the record is in.
+        failure: The record and its error (`dynastream.RecordFailure`).
+    """
+
+    def __init__(self, shard_id: str, failure: RecordFailure) -> None:
+        error = failure.error
+        reason = (
+            f"{type(error).__name__}: {error}" if isinstance(error, DynastreamError) else type(error).__name__
+        )
+        super().__init__(
+            f"shard {shard_id}: record SequenceNumber={failure.item_identifier}"
+            f" (eventID={failure.event_id}) cannot be applied: {reason}"
+        )
+        self.shard_id = shard_id
+        self.failure = failure

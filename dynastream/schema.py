@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 __all__ = [
     "SEQUENCE_WIDTH",
     "applied_events",
+    "checkpoints",
     "deleted_column",
     "encode_sequence_number",
     "item_key",
@@ -74,6 +75,23 @@ quarantine = sa.Table(
     # A redelivered poison record is set aside once.
     sa.UniqueConstraint("table_name", "event_id", name="uq_dynastream_quarantine_event"),
     comment="records set aside by tables whose poison policy is quarantine",
+)
+
+
+checkpoints = sa.Table(
+    "dynastream_checkpoints",
+    metadata,
+    sa.Column("stream_arn", sa.String(255), primary_key=True),
+    sa.Column("shard_id", sa.String(65), primary_key=True),
+    sa.Column(
+        "sequence_number",
+        sa.String(SEQUENCE_WIDTH),
+        nullable=True,
+        comment="the last record applied, zero-padded; NULL before the first",
+    ),
+    sa.Column("finished", sa.Boolean, nullable=False, comment="the shard is closed and fully applied"),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    comment="where the stream runner is in each shard, written in the same transaction as the data",
 )
 
 

@@ -27,9 +27,12 @@ def test_create_tables_creates_them(tmp_path: Path) -> None:
     assert 0 == main(["create-tables", "--database-url", url])
     assert 0 == main(["create-tables", "--database-url", url])  # again: nothing to do
 
-    assert {"dynastream_applied_events", "dynastream_quarantine", "dynastream_tombstones"} == set(
-        sa.inspect(sa.create_engine(url)).get_table_names()
-    )
+    assert {
+        "dynastream_applied_events",
+        "dynastream_checkpoints",
+        "dynastream_quarantine",
+        "dynastream_tombstones",
+    } == set(sa.inspect(sa.create_engine(url)).get_table_names())
 
 
 def test_create_tables_without_a_database_fails_clearly(
