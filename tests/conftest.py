@@ -9,8 +9,11 @@ worker gets its own PostgreSQL schema and MySQL database.
 
 from __future__ import annotations
 
+import itertools
+import logging
 import os
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -103,3 +106,47 @@ def engine(database_url: str) -> Iterator[sa.Engine]:
 def server_engine(request: pytest.FixtureRequest, _server_databases: dict[str, str]) -> Iterator[sa.Engine]:
     """The same, on the database servers only (for tests of concurrent transactions)."""
     yield from _engine_for(_isolated_url(request.param, _server_databases))
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    """The URL of a moto server (DynamoDB and DynamoDB Streams) for the whole session."""
+    from moto.server import ThreadedMotoServer
+
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def aws_clients(moto_endpoint: str) -> Any:
+    """`dynastream.AwsClients` pointed at the moto server."""
+    from dynastream import AwsClients
+
+    return AwsClients(endpoint_url=moto_endpoint, region_name="us-east-1")
+
+
+_table_numbers = itertools.count()
+
+
+@pytest.fixture
+def source_table(aws_clients: Any) -> str:
+    """
+    A new DynamoDB table (string key `id`) with a NEW_AND_OLD_IMAGES stream, on the moto server.
+
+    Its name is unique per test and per xdist worker, so tests never share a stream.
+    """
+    name = f"Source-{_worker()}-{next(_table_numbers)}"
+    aws_clients.dynamodb().create_table(
+        TableName=name,
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+    )
+    return name
