@@ -5,6 +5,7 @@ Replicate Amazon DynamoDB Streams into relational databases, one batch per trans
 from . import containers, exceptions, schema, typing
 from ._app import App
 from ._aws import AwsClients
+from ._backfill import Backfill, BackfillProgress
 from ._dispatch import BatchResult, RecordFailure
 from ._events import EventBatch, TumblingWindow, load_event, parse_event, read_event
 from ._mapping import RowMapper
@@ -14,6 +15,7 @@ from ._runner import RunnerProgress, StreamRunner
 from ._settings import Settings
 from ._uow import UnitOfWork
 from .exceptions import (
+    BackfillError,
     CheckpointConflictError,
     ColumnValueError,
     CommitOutcomeUnknownError,
@@ -34,6 +36,9 @@ from .typing import Item, Mapper, StreamEventHandler
 __all__ = [
     "App",
     "AwsClients",
+    "Backfill",
+    "BackfillError",
+    "BackfillProgress",
     "BatchResult",
     "CheckpointConflictError",
     "ColumnValueError",

@@ -174,7 +174,51 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--app", required=True, help="the application, as module:attribute (for example handler:app)"
     )
     replay.add_argument("ids", nargs="*", type=int, help="quarantine ids (default: all)")
+    backfill = commands.add_parser(
+        "backfill",
+        help="load a table's existing items, safely while its stream is applied",
+        description=(
+            "Load every item of a DynamoDB table through the application's replication (app.replicate),"
+            " with a parallel Scan of consistent reads. Safe while the table's stream is applied from a"
+            " position at or before the start of the backfill: a scanned value never overwrites a change"
+            " from the stream. A second backfill does not overwrite rows an earlier one wrote."
+        ),
+        epilog=(
+            "exit status: 0 every item applied; 1 an item cannot be applied; 2 wrong input (--app,"
+            " a table not replicated, a missing table, an unreachable endpoint, no database);"
+            " 130 interrupted"
+        ),
+    )
+    backfill.add_argument(
+        "--app", required=True, help="the application, as module:attribute (for example handler:app)"
+    )
+    backfill.add_argument("--table", required=True, help="the DynamoDB table to load")
+    backfill.add_argument(
+        "--segments", type=int, default=4, help="parallel Scan segments, one thread each (default: 4)"
+    )
+    backfill.add_argument(
+        "--max-rcu",
+        type=float,
+        help="read capacity units per second, all segments together (default: no limit)",
+    )
+    backfill.add_argument(
+        "--page-size", type=int, default=1000, help="items per Scan call and per transaction (default: 1000)"
+    )
+    backfill.add_argument("--endpoint-url", help="DynamoDB endpoint other than AWS's (moto, DynamoDB Local)")
+    backfill.add_argument("--region", help="AWS region (default: boto3's configuration)")
     arguments = parser.parse_args(argv)
+    if arguments.command == "backfill":
+        from ._backfill import run_command
+
+        return run_command(
+            _load_app(arguments.app),
+            arguments.table,
+            segments=arguments.segments,
+            max_rcu=arguments.max_rcu,
+            page_size=arguments.page_size,
+            endpoint_url=arguments.endpoint_url,
+            region=arguments.region,
+        )
     if arguments.command == "ddl":
         sys.stdout.write(_ddl(arguments.dialect))
         return 0

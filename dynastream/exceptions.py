@@ -16,7 +16,8 @@ DynastreamError
 ├── CommitOutcomeUnknownError the connection failed during COMMIT
 ├── SourceError               DynamoDB or its stream cannot be read as asked
 ├── CheckpointConflictError   another runner moved a shard's checkpoint
-└── RecordFailedError         the runner stopped at a record it cannot apply
+├── RecordFailedError         the runner stopped at a record it cannot apply
+└── BackfillError             a backfill stopped at an item it cannot apply
 ```
 
 Errors about a record name it by its position in the batch, its `eventID` and
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
     from ._dispatch import RecordFailure
 
 __all__ = [
+    "BackfillError",
     "CheckpointConflictError",
     "ColumnValueError",
     "CommitOutcomeUnknownError",
@@ -342,4 +344,35 @@ class RecordFailedError(DynastreamError):
             f" (eventID={failure.event_id}) cannot be applied: {reason}"
         )
         self.shard_id = shard_id
+        self.failure = failure
+
+
+class BackfillError(DynastreamError):
+    """
+    A backfill stopped at a scanned item it cannot apply.
+
+    The item is named by its Scan segment and its position in that segment
+    (and the `eventID` the backfill gave it), never by its key or values.
+    The pages applied before it, and the items before it in its page, stay
+    applied; running the backfill again is safe.
+
+    Attributes:
+        table_name: The DynamoDB table being loaded.
+        segment: The Scan segment the item was read in.
+        position: The item's position in its segment (0-based).
+        failure: The record and its error (`dynastream.RecordFailure`).
+    """
+
+    def __init__(self, table_name: str, *, segment: int, position: int, failure: RecordFailure) -> None:
+        error = failure.error
+        reason = (
+            f"{type(error).__name__}: {error}" if isinstance(error, DynastreamError) else type(error).__name__
+        )
+        super().__init__(
+            f"backfill of {table_name!r} stopped at item #{position} of segment {segment}"
+            f" (eventID={failure.event_id}): it cannot be applied: {reason}"
+        )
+        self.table_name = table_name
+        self.segment = segment
+        self.position = position
         self.failure = failure

@@ -22,6 +22,9 @@ def test_public_names_are_pinned() -> None:
     assert [
         "App",
         "AwsClients",
+        "Backfill",
+        "BackfillError",
+        "BackfillProgress",
         "BatchResult",
         "CheckpointConflictError",
         "ColumnValueError",
