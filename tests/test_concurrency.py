@@ -15,7 +15,7 @@ import pytest
 import sqlalchemy as sa
 
 import dynastream
-from tests.builders import record
+from dynastream.testing import EventFactory
 
 metadata = sa.MetaData()
 counters = sa.Table(
@@ -31,16 +31,16 @@ effects = sa.Table(
     "concurrent_effects", metadata, sa.Column("n", sa.Integer, primary_key=True, autoincrement=False)
 )
 
+EVENTS = EventFactory(keys=["pk"], view_type="NEW_IMAGE", created_at=1_790_000_000)
+
 
 def put(pk: str, sequence_number: int) -> dict[str, Any]:
     item = {"pk": pk, "amount": Decimal(sequence_number % 10**9)}
-    return record(
-        "MODIFY", {"pk": pk}, item, table="Items", sequence_number=sequence_number, view_type="NEW_IMAGE"
-    )
+    return EVENTS.modify("Items", item, sequence_number=sequence_number)
 
 
 def remove(pk: str, sequence_number: int) -> dict[str, Any]:
-    return record("REMOVE", {"pk": pk}, table="Items", sequence_number=sequence_number, view_type="NEW_IMAGE")
+    return EVENTS.remove("Items", {"pk": pk}, sequence_number=sequence_number)
 
 
 def run_concurrently(engine: sa.Engine, batches: list[list[dict[str, Any]]]) -> list[Any]:

@@ -23,7 +23,8 @@ from dynastream.exceptions import (
     NoHandlerError,
     UnitOfWorkError,
 )
-from tests.builders import FIRST_SEQUENCE_NUMBER, insert_event, record
+from dynastream.testing import EventFactory
+from tests.builders import FIRST_SEQUENCE_NUMBER, event_ids, insert_event
 
 metadata = sa.MetaData()
 rows = sa.Table(
@@ -165,9 +166,7 @@ def test_malformed_record_without_a_sequence_number_fails_the_invocation_before_
 def test_record_of_a_table_without_handler_is_reported_not_skipped(engine: sa.Engine) -> None:
     app = make_app(engine, RowWriter())
     event = insert_event(5)
-    event["Records"].append(
-        record("INSERT", {"id": "x"}, {"id": "x", "n": 9}, table="Other", sequence_number=7)
-    )
+    event["Records"].append(EventFactory().insert("Other", {"id": "x", "n": 9}, sequence_number=7))
     event["Records"].extend(insert_event(2, start=5)["Records"])
 
     result = app.dispatch(event)
@@ -335,7 +334,7 @@ def test_handler_dependencies_are_resolved_by_name_from_the_container() -> None:
 
     app.lambda_handler(insert_event(2), None)
 
-    assert [f"event-{FIRST_SEQUENCE_NUMBER}", f"event-{FIRST_SEQUENCE_NUMBER + 1}"] == ledger.seen
+    assert event_ids(2) == ledger.seen
 
 
 def test_overriding_a_provider_replaces_the_dependency() -> None:
@@ -439,7 +438,8 @@ def test_failure_log_names_the_record_but_never_its_data(caplog: pytest.LogCaptu
     def refuse(records: Sequence[StreamRecord[dynastream.Item]], uow: UnitOfWork) -> None:
         raise Boom("refused")
 
-    event = {"Records": [record("INSERT", {"id": canary}, {"id": canary, "n": 1}, sequence_number=42)]}
+    events = EventFactory()
+    event = events.event(events.insert("Orders", {"id": canary, "n": 1}, sequence_number=42))
     with caplog.at_level("DEBUG", logger="dynastream"):
         app.lambda_handler(event, None)
 

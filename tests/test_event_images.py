@@ -19,7 +19,7 @@ from sqlalchemy.dialects import postgresql
 import dynastream
 from dynastream._deserialize import InvalidAttributeValue, deserialize_image
 from dynastream.exceptions import ColumnValueError, MalformedRecordError
-from tests.builders import record
+from dynastream.testing import EventFactory
 from tests.test_deserialize import _loose_values, images, number_texts
 
 metadata = sa.MetaData()
@@ -151,14 +151,9 @@ items = sa.Table(
 
 
 def change(pk: str, amount: str, sequence_number: int, *, event: str = "MODIFY") -> dict[str, Any]:
-    return record(
-        event,
-        {"pk": pk},
-        {"pk": pk, "amount": Decimal(amount)},
-        table="Items",
-        sequence_number=sequence_number,
-        view_type="NEW_IMAGE",
-    )
+    events = EventFactory(keys=["pk"], view_type="NEW_IMAGE")
+    build = events.insert if event == "INSERT" else events.modify
+    return build("Items", {"pk": pk, "amount": Decimal(amount)}, sequence_number=sequence_number)
 
 
 def amounts(engine: sa.Engine) -> dict[str, Decimal]:

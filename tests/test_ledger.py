@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 import dynastream
 from dynastream import StreamRecord, UnitOfWork
-from tests.builders import FIRST_SEQUENCE_NUMBER, insert_event
+from tests.builders import FIRST_SEQUENCE_NUMBER, event_ids, insert_event
 
 metadata = sa.MetaData()
 effects = sa.Table(
@@ -46,7 +46,7 @@ def test_redelivered_records_reach_the_handler_once(engine: sa.Engine) -> None:
     app.lambda_handler(insert_event(20), None)
     app.lambda_handler(insert_event(30), None)  # the first 20 again, then 10 new
 
-    assert sorted(f"event-{FIRST_SEQUENCE_NUMBER + n}" for n in range(30)) == applied(engine)
+    assert sorted(event_ids(30)) == applied(engine)
 
 
 def test_records_of_a_failed_run_are_not_marked_applied(engine: sa.Engine) -> None:
@@ -63,7 +63,7 @@ def test_records_of_a_failed_run_are_not_marked_applied(engine: sa.Engine) -> No
 
     healed.lambda_handler({"Records": insert_event(20)["Records"][12:]}, None)
 
-    assert sorted(f"event-{FIRST_SEQUENCE_NUMBER + n}" for n in range(20)) == applied(engine)
+    assert sorted(event_ids(20)) == applied(engine)
 
 
 def test_ledgers_of_different_handlers_are_separate(engine: sa.Engine) -> None:

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 import dynastream
 from dynastream import StreamRecord, UnitOfWork
-from tests.builders import record
+from dynastream.testing import EventFactory
 
 PASSWORD = "canary-pw-7c1d"  # noqa: S105 - a canary, not a credential
 PERSONAL = "canary-4f1e@example.com"
@@ -32,14 +32,7 @@ people = sa.Table(
 
 def person(n: int, *, email: str = "ok@example.com", age: Any = 30, table: str = "People") -> dict[str, Any]:
     item = {"pk": f"{PERSONAL}-{n}", "email": email, "age": Decimal(age) if isinstance(age, int) else age}
-    return record(
-        "INSERT",
-        {"pk": f"{PERSONAL}-{n}"},
-        item,
-        table=table,
-        sequence_number=10**25 + n,
-        view_type="NEW_IMAGE",
-    )
+    return EventFactory(keys=["pk"], view_type="NEW_IMAGE").insert(table, item, sequence_number=10**25 + n)
 
 
 def test_no_canary_in_logs_errors_or_results(

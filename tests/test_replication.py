@@ -18,7 +18,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 import dynastream
 from dynastream._engine import create_engine
 from dynastream.exceptions import ConfigurationError, MappingError
-from tests.builders import record
+from dynastream.testing import EventFactory
 
 metadata = sa.MetaData()
 items = sa.Table(
@@ -57,24 +57,24 @@ def make_app(engine: sa.Engine, **options: Any) -> dynastream.App:
     return app
 
 
+def events(*keys: str, view_type: str = "NEW_IMAGE") -> EventFactory:
+    """A factory of records of table Items (key `pk` unless named)."""
+    return EventFactory(keys=keys or ("pk",), view_type=view_type, created_at=1_790_000_000)
+
+
 def put(
     pk: str, amount: str, sequence_number: int, *, event: str = "MODIFY", label: str = "x", doc: Any = None
 ) -> dict[str, Any]:
     item: dict[str, Any] = {"pk": pk, "amount": Decimal(amount), "label": label}
     if doc is not None:
         item["doc"] = doc
-    return record(
-        event, {"pk": pk}, item, table="Items", sequence_number=sequence_number, view_type="NEW_IMAGE"
-    )
+    factory = events()
+    build = factory.insert if event == "INSERT" else factory.modify
+    return build("Items", item, sequence_number=sequence_number)
 
 
 def remove(pk: str, sequence_number: int, *, ttl: bool = False) -> dict[str, Any]:
-    raw = record(
-        "REMOVE", {"pk": pk}, None, table="Items", sequence_number=sequence_number, view_type="NEW_IMAGE"
-    )
-    if ttl:
-        raw["userIdentity"] = {"type": "Service", "principalId": "dynamodb.amazonaws.com"}
-    return raw
+    return events().remove("Items", {"pk": pk}, ttl=ttl, sequence_number=sequence_number)
 
 
 def rows(engine: sa.Engine, table: sa.Table = items) -> dict[str, tuple[Any, ...]]:
@@ -211,20 +211,14 @@ def test_composite_keys_replicate(engine: sa.Engine) -> None:
 
     def line(order: str, n: int, sku: str, seq: int) -> dict[str, Any]:
         keys = {"order_id": order, "line": n}
-        return record(
-            "MODIFY", keys, {**keys, "sku": sku}, table="Items", sequence_number=seq, view_type="NEW_IMAGE"
-        )
+        return lines_events.modify("Items", {**keys, "sku": sku}, sequence_number=seq)
+
+    lines_events = events("order_id", "line")
 
     deliver(app, line("o1", 1, "A", S[0]), line("o1", 2, "B", S[1]), line("o2", 1, "C", S[2]))
     deliver(
         app,
-        record(
-            "REMOVE",
-            {"order_id": "o1", "line": 2},
-            table="Items",
-            sequence_number=S[3],
-            view_type="NEW_IMAGE",
-        ),
+        lines_events.remove("Items", {"order_id": "o1", "line": 2}, sequence_number=S[3]),
         line("o1", 1, "Z", S[4]),
     )
 
@@ -258,9 +252,7 @@ def test_table_without_sequence_column_is_refused() -> None:
 
 def test_keys_only_stream_cannot_be_replicated(engine: sa.Engine) -> None:
     app = make_app(engine)
-    keys_only = record(
-        "INSERT", {"pk": "a"}, None, table="Items", sequence_number=S[0], view_type="KEYS_ONLY"
-    )
+    keys_only = events(view_type="KEYS_ONLY").insert("Items", {"pk": "a"}, sequence_number=S[0])
 
     result = app.dispatch({"Records": [keys_only]})
 
@@ -372,13 +364,9 @@ def test_declarative_model_whose_attributes_differ_from_column_names(engine: sa.
 
     deliver(
         app,
-        record(
-            "INSERT", {"orderId": "o-1"}, item, table="Items", sequence_number=S[0], view_type="NEW_IMAGE"
-        ),
+        events("orderId").insert("Items", item, sequence_number=S[0]),
     )
-    deliver(
-        app, record("REMOVE", {"orderId": "o-2"}, table="Items", sequence_number=S[1], view_type="NEW_IMAGE")
-    )
+    deliver(app, events("orderId").remove("Items", {"orderId": "o-2"}, sequence_number=S[1]))
 
     with engine.connect() as connection:
         assert [("o-1", Decimal("12.50"))] == connection.execute(
@@ -440,9 +428,7 @@ class Priced:
 
 def cents(pk: str, amount: int, sequence_number: int) -> dict[str, Any]:
     item = {"pk": pk, "cents": Decimal(amount)}
-    return record(
-        "MODIFY", {"pk": pk}, item, table="Items", sequence_number=sequence_number, view_type="NEW_IMAGE"
-    )
+    return events().modify("Items", item, sequence_number=sequence_number)
 
 
 def test_a_custom_mapper_can_go_through_an_attrs_class(engine: sa.Engine) -> None:
@@ -458,9 +444,7 @@ def test_attributes_without_a_column_can_be_kept_in_a_json_column(engine: sa.Eng
     app = make_app(engine, extra="doc")
     item = {"pk": "a", "amount": Decimal("1"), "label": "x", "color": "red", "sizes": ["S", "M"]}
 
-    deliver(
-        app, record("INSERT", {"pk": "a"}, item, table="Items", sequence_number=S[0], view_type="NEW_IMAGE")
-    )
+    deliver(app, events().insert("Items", item, sequence_number=S[0]))
 
     with engine.connect() as connection:
         assert {"color": "red", "sizes": ["S", "M"]} == connection.scalar(sa.select(items.c.doc))
@@ -484,12 +468,8 @@ def test_identifiers_only_come_from_the_table_and_are_quoted(engine: sa.Engine) 
     key = "key'; DROP TABLE x; --"
     item = {key: "k1", 'val"ue`': "v", "Ünïcødé": "ü", "unmapped'); DELETE FROM t; --": "ignored"}
 
-    first = deliver(
-        app, record("INSERT", {key: "k1"}, item, table="Items", sequence_number=S[0], view_type="NEW_IMAGE")
-    )
-    second = deliver(
-        app, record("REMOVE", {key: "k2"}, table="Items", sequence_number=S[1], view_type="NEW_IMAGE")
-    )
+    first = deliver(app, events(key).insert("Items", item, sequence_number=S[0]))
+    second = deliver(app, events(key).remove("Items", {key: "k2"}, sequence_number=S[1]))
 
     assert {"batchItemFailures": []} == first == second
     with engine.connect() as connection:
@@ -527,9 +507,7 @@ def test_boundary_numbers_round_trip_exactly_or_fail_loudly(engine: sa.Engine, t
     result = app.dispatch(
         {
             "Records": [
-                record(
-                    "INSERT", {"pk": "n"}, item, table="Items", sequence_number=S[0], view_type="NEW_IMAGE"
-                )
+                events().insert("Items", item, sequence_number=S[0]),
             ]
         }
     )
