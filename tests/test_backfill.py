@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import io
 import random
+import sys
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -641,7 +642,8 @@ app.replicate(os.environ["BACKFILL_TABLE"], into=mirror)
 @pytest.fixture
 def app_module(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, source_table: str, database_url: str, engine: sa.Engine
-) -> str:
+) -> Iterator[str]:
+    """A module defining `app`, replicating the test's source table on the test database."""
     metadata.create_all(engine)
     dynastream.App(engine=engine).create_tables()
     module = f"backfill_app_{uuid.uuid4().hex}"  # a fresh import per test
@@ -650,7 +652,10 @@ def app_module(
     monkeypatch.setenv("BACKFILL_DATABASE_URL", database_url)
     monkeypatch.setenv("BACKFILL_TABLE", source_table)
     monkeypatch.syspath_prepend(str(tmp_path))
-    return f"{module}:app"
+    yield f"{module}:app"
+    loaded = sys.modules.pop(module, None)
+    if loaded is not None:
+        loaded.app.container.engine().dispose()
 
 
 def test_command_loads_the_table_and_says_so(
@@ -689,19 +694,7 @@ def test_command_loads_the_table_and_says_so(
     assert f"backfill of {source_table!r} done: 30 item(s) scanned, 30 applied" in err
 
 
-def test_command_fails_clearly_on_a_table_not_replicated_and_an_unreachable_endpoint(
-    app_module: str, moto_endpoint: str, source_table: str, capsys: pytest.CaptureFixture[str]
-) -> None:
-    common = ["backfill", "--app", app_module, "--region", "us-east-1"]
-
-    assert 2 == main([*common, "--table", "NotReplicated", "--endpoint-url", moto_endpoint])
-    assert "no handler is registered for table 'NotReplicated'" in capsys.readouterr().err
-
-    assert 2 == main([*common, "--table", source_table, "--endpoint-url", "http://127.0.0.1:9"])
-    assert "cannot reach the endpoint" in capsys.readouterr().err
-
-
-def test_command_reports_a_missing_source_table(
+def test_command_fails_clearly_on_wrong_input(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     moto_endpoint: str,
@@ -712,16 +705,16 @@ def test_command_reports_a_missing_source_table(
     (tmp_path / "missing_table_app.py").write_text(BACKFILL_APP)
     monkeypatch.chdir(tmp_path)
     monkeypatch.syspath_prepend(str(tmp_path))
+    common = ["backfill", "--app", "missing_table_app:app", "--region", "us-east-1"]
 
-    status = main(
-        [
-            *("backfill", "--app", "missing_table_app:app", "--table", "NoSuchTable"),
-            *("--endpoint-url", moto_endpoint, "--region", "us-east-1"),
-        ]
-    )
+    assert 2 == main([*common, "--table", "NotReplicated", "--endpoint-url", moto_endpoint])
+    assert "no handler is registered for table 'NotReplicated'" in capsys.readouterr().err
 
-    assert 2 == status
+    assert 2 == main([*common, "--table", "NoSuchTable", "--endpoint-url", moto_endpoint])
     assert "describe table 'NoSuchTable': not found" in capsys.readouterr().err
+
+    assert 2 == main([*common, "--table", "NoSuchTable", "--endpoint-url", "http://127.0.0.1:9"])
+    assert "cannot reach the endpoint 'http://127.0.0.1:9" in capsys.readouterr().err
 
 
 def test_command_exits_1_at_an_item_that_cannot_be_applied(
