@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from typing import TYPE_CHECKING, Any
 
 from .exceptions import ConfigurationError
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
+
+    from ._runner import RunnerProgress
 
 __all__ = ["main"]
 
@@ -125,7 +128,96 @@ def _quarantine_replay(app_spec: str, ids: Sequence[int]) -> int:
     return 1 if failed else 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+_EXIT_CODES = """exit status:
+  0  done (stopped by a signal, or caught up)
+  1  a record cannot be applied, or another runner holds the stream
+  2  wrong input: a bad --app, a missing table or stream, an unreachable endpoint, no database
+"""
+
+
+def _wrap(text: str) -> str:
+    import textwrap
+
+    return textwrap.fill(text, width=78)
+
+
+def _guarded(command: Callable[[argparse.Namespace], int], arguments: argparse.Namespace) -> int:
+    """
+    Run a command, turning dynastream's errors into a message and an exit status.
+    """
+    from .exceptions import CheckpointConflictError, RecordFailedError, SourceError
+
+    try:
+        return command(arguments)
+    except (RecordFailedError, CheckpointConflictError) as error:
+        print(f"dynastream: {error}", file=sys.stderr)
+        return 1
+    except (SourceError, ConfigurationError) as error:
+        print(f"dynastream: {error}", file=sys.stderr)
+        return 2
+    except ValueError as error:
+        print(f"dynastream: {error}", file=sys.stderr)
+        return 2
+
+
+def _aws_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--endpoint-url",
+        help="DynamoDB endpoint other than AWS's (moto, DynamoDB Local); also used for its stream",
+    )
+    parser.add_argument("--region", help="AWS region (default: boto3's configuration)")
+
+
+def _describe_progress(progress: RunnerProgress, started: float) -> str:
+    from ._console import rate, thousands
+
+    lag = "-" if progress.lag_seconds is None else f"{progress.lag_seconds:,.1f} s"
+    state = "caught up" if progress.caught_up else "applying"
+    return (
+        f"{progress.table_name}: {thousands(progress.applied)} records applied"
+        f" ({rate(progress.applied, time.monotonic() - started)}), lag {lag}, shards"
+        f" {progress.shards_reading} reading / {progress.shards_waiting} waiting /"
+        f" {progress.shards_finished} finished; {state}"
+    )
+
+
+def _run(arguments: argparse.Namespace) -> int:
+    from ._aws import AwsClients
+    from ._console import StatusLine, stop_on_signals
+    from ._runner import StreamRunner
+
+    app = _load_app(arguments.app)
+    line = StatusLine()
+    started = time.monotonic()
+    runner = StreamRunner(
+        app,
+        arguments.table,
+        stream_arn=arguments.stream_arn,
+        clients=AwsClients(endpoint_url=arguments.endpoint_url, region_name=arguments.region),
+        start_at=arguments.start_at,
+        batch_size=arguments.batch_size,
+        poll_interval=arguments.poll_interval,
+        on_progress=lambda progress: line.show(_describe_progress(progress, started)),
+    )
+
+    def say_stopping() -> None:
+        line.close()
+        print("dynastream: stopping after the current batch (Ctrl-C again to interrupt)", file=sys.stderr)
+
+    with stop_on_signals(say_stopping) as stop:
+        try:
+            progress = runner.run(stop=stop, until_caught_up=arguments.until_caught_up)
+        finally:
+            line.close()
+    print(
+        f"dynastream: {progress.applied:,} records applied in {time.monotonic() - started:,.1f} s;"
+        f" checkpoints are in the target database",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - one return per command
     """
     Run the `dynastream` command and return its exit status.
     """
@@ -174,6 +266,43 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--app", required=True, help="the application, as module:attribute (for example handler:app)"
     )
     replay.add_argument("ids", nargs="*", type=int, help="quarantine ids (default: all)")
+    run = commands.add_parser(
+        "run",
+        help="apply a table's DynamoDB stream to the database, outside Lambda",
+        description=_wrap(
+            "Read the table's stream through the DynamoDB Streams API and apply it through the"
+            " application, one transaction per page of records. Each shard's checkpoint is written"
+            " in the same transaction as the data, so a run stopped or killed anywhere resumes where"
+            " the database says it is. Parent shards are applied before their children; new shards"
+            " are followed as they appear. The first SIGINT or SIGTERM stops after the current batch."
+        ),
+        epilog=_EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    run.add_argument(
+        "--app", required=True, help="the application, as module:attribute (for example handler:app)"
+    )
+    run.add_argument("--table", required=True, help="the DynamoDB table whose stream to apply")
+    run.add_argument("--stream-arn", help="the stream to read (default: the table's current stream)")
+    _aws_arguments(run)
+    run.add_argument(
+        "--from",
+        dest="start_at",
+        choices=("trim_horizon", "latest"),
+        default="trim_horizon",
+        help="where to start in a shard with no checkpoint (default: trim_horizon, the oldest record)",
+    )
+    run.add_argument(
+        "--batch-size", type=int, default=1000, help="records per read and per transaction, 1 to 1000"
+    )
+    run.add_argument(
+        "--poll-interval", type=float, default=1.0, help="seconds to wait when there is nothing new"
+    )
+    run.add_argument(
+        "--until-caught-up",
+        action="store_true",
+        help="stop once a round of reads finds nothing new (catching up, scripts, tests)",
+    )
     backfill = commands.add_parser(
         "backfill",
         help="load a table's existing items, safely while its stream is applied",
@@ -219,6 +348,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             endpoint_url=arguments.endpoint_url,
             region=arguments.region,
         )
+    if arguments.command == "run":
+        return _guarded(_run, arguments)
     if arguments.command == "ddl":
         sys.stdout.write(_ddl(arguments.dialect))
         return 0

@@ -271,8 +271,8 @@ class StreamRunner:
             for shard in ready:
                 if stop.is_set():
                     break
-                count, ended = self._read_once(shard)
-                read_any = read_any or count > 0
+                busy, ended = self._read_once(shard)
+                read_any = read_any or busy
                 changed = changed or ended
             if changed:
                 self._refresh()
@@ -386,31 +386,32 @@ class StreamRunner:
             return response.get("Records", []), response.get("NextShardIterator")
         raise SourceError(f"read shard {shard.shard_id}: its iterators keep expiring")
 
-    def _read_once(self, shard: _Shard) -> tuple[int, bool]:
+    def _read_once(self, shard: _Shard) -> tuple[bool, bool]:
         """
         Read and apply one page of `shard`.
 
         Returns:
-            `(records applied, whether the shard ended)`.
+            `(whether the page had records, whether the shard ended)`.
         """
         records, next_iterator = self._get_records(shard)
-        applied = 0
-        if records:
-            applied = self._apply(shard, records)
-            if applied < 0:  # the outcome is unknown: start again from the checkpoint
-                return 0, False
+        if records and not self._apply(shard, records):
+            return True, False  # the outcome is unknown: read again from the checkpoint
         shard.iterator = next_iterator
         if next_iterator is None:
             self._finish(shard)
-            return applied, True
-        return applied, False
+            return bool(records), True
+        return bool(records), False
 
-    def _apply(self, shard: _Shard, records: Sequence[Mapping[str, Any]]) -> int:
+    def _apply(self, shard: _Shard, records: Sequence[Mapping[str, Any]]) -> bool:
         """
         Dispatch one page of records with the shard's checkpoint.
 
         Returns:
-            How many records were settled, or -1 when the outcome is unknown.
+            Whether the outcome is known (`False`: the shard's position was
+            read again from the database).
+
+        Raises:
+            RecordFailedError: A record cannot be applied.
         """
         checkpoints_ = self._store
         settled_position: list[str] = []
@@ -426,12 +427,12 @@ class StreamRunner:
             )
         except CommitOutcomeUnknownError as error:
             self._recover(shard, error)
-            return -1
+            return False
         except Exception as error:
             if not is_transient(error):
                 raise
             self._recover(shard, error)
-            return -1
+            return False
         if settled_position:
             shard.position = settled_position[0]
             shard.has_checkpoint = True
@@ -447,7 +448,7 @@ class StreamRunner:
         )
         if result.failure is not None:
             raise RecordFailedError(shard.shard_id, result.failure)
-        return settled
+        return True
 
     def _recover(self, shard: _Shard, error: BaseException) -> None:
         """

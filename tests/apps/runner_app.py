@@ -1,0 +1,60 @@
+"""
+An application the runner tests start in a subprocess (and use in-process).
+
+It replicates `$RUNNER_TABLE` into `runner_items`, and a plain, non-idempotent
+handler logs every record it is given into `runner_log`: a record applied twice
+shows up twice, and the log's order is the order of application.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import sqlalchemy as sa
+
+import dynastream
+
+metadata = sa.MetaData()
+
+items = sa.Table(
+    "runner_items",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("n", sa.Integer),
+    sa.Column("note", sa.String(200)),
+    dynastream.sequence_column(),
+)
+
+log = sa.Table(
+    "runner_log",
+    metadata,
+    sa.Column("position", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("sequence_number", sa.String(40), nullable=False),
+    sa.Column("item_id", sa.String(64), nullable=False),
+)
+
+
+def build_app(
+    table_name: str,
+    *,
+    database_url: str | None = None,
+    engine: sa.Engine | None = None,
+    on_poison: Literal["report", "quarantine"] = "report",
+) -> dynastream.App:
+    """The application for `table_name`."""
+    app = dynastream.App(database_url=database_url, engine=engine)
+    app.replicate(table_name, into=items, on_poison=on_poison)
+
+    @app.handler(table_name, on_poison=on_poison)
+    def log_each(records: Sequence[dynastream.StreamRecord[Any]], uow: dynastream.UnitOfWork) -> None:
+        uow.connection().execute(
+            log.insert(),
+            [{"sequence_number": r.item_identifier, "item_id": str(r.keys["id"])} for r in records],
+        )
+
+    return app
+
+
+app = build_app(os.environ["RUNNER_TABLE"]) if "RUNNER_TABLE" in os.environ else None
