@@ -1,5 +1,5 @@
 """
-Development sessions: `nox -s tests`, `lint`, `typecheck`, `docs`, `bench`.
+Development sessions: `nox -s demo`, `tests`, `lint`, `typecheck`, `docs`, `bench`.
 
 Each session installs what it needs. Database tests run against SQLite always,
 and against PostgreSQL and MariaDB/MySQL when `DYNASTREAM_TEST_POSTGRES_URL` and
@@ -21,6 +21,13 @@ def install_groups(session: nox.Session, *groups: str, extras: str = "") -> None
     requirements = nox.project.dependency_groups(PYPROJECT, *groups)
     session.install(*requirements)
     session.install("-e", f".{extras}")
+
+
+@nox.session
+def demo(session: nox.Session) -> None:
+    """Replicate a demo DynamoDB table into SQLite: moto plays DynamoDB, no servers, no AWS account."""
+    session.install("-e", ".[local]")
+    session.run("dynastream", "demo", *session.posargs)
 
 
 @nox.session

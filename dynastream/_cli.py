@@ -335,7 +335,27 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - one retur
     )
     backfill.add_argument("--endpoint-url", help="DynamoDB endpoint other than AWS's (moto, DynamoDB Local)")
     backfill.add_argument("--region", help="AWS region (default: boto3's configuration)")
+    demo = commands.add_parser(
+        "demo",
+        help="replicate a demo DynamoDB table into SQLite: no servers, no AWS account (needs moto)",
+        description=_wrap(
+            "Start moto in this process, create a table with a stream, write items of every attribute"
+            " type, then updates and deletes; apply the stream through the stream runner into a SQLite"
+            " file, check row by row that the replica equals the source, and print a summary."
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    demo.add_argument(
+        "--database",
+        default="dynastream-demo.sqlite",
+        help="the SQLite file to replicate into (default: ./dynastream-demo.sqlite, replaced)",
+    )
+    demo.add_argument("--items", type=int, default=2000, help="items to write (default: 2000)")
     arguments = parser.parse_args(argv)
+    if arguments.command == "demo":
+        from ._demo import demo_command
+
+        return _guarded(lambda a: demo_command(a.database, a.items), arguments)
     if arguments.command == "backfill":
         from ._backfill import run_command
 

@@ -53,6 +53,8 @@ class RunnerProgress:
         applied: Records applied (or quarantined) by this run.
         batches: Pages of records applied by this run.
         quarantined: Records set aside in `dynastream_quarantine` by this run.
+        apply_seconds: Time spent applying batches (mapping, writing,
+            committing), as opposed to reading the stream or waiting.
         lag_seconds: How old the last change applied was when it was applied
             (now - its `ApproximateCreationDateTime`); 0 once a round of reads
             found nothing new; `None` before either.
@@ -68,6 +70,7 @@ class RunnerProgress:
     applied: int = 0
     batches: int = 0
     quarantined: int = 0
+    apply_seconds: float = 0.0
     lag_seconds: float | None = None
     shards_reading: int = 0
     shards_waiting: int = 0
@@ -421,6 +424,7 @@ class StreamRunner:
             checkpoints_.write(connection, shard, position, finished=False)
             settled_position[:] = [position]
 
+        started = time.perf_counter()
         try:
             result = self._app.dispatch(
                 {"Records": records}, table_name=self.table_name, before_commit=write_checkpoint
@@ -443,6 +447,7 @@ class StreamRunner:
             applied=progress.applied + settled,
             batches=progress.batches + 1,
             quarantined=progress.quarantined + len(result.quarantined),
+            apply_seconds=progress.apply_seconds + time.perf_counter() - started,
             lag_seconds=progress.lag_seconds if lag is None else lag,
             caught_up=False,
         )
