@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
     from ._app import App
 
-__all__ = ["BACKFILL_SEQUENCE_NUMBER", "Backfill", "BackfillProgress", "ProgressDisplay"]
+__all__ = ["BACKFILL_SEQUENCE_NUMBER", "Backfill", "BackfillProgress", "describe_progress", "run_command"]
 
 _log = logging.getLogger("dynastream.backfill")
 
@@ -458,55 +458,13 @@ def _record(item: Mapping[str, Any], key_names: Sequence[str], event_id: str) ->
 # The command
 
 
-class ProgressDisplay:
-    """
-    Shows a backfill's progress on a stream (stderr by default).
-
-    On a terminal, one line redrawn in place with a bar; elsewhere (a
-    container's logs), a plain line every `log_interval` seconds.
-
-    Args:
-        stream: Where to write.
-        interval: Seconds between redraws on a terminal.
-        log_interval: Seconds between lines elsewhere.
-    """
-
-    def __init__(
-        self, stream: TextIO | None = None, *, interval: float = 0.2, log_interval: float = 10.0
-    ) -> None:
-        self._stream = stream or sys.stderr
-        self._tty = bool(getattr(self._stream, "isatty", lambda: False)())
-        self._interval = interval if self._tty else log_interval
-        self._shown_at: float | None = None
-        self._width = 0
-
-    def __call__(self, progress: BackfillProgress) -> None:
-        """Show `progress`, unless the last line was shown too recently."""
-        now = time.monotonic()
-        if not progress.done and self._shown_at is not None and now - self._shown_at < self._interval:
-            return
-        self._shown_at = now
-        text = describe_progress(progress, bar=self._tty)
-        if self._tty:
-            self._stream.write(f"\r{text}{' ' * max(0, self._width - len(text))}")
-            self._width = len(text)
-            if progress.done:
-                self._stream.write("\n")
-        else:
-            self._stream.write(f"{text}\n")
-        self._stream.flush()
-
-    def close(self) -> None:
-        """End the line being redrawn, if any."""
-        if self._tty and self._width:
-            self._stream.write("\n")
-            self._stream.flush()
-            self._width = 0
-
-
 def describe_progress(progress: BackfillProgress, *, bar: bool = False) -> str:
     """
     Return one line saying where a backfill is (counts only, never item data).
+
+    Args:
+        progress: Where the backfill is.
+        bar: Start with a bar against the table's approximate item count.
 
     Examples:
         >>> describe_progress(BackfillProgress("Orders", 4, scanned=500, written=500,
@@ -550,45 +508,65 @@ def run_command(
     """
     Run `dynastream backfill` and return its exit status.
 
-    0 when every item is applied, 1 when an item cannot be applied, 2 for
-    wrong input (table handlers, missing table, unreachable endpoint, no
-    database), 130 when interrupted.
+    Progress goes to `stream` (stderr): a line with a bar redrawn in place on
+    a terminal, a plain line every ten seconds elsewhere. The first SIGINT or
+    SIGTERM stops after the page being applied.
+
+    Returns:
+        0 when every item is applied; 1 when an item cannot be applied; 2 for
+        wrong input (a table not replicated or with custom handlers, a missing
+        table, an unreachable endpoint, no database); 130 when stopped before
+        the end.
     """
+    from ._console import StatusLine, stop_on_signals
     from .exceptions import SourceError
 
     out = stream or sys.stderr
-    display = ProgressDisplay(out)
+    status = StatusLine(out)
+    bar = bool(getattr(out, "isatty", lambda: False)())
+
+    def stopping() -> None:
+        status.close()
+        print("dynastream: stopping after the page being applied (Ctrl-C again stops at once)", file=out)
+
     try:
-        backfill = Backfill(
-            app,
-            table_name,
-            clients=AwsClients(endpoint_url=endpoint_url, region_name=region),
-            segments=segments,
-            max_rcu=max_rcu,
-            page_size=page_size,
-            on_progress=display,
-        )
-        progress = backfill.run()
+        with stop_on_signals(on_stop=stopping) as stop:
+            progress = Backfill(
+                app,
+                table_name,
+                clients=AwsClients(endpoint_url=endpoint_url, region_name=region),
+                segments=segments,
+                max_rcu=max_rcu,
+                page_size=page_size,
+                on_progress=lambda progress: status.show(describe_progress(progress, bar=bar)),
+            ).run(stop=stop)
     except KeyboardInterrupt:
-        display.close()
+        status.close()
         print(
-            "dynastream: interrupted; the pages applied so far stay, and running the backfill again is safe",
+            "dynastream: interrupted; the pages applied stay, and running the backfill again is safe",
             file=out,
         )
         return 130
     except BackfillError as error:
-        display.close()
+        status.close()
         print(f"dynastream: {error}", file=out)
         return 1
     except (ConfigurationError, SourceError, ValueError) as error:
-        display.close()
+        status.close()
         print(f"dynastream: {error}", file=out)
         return 2
     except DynastreamError as error:
-        display.close()
+        status.close()
         print(f"dynastream: {type(error).__name__}: {error}", file=out)
         return 1
-    display.close()
+    status.close()
+    if not progress.done:
+        print(
+            f"dynastream: backfill of {table_name!r} stopped before the end ({progress.written:,} item(s)"
+            " applied); running it again is safe",
+            file=out,
+        )
+        return 130
     print(
         f"dynastream: backfill of {table_name!r} done: {progress.scanned:,} item(s) scanned,"
         f" {progress.written:,} applied, {progress.consumed_capacity:,.1f} read capacity units",

@@ -20,7 +20,7 @@ import sqlalchemy as sa
 
 import dynastream
 from dynastream import _backfill
-from dynastream._backfill import ProgressDisplay, _ReadBudget, describe_progress
+from dynastream._backfill import _ReadBudget, describe_progress, run_command
 from dynastream._cli import main
 from dynastream.exceptions import BackfillError, ConfigurationError, SourceError
 
@@ -584,34 +584,59 @@ def test_a_backfill_reads_no_faster_than_max_rcu(
 # Progress
 
 
-def test_progress_is_a_bar_on_a_terminal_and_plain_lines_elsewhere() -> None:
+def test_progress_line_has_a_bar_only_when_asked() -> None:
     halfway = dynastream.BackfillProgress(
         "Orders", 4, scanned=500, written=480, segments_done=1, elapsed_seconds=2.0, estimated_items=1000
     )
     finished = dynastream.BackfillProgress(
         "Orders", 4, scanned=1000, written=1000, segments_done=4, elapsed_seconds=4.0, done=True
     )
+    unknown_size = dynastream.BackfillProgress("Orders", 4, scanned=10, estimated_items=0)
 
     assert describe_progress(halfway, bar=True).startswith("Orders [##########..........]  50% 500 scanned")
-    assert "segments 1/4" in describe_progress(halfway)
-    assert "[" not in describe_progress(halfway)
+    assert "Orders 500 scanned, 480 written, 240 items/s, segments 1/4" == describe_progress(halfway)
+    assert describe_progress(finished, bar=True).startswith("Orders [####################] 100%")
     assert describe_progress(finished, bar=True).endswith("done in 4.0 s")
+    assert "[" not in describe_progress(unknown_size, bar=True)
 
-    class Terminal(io.StringIO):
-        def isatty(self) -> bool:
-            return True
 
-    terminal, log = Terminal(), io.StringIO()
-    for stream in (terminal, log):
-        display = ProgressDisplay(stream)
-        display(halfway)
-        display(halfway)  # too soon: not shown again
-        display(finished)
-    assert terminal.getvalue().startswith("\rOrders [")
-    assert 2 == terminal.getvalue().count("\r")
-    assert terminal.getvalue().endswith("\n")
-    assert 2 == len(log.getvalue().splitlines())
-    assert "\r" not in log.getvalue()
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize("terminal", [True, False])
+def test_command_shows_a_bar_on_a_terminal_and_plain_lines_elsewhere(
+    tmp_path: Path, aws_clients: Any, source_table: str, terminal: bool
+) -> None:
+    put_items(aws_clients.dynamodb(), source_table, [mirror_item(key, 1) for key in range(20)])
+    app = dynastream.App(database_url=f"sqlite:///{tmp_path / 'target.sqlite'}")
+    app.replicate(source_table, into=mirror)
+    metadata.create_all(app.container.engine())
+    app.create_tables()
+    out = Terminal() if terminal else io.StringIO()
+
+    status = run_command(
+        app,
+        source_table,
+        segments=2,
+        max_rcu=None,
+        page_size=3,
+        endpoint_url=aws_clients.endpoint_url,
+        region="us-east-1",
+        stream=out,
+    )
+
+    assert 0 == status
+    lines = out.getvalue().splitlines()
+    assert lines[-1].startswith(f"dynastream: backfill of {source_table!r} done: 20 item(s) scanned")
+    if terminal:  # one line redrawn in place, ending with the full bar
+        assert out.getvalue().startswith("\r")
+        assert "[####################] 100% 20 scanned, 20 written" in lines[-2]
+    else:  # plain lines: the first page, then the last state
+        assert "\r" not in out.getvalue()
+        assert "[" not in out.getvalue()
+        assert "20 scanned, 20 written" in lines[-2]
 
 
 # The command
