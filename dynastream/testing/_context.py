@@ -33,6 +33,9 @@ class LambdaContext:
     refuses to start work (`dynastream.TimeBudgetError`).
 
     Attributes:
+        remaining_seconds: Seconds left in the invocation when the context is
+            built (300 by default); afterwards the countdown, which can be
+            assigned.
         function_name: The function's name.
         function_version: The version invoked.
         invoked_function_arn: The ARN used to invoke the function; by default

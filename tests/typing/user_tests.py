@@ -1,0 +1,43 @@
+"""
+A user's handler tests, written with `dynastream.testing`: they must type-check under `mypy --strict`.
+
+Lines marked `# type: ignore[...]` must stay errors (see user_handler.py).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+import dynastream
+from dynastream.testing import EventFactory, LambdaContext, attribute_value, serialize_image
+
+
+@pytest.fixture
+def stream_events() -> EventFactory:
+    return EventFactory(keys={"Payments": ["paymentId"]}, view_type="NEW_IMAGE", created_at=datetime.now(UTC))
+
+
+def test_payment(
+    dynastream_app: dynastream.App, stream_events: EventFactory, lambda_context: LambdaContext
+) -> None:
+    record: dict[str, Any] = stream_events.insert("Payments", {"paymentId": "p-1", "amount": Decimal("1.50")})
+    removed = stream_events.remove("Payments", {"paymentId": "p-1"}, ttl=True, sequence_number=10**21)
+    event: dict[str, list[Any]] = stream_events.event(record, removed)
+    lambda_context.remaining_seconds = 5
+    millis: int = lambda_context.get_remaining_time_in_millis()
+    response: dict[str, Any] = dynastream_app.lambda_handler(event, lambda_context)
+    assert millis <= 5_000
+    assert response
+
+
+def test_values() -> None:
+    typed: dict[str, Any] = attribute_value({"n": 1})
+    image: dict[str, dict[str, Any]] = serialize_image({"id": "a"})
+    assert typed
+    assert image
+    EventFactory(keys="id", first_sequence_number="1")  # type: ignore[arg-type]
+    LambdaContext(remaining_seconds="5")  # type: ignore[arg-type]
