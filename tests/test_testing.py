@@ -358,6 +358,15 @@ def test_a_factory_refuses_settings_no_stream_has(options: dict[str, Any]) -> No
         EventFactory(**options)
 
 
+def test_the_view_type_may_be_given_as_the_enum() -> None:
+    record = EventFactory(view_type=StreamViewType.KEYS_ONLY).insert("T", {"id": "a", "x": 1})
+
+    assert ("KEYS_ONLY", False) == (
+        json.loads(json.dumps(record))["dynamodb"]["StreamViewType"],
+        "NewImage" in record["dynamodb"],
+    )
+
+
 def test_numbers_and_binary_keys_work() -> None:
     events = EventFactory(keys=["pk", "sk"])
 

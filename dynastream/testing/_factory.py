@@ -22,8 +22,6 @@ from ._values import image_size, serialize_image
 
 __all__ = ["EventFactory"]
 
-# A sequence number of the length real ones have (they are 21 to 40 digits).
-FIRST_SEQUENCE_NUMBER = 4_421_584_500_000_000_017_450_439_000
 _VIEW_TYPES = ("KEYS_ONLY", "NEW_IMAGE", "OLD_IMAGE", "NEW_AND_OLD_IMAGES")
 # Which images a record carries, by view type and event name.
 _IMAGES: dict[str, dict[str, tuple[str, ...]]] = {
@@ -78,10 +76,12 @@ class EventFactory:
         keys: The key attribute names (partition key, then sort key) of every
             table, or a mapping of table name to its key attribute names.
         view_type: The stream view type: `"KEYS_ONLY"`, `"NEW_IMAGE"`,
-            `"OLD_IMAGE"` or `"NEW_AND_OLD_IMAGES"`.
+            `"OLD_IMAGE"` or `"NEW_AND_OLD_IMAGES"` (or a
+            `dynastream.StreamViewType`).
         region: The AWS region, in `awsRegion` and the ARNs.
         account_id: The AWS account, in the ARNs.
-        first_sequence_number: The sequence number of the first record built.
+        first_sequence_number: The sequence number of the first record built
+            (by default a 28-digit one, like real ones, which have 21 to 40).
         created_at: `ApproximateCreationDateTime` of every record (a datetime
             or epoch seconds); by default the time each record is built.
 
@@ -120,7 +120,7 @@ class EventFactory:
         view_type: str = "NEW_AND_OLD_IMAGES",
         region: str = "eu-west-1",
         account_id: str = "123456789012",
-        first_sequence_number: int = FIRST_SEQUENCE_NUMBER,
+        first_sequence_number: int = 4_421_584_500_000_000_017_450_439_000,  # as long as real ones
         created_at: int | datetime | None = None,
     ) -> None:
         if view_type not in _VIEW_TYPES:
@@ -136,7 +136,7 @@ class EventFactory:
             self._keys = {table: _key_names(names, table) for table, names in keys.items()}
         else:
             self._keys = _key_names(keys, None)
-        self.view_type = view_type
+        self.view_type = str(view_type)  # a dynastream.StreamViewType is a str too
         self.region = region
         self.account_id = account_id
         self._sequence_numbers = itertools.count(first_sequence_number)
