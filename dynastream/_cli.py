@@ -165,6 +165,15 @@ def _guarded(command: Callable[[argparse.Namespace], int], arguments: argparse.N
     except ValueError as error:
         print(f"dynastream: {error}", file=sys.stderr)
         return 2
+    except Exception as error:
+        from sqlalchemy.exc import DBAPIError
+
+        if not isinstance(error, DBAPIError):
+            raise
+        # The driver's own message (never the statement or its parameters).
+        reason = str(error.orig).strip().splitlines()[0] if error.orig is not None else type(error).__name__
+        print(f"dynastream: the database refused: {type(error.orig).__name__}: {reason}", file=sys.stderr)
+        return 2
 
 
 def _aws_arguments(parser: argparse.ArgumentParser) -> None:

@@ -141,6 +141,8 @@ def _is_connect_failure(error: BaseException) -> bool:
 
     if not isinstance(error, OperationalError) or error.statement is not None:
         return False
+    if any(type(e).__module__ == "sqlite3" for e in _driver_errors(error)):
+        return False  # a file that cannot be opened (no directory, no permission) stays so
     return not any(
         getattr(e, "sqlstate", None) in _REFUSED_SQLSTATES or _mysql_code(e) in _REFUSED_MYSQL_ERRORS
         for e in _driver_errors(error)

@@ -1,6 +1,5 @@
 """
-Replaying what failed, and writing events to replay: `dynastream replay` and
-`dynastream generate-event`.
+`dynastream replay` and `dynastream generate-event`: replaying what failed, writing events.
 
 A saved Lambda event is dispatched as it is. An on-failure destination record
 (what the event source mapping sends to SQS, SNS or S3 when it gives up on a

@@ -41,6 +41,9 @@ StartingPosition = Literal["trim_horizon", "latest"]
 
 _log = logging.getLogger("dynastream.runner")
 
+# How long the runner keeps trying to reach an unreachable database.
+_GIVE_UP_SECONDS = 600.0
+
 
 @attrs.frozen
 class RunnerProgress:
@@ -488,12 +491,19 @@ class StreamRunner:
         _log.info("shard %s is applied to its end", shard.shard_id)
 
     def _retrying(self, doing: str, function: Callable[[], Any]) -> Any:
+        """
+        Call `function` until it succeeds, through transient database errors.
+
+        A database that stays unreachable for `_GIVE_UP_SECONDS` ends the run
+        with its last error (a supervisor restarts the runner, which resumes).
+        """
         delay = 0.5
+        deadline = time.monotonic() + _GIVE_UP_SECONDS
         while True:
             try:
                 return function()
             except Exception as error:
-                if not is_transient(error):
+                if not is_transient(error) or time.monotonic() + delay > deadline:
                     raise
                 _log.warning("could not %s (%s); retrying in %.1f s", doing, type(error).__name__, delay)
                 time.sleep(delay)

@@ -523,3 +523,31 @@ def test_the_run_command_says_what_is_wrong(
         main(["run", "--help"])
     assert 0 == usage.value.code
     assert "checkpoint" in capsys.readouterr().out
+
+
+def test_the_run_command_says_when_the_database_refuses(
+    moto_endpoint: str, source_table: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dynastream._cli import main
+
+    monkeypatch.setenv("RUNNER_TABLE", source_table)
+    monkeypatch.setenv("DYNASTREAM_DATABASE_URL", "sqlite:////no/such/directory/replica.sqlite")
+    monkeypatch.delitem(sys.modules, "tests.apps.runner_app", raising=False)
+
+    status = main(
+        [
+            "run",
+            "--app",
+            "tests.apps.runner_app:app",
+            "--table",
+            source_table,
+            "--endpoint-url",
+            moto_endpoint,
+            "--region",
+            "us-east-1",
+            "--until-caught-up",
+        ]
+    )
+
+    assert 2 == status
+    assert "the database refused: OperationalError: unable to open database file" in capsys.readouterr().err
