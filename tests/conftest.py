@@ -42,8 +42,37 @@ def _server_url(name: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def _server_databases() -> dict[str, str]:
-    return {}
+def _server_databases() -> Iterator[dict[str, str]]:
+    created: dict[str, str] = {}
+    yield created
+    for name, url in created.items():  # leave nothing behind on the servers
+        _drop_private(name, url)
+
+
+def _private_name() -> str:
+    # Unique per pytest run as well as per xdist worker: runs side by side (two
+    # terminals, CI next to a developer) must not drop each other's tables.
+    run = os.environ.get("PYTEST_XDIST_TESTRUNUID", "")[:8] or f"p{os.getpid()}"
+    return f"dynastream_test_{_worker()}_{run}"
+
+
+def _drop_private(name: str, url: str) -> None:
+    parsed = make_url(url)
+    admin = sa.create_engine(
+        parsed.set(query={}) if name == "postgresql" else parsed.set(database=None),
+        poolclass=sa.pool.NullPool,
+    )
+    private = _private_name()
+    try:
+        with admin.begin() as connection:
+            if name == "postgresql":
+                connection.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{private}" CASCADE')
+            else:
+                connection.exec_driver_sql(f"DROP DATABASE IF EXISTS `{private}`")
+    except sa.exc.DBAPIError:
+        pass  # a server gone at the end of the run (the reliability suite restarts them) keeps it
+    finally:
+        admin.dispose()
 
 
 def _isolated_url(name: str, cache: dict[str, str]) -> str:
@@ -51,7 +80,7 @@ def _isolated_url(name: str, cache: dict[str, str]) -> str:
     if name in cache:
         return cache[name]
     base = make_url(_server_url(name))
-    private = f"dynastream_test_{_worker()}"
+    private = _private_name()
     admin = sa.create_engine(base, poolclass=sa.pool.NullPool)
     try:
         with admin.begin() as connection:
