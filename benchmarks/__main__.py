@@ -1,5 +1,5 @@
 """
-Run the benchmarks: `python -m benchmarks [--quick] [--engines ...] [--sizes ...] [NAME ...]`.
+Run the benchmarks: `python -m benchmarks [--quick] [--engines ...] [--sizes ...] [--samples N] [NAME ...]`.
 
 Each benchmark is a callable taking the parsed options and printing its own
 report; add new ones to `BENCHMARKS`.
@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from importlib import metadata
 from typing import TYPE_CHECKING, TextIO
 
-from . import deserialize, replication
+from . import cold_start, deserialize, replication
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -31,9 +31,14 @@ def _run_replication(options: argparse.Namespace) -> None:
     replication.run(quick=options.quick, engines=options.engines, sizes=options.sizes)
 
 
+def _run_cold_start(options: argparse.Namespace) -> None:
+    cold_start.run(quick=options.quick, engines=options.engines, samples=options.samples)
+
+
 BENCHMARKS: dict[str, Callable[[argparse.Namespace], None]] = {
     "deserialize": _run_deserialize,
     "replication": _run_replication,
+    "cold-start": _run_cold_start,
 }
 
 
@@ -53,6 +58,16 @@ def _sizes(text: str) -> list[int]:
     if not sizes or min(sizes) < 10:
         raise argparse.ArgumentTypeError("batch sizes are comma-separated integers of at least 10")
     return sorted(set(sizes))
+
+
+def _samples(text: str) -> int:
+    try:
+        samples = int(text)
+    except ValueError:
+        samples = 0
+    if samples < 3:
+        raise argparse.ArgumentTypeError("the number of samples is an integer of at least 3")
+    return samples
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -76,6 +91,13 @@ def main(argv: list[str] | None = None) -> None:
         default=list(replication.SIZES),
         metavar="SIZES",
         help="replication: records per batch, comma-separated (default: 100,1000,10000)",
+    )
+    parser.add_argument(
+        "--samples",
+        type=_samples,
+        metavar="N",
+        help=f"cold-start: fresh interpreters per side and database, whose median counts"
+        f" (default: {cold_start.SAMPLES}; {cold_start.QUICK_SAMPLES} with --quick)",
     )
     parser.add_argument(
         "--write",
