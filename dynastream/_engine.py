@@ -4,39 +4,58 @@ The engine: built once per process, shaped for Lambda.
 
 from __future__ import annotations
 
+import ipaddress
+import logging
 from typing import TYPE_CHECKING, Any
 
 from .exceptions import ConfigurationError
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection, Engine
+    from sqlalchemy.engine import URL
     from sqlalchemy.orm import Session, sessionmaker
 
+    from ._credentials import IamAuthentication, SecretsManagerCredentials
     from ._settings import Settings
 
-__all__ = ["create_engine", "create_session_factory"]
+__all__ = ["create_engine", "create_session_factory", "is_local_host", "tls_connect_args"]
+
+logger = logging.getLogger("dynastream")
 
 
-def create_engine(settings: Settings) -> Engine:
+def create_engine(
+    settings: Settings, credentials: SecretsManagerCredentials | IamAuthentication | None = None
+) -> Engine:
     """
-    Build the engine for `settings.database_url`.
+    Build the engine `settings` describe.
 
     One connection per process by default (a Lambda environment runs one
-    invocation at a time), checked before use so that a connection the server
-    closed while the environment was frozen is never handed out. Statement
-    parameters (item values) never appear in SQLAlchemy's logs or errors.
+    invocation at a time), with no overflow; `settings.pool == "null"` opens a
+    connection per batch instead (RDS Proxy pools them). Every connection is
+    pinged before use and replaced after `pool_recycle_seconds`, so that a
+    connection the server closed while the environment was frozen is never
+    handed out. Statement parameters (item values) never appear in
+    SQLAlchemy's logs or errors.
+
+    Args:
+        settings: The settings.
+        credentials: Where the user name and password come from, when not
+            from the URL (see `dynastream.containers.Container.credentials`).
 
     Raises:
-        ConfigurationError: No database URL is configured.
+        ConfigurationError: No database is configured, or TLS cannot be
+            verified with its driver.
     """
     import sqlalchemy
     from sqlalchemy.engine import make_url
 
-    if not settings.database_url:
+    url = None if settings.database_url is None else make_url(settings.database_url)
+    if credentials is not None:
+        url = credentials.complete_url(url)
+    if url is None:
         raise ConfigurationError(
             "no database is configured: set DYNASTREAM_DATABASE_URL or pass App(database_url=...)"
         )
-    url = make_url(settings.database_url)
     # Statement parameters are item values, which may be personal data: keep
     # them out of SQLAlchemy's logs and out of the text of its exceptions.
     options: dict[str, Any] = {"hide_parameters": True}
@@ -48,8 +67,73 @@ def create_engine(settings: Settings) -> Engine:
         engine = sqlalchemy.create_engine(url, **options)
         enable_sqlite_savepoints(engine)
         return engine
-    options.update(pool_size=1, max_overflow=0, pool_pre_ping=True, pool_recycle=600)
-    return sqlalchemy.create_engine(url, **options)
+    options.update(
+        pool_pre_ping=True,
+        pool_recycle=settings.pool_recycle_seconds,
+        connect_args=tls_connect_args(url, settings),
+    )
+    if settings.pool == "null":
+        from sqlalchemy.pool import NullPool
+
+        options.update(poolclass=NullPool)
+    else:
+        options.update(pool_size=settings.pool_size, max_overflow=settings.pool_max_overflow)
+    engine = sqlalchemy.create_engine(url, **options)
+    if credentials is not None:
+        credentials.install(engine)
+    return engine
+
+
+def is_local_host(host: str | None) -> bool:
+    """
+    Return whether `host` is this machine: no host (a Unix socket), localhost, a loopback address.
+    """
+    if not host or host.lower() == "localhost" or host.startswith("/"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def tls_connect_args(url: URL, settings: Settings) -> dict[str, Any]:
+    """
+    Return the driver arguments that make `url`'s connections verify the server.
+
+    With `tls="auto"`, a local host is left to the URL (and so is every host
+    with `tls="disable"`, after a warning); any other connection requires TLS
+    and checks the server's certificate against `tls_ca_file` (or the system's
+    CAs) and its host name, whatever TLS options the URL carries.
+
+    Raises:
+        ConfigurationError: The driver is not one whose TLS options dynastream
+            knows (psycopg, psycopg2, PyMySQL).
+    """
+    if settings.tls == "disable":
+        logger.warning(
+            "TLS verification is disabled (DYNASTREAM_TLS=disable): connections to %s are not "
+            "protected against eavesdropping or an impostor server unless the URL's own options do so",
+            url.host or "the local socket",
+        )
+        return {}
+    if settings.tls == "auto" and settings.credentials != "iam" and is_local_host(url.host):
+        return {}
+    backend, driver = url.get_backend_name(), url.get_driver_name()
+    ca_file = settings.tls_ca_file
+    if backend == "postgresql" and driver in ("psycopg", "psycopg2"):
+        # https://www.postgresql.org/docs/current/libpq-ssl.html#LIBPQ-SSL-PROTECTION
+        # sslrootcert=system (the system's CAs) needs libpq 16 or later.
+        return {"sslmode": "verify-full", "sslrootcert": ca_file or "system"}
+    if backend == "mysql" and driver == "pymysql":
+        import ssl
+
+        # PyMySQL turns verification off when given no CA file; a context of
+        # our own verifies the certificate and host name in every case.
+        return {"ssl": ssl.create_default_context(cafile=ca_file)}
+    raise ConfigurationError(
+        f"dynastream does not know how to verify TLS with the {backend}+{driver} driver: use psycopg or "
+        "PyMySQL, or set DYNASTREAM_TLS=disable and put the driver's TLS options in the URL"
+    )
 
 
 def enable_sqlite_savepoints(engine: Engine) -> None:

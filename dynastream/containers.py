@@ -27,6 +27,8 @@ Tests override providers instead of patching:
 The providers every container has:
 
 - `settings`: `dynastream.Settings`, read from `DYNASTREAM_*` variables once.
+- `credentials`: where database credentials come from when not from the URL
+  (a Secrets Manager secret, IAM authentication tokens), or `None`.
 - `engine`: the SQLAlchemy engine, built once per process on first use.
 - `session_factory`: makes the session joined to each batch's transaction.
 - `clock`: a callable returning the current aware UTC datetime.
@@ -40,6 +42,7 @@ from datetime import UTC, datetime
 
 from dependency_injector import containers, providers
 
+from ._credentials import credentials_for
 from ._engine import create_engine, create_session_factory
 from ._settings import Settings
 
@@ -62,7 +65,8 @@ class Container(containers.DeclarativeContainer):
     """
 
     settings = providers.Singleton(Settings.from_env)
-    engine = providers.Singleton(create_engine, settings)
+    credentials = providers.Singleton(credentials_for, settings)
+    engine = providers.Singleton(create_engine, settings, credentials)
     session_factory = providers.Singleton(create_session_factory)
     clock = providers.Object(utc_now)
     logger = providers.Object(logging.getLogger("dynastream"))
