@@ -2,16 +2,15 @@
 Replicate Amazon DynamoDB Streams into relational databases, one batch per transaction.
 """
 
+import importlib as _importlib
+from typing import TYPE_CHECKING as _TYPE_CHECKING
+
 from . import containers, exceptions, schema, typing
 from ._app import App
-from ._aws import AwsClients
-from ._backfill import Backfill, BackfillProgress
 from ._dispatch import BatchResult, RecordFailure
 from ._events import EventBatch, TumblingWindow, load_event, parse_event, read_event
-from ._mapping import RowMapper
 from ._records import EventName, StreamRecord, StreamViewType
 from ._registry import Registration
-from ._runner import RunnerProgress, StreamRunner
 from ._settings import Settings
 from ._uow import UnitOfWork
 from .exceptions import (
@@ -32,6 +31,12 @@ from .exceptions import (
 )
 from .schema import deleted_column, sequence_column
 from .typing import Item, Mapper, StreamEventHandler
+
+if _TYPE_CHECKING:
+    from ._aws import AwsClients
+    from ._backfill import Backfill, BackfillProgress
+    from ._mapping import RowMapper
+    from ._runner import RunnerProgress, StreamRunner
 
 __all__ = [
     "App",
@@ -80,3 +85,34 @@ __all__ = [
 ]
 
 __version__ = "0.1.0.dev0"
+
+# Imported on first use (DESIGN §2.10, cold start): a Lambda handler needs none of
+# them before it calls `App.replicate`, and the stream runner and the backfill bring
+# threads, queues and the AWS helpers along.
+_ON_DEMAND = {
+    "AwsClients": "._aws",
+    "Backfill": "._backfill",
+    "BackfillProgress": "._backfill",
+    "RowMapper": "._mapping",
+    "RunnerProgress": "._runner",
+    "StreamRunner": "._runner",
+}
+
+
+def __getattr__(name: str) -> object:
+    """
+    Import a public name of `_ON_DEMAND` on first use, then keep it here.
+
+    Raises:
+        AttributeError: `name` is not a member of dynastream.
+    """
+    module = _ON_DEMAND.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(_importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_ON_DEMAND})
