@@ -90,7 +90,8 @@ def _child(side: str, target: Target) -> Sample:
     )
     if completed.returncode:
         raise SystemExit(f"cold-start: a {side} sample on {target.name} failed:\n{completed.stderr.strip()}")
-    return Sample(*(float(seconds) for seconds in completed.stdout.split()))
+    # The last line: the handler's logs and metrics come before it.
+    return Sample(*(float(seconds) for seconds in completed.stdout.splitlines()[-1].split()))
 
 
 def _tables() -> sa.MetaData:
