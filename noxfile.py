@@ -8,6 +8,8 @@ and against PostgreSQL and MariaDB/MySQL when `DYNASTREAM_TEST_POSTGRES_URL` and
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import nox
 
 nox.options.default_venv_backend = "uv|virtualenv"
@@ -77,6 +79,28 @@ def reliability(session: nox.Session) -> None:
         "tests/test_replication.py::test_boundary_numbers_round_trip_exactly_or_fail_loudly",
         "tests/test_replication.py::test_identifiers_only_come_from_the_table_and_are_quoted",
     )
+
+
+# cfn-lint 1.58 validates SAM templates offline but does not look inside the properties of
+# a SAM DynamoDB event in a full template; 1.53.3, through aws-sam-translator, does.
+CFN_LINT_VERSIONS = ("1.53.3", "1.58.0")
+TEMPLATES = ("examples/orders/template.yaml", "examples/payments/template.yaml")
+
+
+@nox.session
+def examples(session: nox.Session) -> None:
+    """Run the examples' tests and validate their SAM templates offline with cfn-lint."""
+    install_groups(session, "test", extras="[mysql,postgres,aws]")
+    session.run("pytest", "-q", "-p", "no:cacheprovider", "examples", "tests/test_examples.py")
+    # The same template with one wrong event property must be refused, or the check proves nothing.
+    broken = Path(session.create_tmp()) / "broken-template.yaml"
+    original = Path(TEMPLATES[0]).read_text()
+    broken.write_text(original.replace("MaximumRetryAttempts: 10", "MaximumRetryAttempts: many", 1))
+    for version in CFN_LINT_VERSIONS:
+        session.install(f"cfn-lint=={version}")
+        session.run("cfn-lint", *TEMPLATES)
+    session.install(f"cfn-lint=={CFN_LINT_VERSIONS[0]}")
+    session.run("cfn-lint", str(broken), success_codes=[2, 6, 10, 14])
 
 
 @nox.session
