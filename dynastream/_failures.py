@@ -117,6 +117,8 @@ def is_transient(error: BaseException) -> bool:
 
     if isinstance(error, CommitOutcomeUnknownError):  # whatever broke COMMIT: never run twice
         return False
+    if _is_certificate_failure(error):  # a server TLS does not trust stays untrusted
+        return False
     if isinstance(error, ConnectionLostError) or (
         isinstance(error, DBAPIError) and error.connection_invalidated
     ):
@@ -125,6 +127,23 @@ def is_transient(error: BaseException) -> bool:
         return True
     return any(
         getattr(e, "sqlstate", None) in TRANSIENT_SQLSTATES or _mysql_code(e) in TRANSIENT_MYSQL_ERRORS
+        for e in _driver_errors(error)
+    )
+
+
+def _is_certificate_failure(error: BaseException) -> bool:
+    """
+    Whether `error` is TLS refusing the server's certificate (wrong CA, wrong host name).
+
+    PyMySQL reports it as error 2003, as it does an unreachable server; libpq
+    only in its message.
+    """
+    import ssl
+
+    return any(
+        isinstance(e, ssl.SSLCertVerificationError)
+        or "certificate verify failed" in str(e)
+        or ("server certificate for" in str(e) and "does not match host name" in str(e))
         for e in _driver_errors(error)
     )
 
