@@ -9,6 +9,7 @@ from . import containers, exceptions, schema, typing
 from ._app import App
 from ._dispatch import BatchResult, RecordFailure
 from ._events import EventBatch, TumblingWindow, load_event, parse_event, read_event
+from ._observability import BatchSummary, EmfMetrics, JsonFormatter, TableSummary, configure_logging
 from ._records import EventName, StreamRecord, StreamViewType
 from ._registry import Registration
 from ._settings import Settings
@@ -45,14 +46,17 @@ __all__ = [
     "BackfillError",
     "BackfillProgress",
     "BatchResult",
+    "BatchSummary",
     "CheckpointConflictError",
     "ColumnValueError",
     "CommitOutcomeUnknownError",
     "ConfigurationError",
     "DynastreamError",
+    "EmfMetrics",
     "EventBatch",
     "EventName",
     "Item",
+    "JsonFormatter",
     "MalformedEventError",
     "MalformedRecordError",
     "Mapper",
@@ -69,10 +73,12 @@ __all__ = [
     "StreamRecord",
     "StreamRunner",
     "StreamViewType",
+    "TableSummary",
     "TimeBudgetError",
     "TumblingWindow",
     "UnitOfWork",
     "UnitOfWorkError",
+    "configure_logging",
     "containers",
     "deleted_column",
     "exceptions",

@@ -21,6 +21,7 @@ import attrs
 
 from ._events import TumblingWindow, read_event
 from ._failures import ConnectionLostError, is_read_only, is_transient, retry_transient
+from ._observability import BatchSummary, BatchTally, Outcomes, log_summary
 from ._registry import Registration, build_handler, build_mapper
 from ._uow import UnitOfWork
 from .exceptions import (
@@ -43,7 +44,7 @@ if TYPE_CHECKING:
     from ._records import StreamRecord
     from ._registry import Registry
     from ._settings import Settings
-    from .typing import Mapper, StreamEventHandler
+    from .typing import Mapper, MetricsSink, StreamEventHandler
 
 __all__ = ["BatchResult", "Dispatcher", "RecordFailure"]
 
@@ -82,6 +83,8 @@ class BatchResult:
         window: The tumbling-window envelope, when the event had one.
         quarantined: Records set aside in `dynastream_quarantine` (tables whose
             poison policy is quarantine); the records after them were applied.
+        summary: The counts by outcome, duration and lag that were logged and
+            published as metrics.
     """
 
     total: int
@@ -89,6 +92,7 @@ class BatchResult:
     failure: RecordFailure | None = None
     window: TumblingWindow | None = None
     quarantined: tuple[RecordFailure, ...] = ()
+    summary: BatchSummary | None = attrs.field(default=None, eq=False, repr=False)
 
     def response(self) -> dict[str, Any]:
         """
@@ -278,11 +282,28 @@ class Dispatcher:
         # reference counting. It is paused while the batch is applied.
         collecting = gc.isenabled()
         gc.disable()
+        function_name = getattr(context, "function_name", None)
+        tally = BatchTally(self._container.clock(), function_name if isinstance(function_name, str) else None)
         try:
-            return self._dispatch(event, table_name, _time_left(context), before_commit)
+            result = self._dispatch(event, table_name, _time_left(context), before_commit, tally)
+        except Exception as error:
+            self._observe(tally.summarize(error))
+            raise
         finally:
             if collecting:
                 gc.enable()
+        summary = tally.summarize()
+        self._observe(summary)
+        return attrs.evolve(result, summary=summary)
+
+    def _observe(self, summary: BatchSummary) -> None:
+        """
+        Log the batch's summary line and publish its metrics.
+        """
+        log_summary(self._container.logger(), summary)
+        sink: MetricsSink | None = self._container.metrics()
+        if sink is not None:
+            sink.publish(summary)
 
     def _dispatch(
         self,
@@ -290,6 +311,7 @@ class Dispatcher:
         table_name: str | None,
         time_left: Callable[[], float | None],
         before_commit: Callable[[Connection, int], None] | None,
+        tally: BatchTally,
     ) -> BatchResult:
         registry = self._registry
         batch = read_event(
@@ -300,6 +322,7 @@ class Dispatcher:
         )
         records = batch.records
         total = batch.total
+        tally.records, tally.total = records, total
         limit = len(records)
         failure: RecordFailure | None = None
         if batch.error is not None:
@@ -339,13 +362,16 @@ class Dispatcher:
         quarantined: tuple[RecordFailure, ...] = ()
         if limit > 0:
             applied, handler_failure, quarantined = self._apply(
-                lanes, limit, records, time_left, before_commit
+                lanes, limit, records, time_left, before_commit, outcomes=tally.outcomes
             )
             if handler_failure is not None:
                 failure = handler_failure
         for set_aside in quarantined:
+            tally.quarantined.append(records[set_aside.index].table_name)
             self._log_failure(set_aside, "quarantined in dynastream_quarantine")
         if failure is not None:
+            failed_table = records[failure.index].table_name if failure.index < len(records) else None
+            tally.failure = (failed_table, failure.item_identifier, failure.event_id, failure.error)
             self._log_failure(failure, "reported in batchItemFailures")
         return BatchResult(
             total=total, applied=applied, failure=failure, window=batch.window, quarantined=quarantined
@@ -358,6 +384,8 @@ class Dispatcher:
         records: Sequence[StreamRecord[Item]],
         time_left: Callable[[], float | None],
         before_commit: Callable[[Connection, int], None] | None,
+        *,
+        outcomes: dict[str, Outcomes],
     ) -> tuple[int, RecordFailure | None, tuple[RecordFailure, ...]]:
         engine = self._container.engine()
         session_factory: sessionmaker[Session] = self._container.session_factory()
@@ -387,9 +415,12 @@ class Dispatcher:
             if left is not None:
                 _limit_statements(connection, left - margin)
             quarantined.clear()
+            outcomes.clear()  # of an earlier attempt of the transaction, rolled back
             try:
                 outcome = _apply_runs(
-                    lambda first, last: _attempt(session_factory, connection, lanes, first, last),
+                    lambda first, last: _attempt(
+                        session_factory, connection, lanes, first, last, outcomes=outcomes
+                    ),
                     limit,
                     proceed=out_of_time,
                     quarantine=lambda position, error: self._set_aside(
@@ -427,6 +458,7 @@ class Dispatcher:
             position, error = retry_transient(transaction)
         except _OutOfTime as stop:
             quarantined.clear()
+            outcomes.clear()
             position, error = 0, stop.error
         applied = (limit if error is None else position) - len(quarantined)
         if error is None:
@@ -583,25 +615,46 @@ def _attempt(
     lanes: list[_Lane],
     start: int,
     end: int,
+    *,
+    outcomes: dict[str, Outcomes],
 ) -> BaseException | None:
+    """
+    Apply records `[start, end)` in a savepoint; see `_bisect`.
+
+    When the run is applied, what its handlers reported is added to
+    `outcomes` (by table): per table, the counts of the first handler that
+    reports them (built-in replication, exactly-once handlers); otherwise
+    every record counts as applied.
+    """
     from sqlalchemy.exc import DBAPIError
 
     session = session_factory(bind=connection, join_transaction_mode="create_savepoint")
     try:
         transaction = session.begin()
         uow = UnitOfWork(session)
+        counted: dict[str, Outcomes] = {}
         try:
             for lane in lanes:
                 run = lane.between(start, end)
                 if not run:
                     continue
+                reported = uow._outcomes = Outcomes()
                 lane.handler.handle(run, uow)
                 if not transaction.is_active:
                     raise UnitOfWorkError(
                         f"{lane.registration.name} committed, rolled back or closed the session;"
                         " handlers must leave the transaction to the dispatcher"
                     )
+                table = lane.registration.table_name
+                earlier = counted.get(table)
+                if earlier is None or (reported.reported and not earlier.reported):
+                    if not reported.reported:
+                        reported.applied = len(run)
+                    counted[table] = reported
+            uow._outcomes = None
             transaction.commit()
+            for table, reported in counted.items():
+                outcomes.setdefault(table, Outcomes()).add(reported)
         except UnitOfWorkError:
             raise
         except Exception as error:

@@ -19,6 +19,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from ._observability import report_outcomes
 from .schema import applied_events
 
 if TYPE_CHECKING:
@@ -122,6 +123,7 @@ class ExactlyOnceHandler:
                 unseen.append(record)
         if unseen:
             self.handler.handle(unseen, uow)
+        report_outcomes(uow, applied=len(unseen), stale_skipped=len(records) - len(unseen))
         # A handler is built per invocation; when its ledger was last pruned is
         # kept per process, so the prune runs at most hourly, not every batch.
         pruned_at = _PRUNED_AT.get(self.ledger_name)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import sqlalchemy as sa
 
 from ._deserialize import InvalidAttributeValue, deserialize_image
+from ._observability import report_outcomes
 from ._records import EventName
 from ._sink import CHUNK_ROWS, Deletion, TableWriter, Upsert
 from .exceptions import ColumnValueError, ConfigurationError, MalformedRecordError, MappingError
@@ -26,6 +27,7 @@ from .schema import encode_sequence_number, item_key, tombstones
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
+    from sqlalchemy import Connection
     from sqlalchemy.engine import Dialect
 
     from ._mapping import RowMapper
@@ -50,6 +52,8 @@ def _utc_now() -> datetime:
 
 # An image to map: (its label, the image, whether it is as the event sent it).
 _Image = tuple[str, Item, bool]
+# A row to write: (item key, record, image, deleted_at: set for a soft delete's last image).
+_Pending = tuple[str, "StreamRecord[Item]", _Image, "datetime | None"]
 
 
 def _image(record: StreamRecord[Item], label: str) -> _Image | None:
@@ -184,6 +188,11 @@ class ReplicationHandler:
         """
         Collapse `records` to the last change per item, then write them.
 
+        It reports to the dispatcher, through `uow`, how many records were
+        applied, deleted, or skipped as stale (superseded in the batch, or
+        held back by the sequence guard); see the observability guide for what
+        each engine reports.
+
         Raises:
             MappingError: A surviving image does not fit the table.
             ConfigurationError: An INSERT or MODIFY carries no new image (the
@@ -194,8 +203,10 @@ class ReplicationHandler:
         latest: dict[tuple[Any, ...], StreamRecord[Item]] = {}
         images: dict[tuple[Any, ...], _Image] = {}  # the last known image of each item, for soft deletes
         soft_deletes = self.deleted_column is not None
+        ignored = 0  # TTL deletes the policy ignores: applied, as configured
         for record in records:
             if record.is_ttl_delete and self.ttl == "ignore":
+                ignored += 1
                 continue
             key = tuple(sorted(record.keys.items()))
             superseded = latest.get(key)
@@ -214,7 +225,7 @@ class ReplicationHandler:
         now = self.clock()
         # Upserts are mapped a chunk at a time, after sorting by key, so that the
         # mapped rows of only one chunk are alive at once.
-        pending: list[tuple[str, StreamRecord[Item], _Image, datetime | None]] = []
+        pending: list[_Pending] = []
         hard: list[Deletion] = []
         soft: list[Deletion] = []
         for key, record in latest.items():
@@ -243,22 +254,56 @@ class ReplicationHandler:
                 )
             pending.append((identity, record, new_image, None))
 
+        applied, deleted = self._write(connection, row_mapper, pending, hard, soft, now=now)
+        applied += ignored
+        self._prune(uow, now)
+        # Every other record (superseded in the batch, or held back by the
+        # guard or a tombstone) was skipped as stale.
+        deleted = min(deleted, len(records) - applied)
+        report_outcomes(uow, applied=applied, deleted=deleted, stale_skipped=len(records) - applied - deleted)
+
+    def _write(
+        self,
+        connection: Connection,
+        row_mapper: RowMapper,
+        pending: list[_Pending],
+        hard: list[Deletion],
+        soft: list[Deletion],
+        *,
+        now: datetime,
+    ) -> tuple[int, int]:
+        """
+        Write the upserts and deletions of a batch, in key order.
+
+        Returns:
+            How many changes were applied, and how many deleted a row, as the
+            database reports them (see `TableWriter.upsert`).
+        """
         pending.sort(key=lambda change: change[0])
-        writer = self._writer(connection.dialect, soft=soft_deletes)
+        writer = self._writer(connection.dialect, soft=self.deleted_column is not None)
         writer.lock(connection, sorted({change[0] for change in pending} | {d.item_key for d in hard + soft}))
+        applied = 0
+        deleted = 0
         for start in range(0, len(pending), CHUNK_ROWS):
+            chunk = pending[start : start + CHUNK_ROWS]
             upserts = [
                 self._upsert(row_mapper, record, image, identity, deleted_at)
-                for identity, record, image, deleted_at in pending[start : start + CHUNK_ROWS]
+                for identity, record, image, deleted_at in chunk
             ]
-            writer.upsert(connection, upserts, converted=self.mapper is None)
+            written = writer.upsert(connection, upserts, converted=self.mapper is None)
+            # A soft delete that wrote its last image is a deletion. The count is
+            # per statement: in a chunk where only some rows were written, the
+            # plain changes are taken to be those (the sum stays exact).
+            changes = len(chunk) if not soft else sum(1 for change in chunk if change[3] is None)
+            applied += min(changes, written)
+            deleted += written - min(changes, written)
         if hard:
             hard.sort(key=lambda d: d.item_key)
-            self._writer(connection.dialect, soft=False).delete(connection, hard, now=now)
+            deleted += self._writer(connection.dialect, soft=False).delete(connection, hard, now=now)
         if soft:
             soft.sort(key=lambda d: d.item_key)
-            self._writer(connection.dialect, soft=True).delete(connection, soft, now=now)
-        self._prune(uow, now)
+            deleted += self._writer(connection.dialect, soft=True).delete(connection, soft, now=now)
+        return applied, deleted
 
     def _upsert(
         self,

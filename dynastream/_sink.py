@@ -21,6 +21,7 @@ Identifiers come only from the table definitions, quoted by the dialect.
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -130,7 +131,7 @@ class TableWriter:
         self._key_processors = [_binary_processor(dialect, column) for column in self.key_columns]
         self._dialect = _DIALECTS.get(dialect.name, _SQLite)(self)
 
-    def upsert(self, connection: Connection, rows: Sequence[Upsert], *, converted: bool = False) -> None:
+    def upsert(self, connection: Connection, rows: Sequence[Upsert], *, converted: bool = False) -> int:
         """
         Write `rows` (one per key), each only where it is the newest change.
 
@@ -138,24 +139,35 @@ class TableWriter:
         would replace. `converted` says the values come from `RowMapper`'s
         converters, whose types are known (JSON column values hold only what
         JSON takes), so that they are encoded with fewer checks.
-        """
-        if rows:
-            self._dialect.upsert(connection, rows, converted=converted)
 
-    def delete(self, connection: Connection, deletions: Sequence[Deletion], *, now: datetime) -> None:
+        Returns:
+            How many rows were written, as the database reports it without an
+            extra round trip: exact on PostgreSQL and SQLite; on MySQL and
+            MariaDB, rows inserted, updated *or left unchanged by the guard*
+            (the server reports those alike), only rows held back by a
+            tombstone being told apart.
+        """
+        if not rows:
+            return 0
+        return self._dialect.upsert(connection, rows, converted=converted)
+
+    def delete(self, connection: Connection, deletions: Sequence[Deletion], *, now: datetime) -> int:
         """
         Delete (or mark deleted) each row older than its deletion.
 
         Each deletion also leaves a tombstone that only moves forward, stamped
         `now`: tombstones are pruned by when they were written, so a replayed
         old batch meets them for the whole retention period.
+
+        Returns:
+            How many rows were deleted (or marked), on every engine.
         """
         if not deletions:
-            return
+            return 0
         # Tombstones first: the upsert reads them before it writes rows, so both
         # paths take their locks in the same order.
         self._write_tombstones(connection, deletions, now)
-        self._dialect.delete(connection, deletions)
+        return self._dialect.delete(connection, deletions)
 
     def lock(self, connection: Connection, item_keys: Sequence[str]) -> None:
         """
@@ -223,15 +235,24 @@ def _json_payloads(rows: Sequence[list[Any]], encode: Callable[[Any], str] = _en
     """
     Serialize rows as JSON arrays, split so that no payload is too large.
     """
+    return [text for text, _ in _counted_payloads(rows, encode)]
+
+
+def _counted_payloads(
+    rows: Sequence[list[Any]], encode: Callable[[Any], str] = _encode_rows
+) -> list[tuple[str, int]]:
+    """
+    `_json_payloads`, each payload with the number of rows it holds.
+    """
     payloads = []
     for chunk in _chunks(rows):
         text = encode(chunk)
         if len(text) > _CHUNK_BYTES and len(chunk) > 1:
             middle = len(chunk) // 2
-            payloads.extend(_json_payloads(chunk[:middle], encode))
-            payloads.extend(_json_payloads(chunk[middle:], encode))
+            payloads.extend(_counted_payloads(chunk[:middle], encode))
+            payloads.extend(_counted_payloads(chunk[middle:], encode))
         else:
-            payloads.append(text)
+            payloads.append((text, len(chunk)))
     return payloads
 
 
@@ -358,12 +379,14 @@ class _SQLite:
             None if writer.deleted is None else _binary_processor(writer.dialect, writer.deleted)
         )
 
-    def upsert(self, connection: Connection, rows: Sequence[Upsert], *, converted: bool) -> None:
+    def upsert(self, connection: Connection, rows: Sequence[Upsert], *, converted: bool) -> int:
         table_name = self.writer.table.fullname
         parameters = [(*self.writer.processed(r), table_name, r.item_key, r.sequence) for r in rows]
-        connection.exec_driver_sql(self.upsert_sql, parameters)
+        # sqlite3 sums the rows each execution changed; a row held back by the
+        # tombstone or the guard changes none.
+        return connection.exec_driver_sql(self.upsert_sql, parameters).rowcount
 
-    def delete(self, connection: Connection, deletions: Sequence[Deletion]) -> None:
+    def delete(self, connection: Connection, deletions: Sequence[Deletion]) -> int:
         if self.writer.deleted is None:
             parameters = [(*self.writer.processed_key(d), d.sequence) for d in deletions]
         else:
@@ -372,7 +395,7 @@ class _SQLite:
                 (process(d.deleted_at), d.sequence, *self.writer.processed_key(d), d.sequence)
                 for d in deletions
             ]
-        connection.exec_driver_sql(self.delete_sql, parameters)
+        return connection.exec_driver_sql(self.delete_sql, parameters).rowcount
 
     def tombstone_statement(self) -> sa.Executable:
         from sqlalchemy.dialects import sqlite
@@ -511,27 +534,43 @@ class _PostgreSQL:
             return str(value)
         return None if value is _SQL_NULL else self._scalar(value)
 
-    def upsert(self, connection: Connection, rows: Sequence[Upsert], *, converted: bool) -> None:
+    def upsert(self, connection: Connection, rows: Sequence[Upsert], *, converted: bool) -> int:
         # One chunk encoded, sent and released at a time: memory stays bounded.
         table_name = self.writer.table.fullname
+        written = 0
         for chunk in _chunks(rows):
             if converted:
-                payloads = _json_payloads([self._converted_row(r) for r in chunk], self._encode_converted)
+                payloads = _counted_payloads([self._converted_row(r) for r in chunk], self._encode_converted)
             else:
-                payloads = _json_payloads([[*self._encode_row(r), r.item_key] for r in chunk])
-            for payload in payloads:
-                self._send(connection, self.upsert_sql, payload, {"table_name": table_name})
+                payloads = _counted_payloads([[*self._encode_row(r), r.item_key] for r in chunk])
+            for payload, count in payloads:
+                result = self._send(connection, self.upsert_sql, payload, {"table_name": table_name})
+                written += self._upserted(result, connection, count)
+        return written
 
-    def delete(self, connection: Connection, deletions: Sequence[Deletion]) -> None:
+    def _upserted(self, result: sa.CursorResult[Any], connection: Connection, count: int) -> int:
+        """
+        Return how many rows of a payload its upsert wrote.
+
+        PostgreSQL counts the rows inserted and those updated where the guard
+        let it: exactly the rows written.
+        """
+        return result.rowcount
+
+    def delete(self, connection: Connection, deletions: Sequence[Deletion]) -> int:
         encoded = [
             [*self._encode(self.writer.processed_key(d)), d.sequence, d.deleted_at.isoformat(sep=" ")]
             for d in deletions
         ]
-        for payload in _json_payloads(encoded):
-            self._send(connection, self.delete_sql, payload, {})
+        return sum(
+            self._send(connection, self.delete_sql, payload, {}).rowcount
+            for payload in _json_payloads(encoded)
+        )
 
-    def _send(self, connection: Connection, statement: Any, payload: str, parameters: dict[str, Any]) -> None:
-        connection.execute(statement, {"rows": payload, **parameters})
+    def _send(
+        self, connection: Connection, statement: Any, payload: str, parameters: dict[str, Any]
+    ) -> sa.CursorResult[Any]:
+        return connection.execute(statement, {"rows": payload, **parameters})
 
     def tombstone_statement(self) -> sa.Executable:
         from sqlalchemy.dialects import postgresql
@@ -602,7 +641,7 @@ class _MySQL(_PostgreSQL):
             value = value.astimezone(UTC).replace(tzinfo=None)
         return _scalar_text(value, binary_prefix="")
 
-    def delete(self, connection: Connection, deletions: Sequence[Deletion]) -> None:
+    def delete(self, connection: Connection, deletions: Sequence[Deletion]) -> int:
         encoded = [
             [
                 *self._encode(self.writer.processed_key(d)),
@@ -611,10 +650,33 @@ class _MySQL(_PostgreSQL):
             ]
             for d in deletions
         ]
-        for payload in _json_payloads(encoded):
-            self._send(connection, self.delete_sql, payload, {})
+        # DELETE ... JOIN counts the rows deleted; UPDATE ... JOIN, under
+        # CLIENT_FOUND_ROWS (which SQLAlchemy always sets), the rows matched,
+        # which the guard in its WHERE makes the rows marked.
+        return sum(
+            self._send(connection, self.delete_sql, payload, {}).rowcount
+            for payload in _json_payloads(encoded)
+        )
 
-    def _send(self, connection: Connection, statement: Any, payload: str, parameters: dict[str, Any]) -> None:
+    def _upserted(self, result: sa.CursorResult[Any], connection: Connection, count: int) -> int:
+        """
+        Return the rows of a payload that passed the tombstone check.
+
+        The affected-rows count of `INSERT ... ON DUPLICATE KEY UPDATE` is 1
+        per row inserted, 2 per row updated, and 1 per row left unchanged
+        (0 without CLIENT_FOUND_ROWS, which SQLAlchemy always sets): a row the
+        guard kept reads like an insert. The OK packet's info line ("Records:
+        R  Duplicates: D", D the rows updated) gives R, the rows the SELECT
+        passed on, i.e. all but those a tombstone held back; without it (a
+        driver that does not expose it) every row counts.
+        https://dev.mysql.com/doc/refman/8.0/en/insert-on-duplicate.html
+        """
+        records = _mysql_records(connection)
+        return count if records is None else records
+
+    def _send(
+        self, connection: Connection, statement: Any, payload: str, parameters: dict[str, Any]
+    ) -> sa.CursorResult[Any]:
         """
         Run `statement` with the chunk as its `rows` parameter.
 
@@ -630,7 +692,7 @@ class _MySQL(_PostgreSQL):
         if connection.dialect.driver == "pymysql" and isinstance(encoders, dict):
             encoders[_HexChunk] = _hex_literal
             rows = _HexChunk(payload)
-        connection.execute(statement, {"rows": rows, **parameters})
+        return connection.execute(statement, {"rows": rows, **parameters})
 
     def tombstone_statement(self) -> sa.Executable:
         from sqlalchemy.dialects.mysql import insert
@@ -649,6 +711,26 @@ class _MySQL(_PostgreSQL):
                 ),
             ]
         )
+
+
+_RECORDS = re.compile(rb"Records: (\d+)")
+
+
+def _mysql_records(connection: Connection) -> int | None:
+    """
+    Return "Records: N" from the last statement's info line, if the driver keeps it.
+
+    PyMySQL keeps the last result (with its `message`) on the connection;
+    mysqlclient exposes `info()`.
+    """
+    dbapi = connection.connection.dbapi_connection
+    info: Any = getattr(getattr(dbapi, "_result", None), "message", None)
+    if info is None and callable(getattr(dbapi, "info", None)):
+        info = dbapi.info()  # type: ignore[union-attr]  # mysqlclient's mysql_info()
+    if isinstance(info, str):
+        info = info.encode()
+    match = _RECORDS.search(info) if isinstance(info, bytes) else None
+    return None if match is None else int(match.group(1))
 
 
 _DIALECTS: dict[str, type[_SQLite] | type[_PostgreSQL]] = {

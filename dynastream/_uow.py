@@ -11,6 +11,8 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Dialect
     from sqlalchemy.orm import Session
 
+    from ._observability import Outcomes
+
 __all__ = ["UnitOfWork"]
 
 
@@ -32,10 +34,13 @@ class UnitOfWork:
         ...     uow.session.add_all(OrderRow.from_item(r.image) for r in records)
     """
 
-    __slots__ = ("session",)
+    __slots__ = ("_outcomes", "session")
 
     def __init__(self, session: Session) -> None:
         self.session = session
+        # Where built-in handlers report their counts (see _observability); the
+        # dispatcher sets one per handler call.
+        self._outcomes: Outcomes | None = None
 
     def connection(self) -> Connection:
         """

@@ -32,18 +32,22 @@ The providers every container has:
 - `engine`: the SQLAlchemy engine, built once per process on first use.
 - `session_factory`: makes the session joined to each batch's transaction.
 - `clock`: a callable returning the current aware UTC datetime.
-- `logger`: the `logging.Logger` dynastream writes to.
+- `logger`: the `logging.Logger` dynastream writes to (`dynastream`, at
+  `Settings.log_level`).
+- `metrics`: the `dynastream.typing.MetricsSink` each batch's summary is
+  published to: `dynastream.EmfMetrics` in `Settings.metrics_namespace`, or
+  `None` when `Settings.metrics` is false.
 """
 
 from __future__ import annotations
 
-import logging
 from datetime import UTC, datetime
 
 from dependency_injector import containers, providers
 
 from ._credentials import credentials_for
 from ._engine import create_engine, create_session_factory
+from ._observability import dynastream_logger, metrics_sink
 from ._settings import Settings
 
 __all__ = ["Container"]
@@ -58,7 +62,7 @@ def utc_now() -> datetime:
 
 class Container(containers.DeclarativeContainer):
     """
-    Providers for settings, engine, session factory, clock and logger.
+    Providers for settings, engine, session factory, clock, logger and metrics.
 
     Replace one for a whole application with `container.<name>.override(...)`;
     add your own with `container.<name> = providers.Singleton(...)`.
@@ -69,4 +73,5 @@ class Container(containers.DeclarativeContainer):
     engine = providers.Singleton(create_engine, settings, credentials)
     session_factory = providers.Singleton(create_session_factory)
     clock = providers.Object(utc_now)
-    logger = providers.Object(logging.getLogger("dynastream"))
+    logger = providers.Singleton(dynastream_logger, settings)
+    metrics = providers.Singleton(metrics_sink, settings)

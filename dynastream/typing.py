@@ -16,10 +16,11 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from ._observability import BatchSummary
     from ._records import StreamRecord
     from ._uow import UnitOfWork
 
-__all__ = ["Item", "Mapper", "StreamEventHandler"]
+__all__ = ["Item", "Mapper", "MetricsSink", "StreamEventHandler"]
 
 T_contra = TypeVar("T_contra", contravariant=True)
 T_co = TypeVar("T_co", covariant=True)
@@ -79,3 +80,29 @@ class Mapper(Protocol[T_co]):
         Return the image as a `T`.
         """
         ...
+
+
+class MetricsSink(Protocol):
+    """
+    Receives each batch's summary: what the container's `metrics` provider gives.
+
+    The default is `dynastream.EmfMetrics`. Override the provider with your own
+    sink to send the counts elsewhere, or to collect them in a test.
+
+    Examples:
+        >>> from dependency_injector import providers
+        >>> import dynastream
+        >>> class Collected:
+        ...     def __init__(self) -> None:
+        ...         self.summaries = []
+        ...     def publish(self, summary) -> None:
+        ...         self.summaries.append(summary)
+        >>> app = dynastream.App(database_url="sqlite://")
+        >>> app.container.metrics.override(providers.Object(Collected()))
+        <...>
+    """
+
+    def publish(self, summary: BatchSummary, /) -> None:
+        """
+        Publish one batch's counts, duration and lag.
+        """

@@ -1,10 +1,11 @@
 """
 Canaries: a database password and personal data in items never reach logs,
-errors or results, at any log level, under default settings.
+errors, results or metrics, at any log level, under default settings.
 """
 
 from __future__ import annotations
 
+import io
 import logging
 from collections.abc import Sequence
 from decimal import Decimal
@@ -15,7 +16,7 @@ import sqlalchemy as sa
 
 import dynastream
 from dynastream import StreamRecord, UnitOfWork
-from dynastream.testing import EventFactory
+from dynastream.testing import EventFactory, LambdaContext
 
 PASSWORD = "canary-pw-7c1d"  # noqa: S105 - a canary, not a credential
 PERSONAL = "canary-4f1e@example.com"
@@ -36,7 +37,10 @@ def person(n: int, *, email: str = "ok@example.com", age: Any = 30, table: str =
 
 
 def test_no_canary_in_logs_errors_or_results(
-    database_url: str, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+    database_url: str,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     url = sa.engine.make_url(database_url)
     if url.get_backend_name() == "postgresql":
@@ -51,17 +55,34 @@ def test_no_canary_in_logs_errors_or_results(
         admin.dispose()
         url = url.set(username="dynastream_canary", password=PASSWORD)
     monkeypatch.setenv("DYNASTREAM_DATABASE_URL", url.render_as_string(hide_password=False))
+    monkeypatch.setenv("DYNASTREAM_LOG_LEVEL", "DEBUG")
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "canary")  # EMF metrics are printed in Lambda
     app = dynastream.App()
     engine = app.container.engine()
+    # The JSON lines dynastream's formatter writes, as well as pytest's capture.
+    json_lines = io.StringIO()
+    json_handler = logging.StreamHandler(json_lines)
+    json_handler.setFormatter(dynastream.JsonFormatter())
+    logger = logging.getLogger("dynastream")
+    level = logger.level
+    logger.addHandler(json_handler)
     try:
-        check_canaries(app, engine, caplog)
+        check_canaries(app, engine, caplog, json_lines, capsys)
     finally:
+        logger.removeHandler(json_handler)
+        logger.setLevel(level)
         people.drop(engine, checkfirst=True)
         dynastream.schema.metadata.drop_all(engine)
         engine.dispose()
 
 
-def check_canaries(app: dynastream.App, engine: sa.Engine, caplog: pytest.LogCaptureFixture) -> None:
+def check_canaries(
+    app: dynastream.App,
+    engine: sa.Engine,
+    caplog: pytest.LogCaptureFixture,
+    json_lines: io.StringIO,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     people.create(engine)
     app.create_tables()
     app.replicate("People", into=people, on_poison="quarantine")
@@ -71,14 +92,14 @@ def check_canaries(app: dynastream.App, engine: sa.Engine, caplog: pytest.LogCap
         uow.connection().execute(sa.text("SELECT * FROM no_such_table WHERE x = :v"), {"v": PERSONAL})
 
     texts: list[str] = [repr(app.container.settings()), repr(engine)]
-    with caplog.at_level(logging.DEBUG):
+    with caplog.at_level(logging.DEBUG), caplog.at_level(logging.DEBUG, logger="sqlalchemy.engine"):
         batches = [
             [person(1), person(2, email=PERSONAL), person(3)],  # a mapping error, quarantined
             [person(4, table="Audit")],  # a database error naming a value
             [person(5, age={"N": PERSONAL})],  # malformed, reported
         ]
         for batch in batches:
-            result = app.dispatch({"Records": batch})
+            result = app.dispatch({"Records": batch}, LambdaContext())
             texts += [repr(result), str(result.response())]
             texts += [f"{f.error!s} {f.error!r}" for f in (result.failure, *result.quarantined) if f]
         with engine.connect() as connection:
@@ -87,7 +108,13 @@ def check_canaries(app: dynastream.App, engine: sa.Engine, caplog: pytest.LogCap
                 for row in connection.execute(sa.select(dynastream.schema.quarantine.c.error_message))
             ]
     texts.append(caplog.text)
+    texts.append(json_lines.getvalue())
+    emitted = capsys.readouterr()
+    texts += [emitted.out, emitted.err]
 
+    assert '"_aws"' in emitted.out  # the metrics were there to check
+    assert "batch of" in json_lines.getvalue()  # and the summary lines
+    assert "sqlalchemy.engine" in caplog.text  # and SQLAlchemy's statements
     everything = "\n".join(texts)
     assert PASSWORD not in everything
     assert PERSONAL not in everything
