@@ -12,6 +12,7 @@ import contextlib
 import io
 import os
 import platform
+import re
 import sys
 from datetime import UTC, datetime
 from importlib import metadata
@@ -120,12 +121,13 @@ def main(argv: list[str] | None = None) -> None:
         for name in names:
             BENCHMARKS[name](arguments)
         return
-    report = io.StringIO()
-    with contextlib.redirect_stdout(_Tee(sys.stdout, report)):
-        for name in names:
+    reports: dict[str, str] = {}
+    for name in names:
+        report = io.StringIO()
+        with contextlib.redirect_stdout(_Tee(sys.stdout, report)):
             BENCHMARKS[name](arguments)
-    with open(arguments.write, "w", encoding="utf-8") as file:
-        file.write(_markdown(report.getvalue(), argv))
+        reports[name] = report.getvalue()
+    _write(arguments.write, reports, argv)
 
 
 class _Tee(io.TextIOBase):
@@ -151,16 +153,46 @@ def _version(package: str) -> str:
         return "not installed"
 
 
-def _markdown(report: str, argv: list[str] | None) -> str:
+_HEADER = (
+    "<!-- Written by `python -m benchmarks --write`; do not edit by hand. A run replaces the"
+    " sections of the benchmarks it ran and keeps the others. -->\n"
+)
+_SECTION = re.compile(
+    r"<!-- benchmark: (?P<name>[\w-]+) -->\n.*?<!-- end of benchmark: (?P=name) -->\n", re.DOTALL
+)
+
+
+def _write(path: str, reports: dict[str, str], argv: list[str] | None) -> None:
+    """
+    Write each report as its section of the Markdown file at `path`, keeping the other sections.
+
+    Sections follow the order of `BENCHMARKS`, so that running one benchmark
+    again leaves the results of the others (and their run details) in place.
+    """
+    try:
+        with open(path, encoding="utf-8") as file:
+            sections = {match["name"]: match[0] for match in _SECTION.finditer(file.read())}
+    except FileNotFoundError:
+        sections = {}
+    sections.update((name, _markdown(name, report, argv)) for name, report in reports.items())
+    ordered = sorted(
+        sections, key=lambda name: list(BENCHMARKS).index(name) if name in BENCHMARKS else len(BENCHMARKS)
+    )
+    with open(path, "w", encoding="utf-8") as file:
+        file.write(_HEADER + "".join(f"\n{sections[name]}" for name in ordered))
+
+
+def _markdown(name: str, report: str, argv: list[str] | None) -> str:
     command = " ".join(["python -m benchmarks", *(sys.argv[1:] if argv is None else argv)])
     packages = ("dynastream", "SQLAlchemy", "psycopg", "PyMySQL", "boto3", "attrs", "dependency-injector")
-    versions = ", ".join(f"{name} {_version(name)}" for name in packages)
+    versions = ", ".join(f"{package} {_version(package)}" for package in packages)
     return (
-        "<!-- Written by `python -m benchmarks --write`; do not edit by hand. -->\n\n"
+        f"<!-- benchmark: {name} -->\n"
         f"- Run: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, `{command}`\n"
         f"- Machine: {platform.machine()}, {os.cpu_count()} CPUs, {platform.system()} {platform.release()}\n"
         f"- Python {platform.python_version()}; {versions}\n\n"
         "```text\n" + report.rstrip() + "\n```\n"
+        f"<!-- end of benchmark: {name} -->\n"
     )
 
 

@@ -207,7 +207,8 @@ def _median(samples: Sequence[Sample], field: Callable[[Sample], float]) -> floa
     return statistics.median(field(sample) for sample in samples)
 
 
-def _report_target(name: str, results: dict[str, list[Sample]]) -> float:
+def _report_target(name: str, results: dict[str, list[Sample]]) -> tuple[float, float]:
+    """Print the medians and ratios of one database; return the import ratios by the clock and in CPU time."""
     deps, handler = results["deps"], results["handler"]
     rows: list[tuple[str, Callable[[Sample], float]]] = [
         ("import", lambda s: s.imported),
@@ -218,12 +219,12 @@ def _report_target(name: str, results: dict[str, list[Sample]]) -> float:
     ]
     print(f"  {name} (driver {DRIVERS[name]}):")
     print(f"    {'median, ms':<27} {'dependencies alone':>18} {'example handler':>16} {'ratio':>7}")
-    ratio = 0.0
+    ratios: dict[str, float] = {}
     for label, field in rows:
         base, candidate = _median(deps, field), _median(handler, field)
-        ratio = ratio or candidate / base
+        ratios[label] = candidate / base
         print(f"    {label:<27} {base * 1e3:>18.1f} {candidate * 1e3:>16.1f} {candidate / base:>6.2f}x")
-    return ratio
+    return ratios["import"], ratios["import, CPU time"]
 
 
 def _report_breakdown(repeat: int) -> None:
@@ -255,12 +256,18 @@ def run(*, quick: bool = False, engines: Sequence[str] = tuple(ENGINES), samples
         f"  first invocation: the example's {EVENT.name} ({records} records) on an empty database;"
         " the baseline applies it with a hand-written SQLAlchemy Core handler (no checks, no guard)"
     )
-    verdicts: list[tuple[str, float]] = []
+    verdicts: list[tuple[str, tuple[float, float]]] = []
     for name in ("sqlite", *engines):
         with _sqlite() if name == "sqlite" else _server(name) as target:
             if target is not None:
                 verdicts.append((name, _report_target(name, _measure(target, count))))
     _report_breakdown(min(count, 5))
-    for name, ratio in verdicts:
-        met = "met" if ratio <= TARGET else "NOT met"
-        print(f"  target, {name}: import <= {TARGET:g}x the dependencies alone {met} ({ratio:.2f}x)")
+    for name, (wall, cpu) in verdicts:
+        print(
+            f"  target, {name}: import <= {TARGET:g}x the dependencies alone {_verdict(wall)} by the clock,"
+            f" {_verdict(cpu)} in CPU time"
+        )
+
+
+def _verdict(ratio: float) -> str:
+    return f"{'met' if ratio <= TARGET else 'NOT met'} ({ratio:.2f}x)"
