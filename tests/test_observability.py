@@ -54,6 +54,8 @@ class Collected:
 def _restore_dynastream_logger() -> Iterator[None]:
     logger = logging.getLogger("dynastream")
     level, handlers, propagate = logger.level, list(logger.handlers), logger.propagate
+    logger.handlers[:] = []  # whatever an earlier test left, these start from a plain logger
+    logger.propagate = True
     yield
     logger.setLevel(level)
     logger.handlers[:] = handlers
