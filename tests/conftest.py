@@ -15,9 +15,15 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
+import hypothesis
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
+
+# Property tests here talk to databases, whose timing says nothing about correctness:
+# no per-example deadline (a loaded machine or a busy server must not fail them).
+hypothesis.settings.register_profile("dynastream", deadline=None)
+hypothesis.settings.load_profile("dynastream")
 
 ENGINES = ["sqlite", "postgresql", "mysql"]
 URL_VARIABLES = {
