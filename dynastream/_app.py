@@ -88,7 +88,7 @@ class App:
         *,
         mapper: Mapper[Any] | type[Any] | None = None,
         exactly_once: bool | str = False,
-        on_poison: PoisonPolicy = "report",
+        on_poison: PoisonPolicy | None = None,
         keep_raw: bool = False,
     ) -> Callable[[HandlerT], HandlerT]:
         """
@@ -116,6 +116,8 @@ class App:
                 write it to `dynastream_quarantine` in the same transaction and
                 go on with the next record, so one bad record does not hold up
                 its shard. A table quarantines only when all its handlers say so.
+                By default, as `DYNASTREAM_ON_POISON` says (`"report"` unless
+                set; see `dynastream.Settings`).
             keep_raw: Keep a quarantined record's raw JSON (it may hold
                 personal data; without it, replaying it means reading the stream
                 again).
@@ -148,7 +150,7 @@ class App:
         *,
         mapper: Mapper[Any] | type[Any] | None = None,
         exactly_once: bool | str = False,
-        on_poison: PoisonPolicy = "report",
+        on_poison: PoisonPolicy | None = None,
         keep_raw: bool = False,
     ) -> Registration:
         """
@@ -177,7 +179,7 @@ class App:
         ttl: TtlPolicy | None = None,
         sequence_column: str = "dynastream_sequence",
         deleted_column: str = "dynastream_deleted_at",
-        on_poison: PoisonPolicy = "report",
+        on_poison: PoisonPolicy | None = None,
         keep_raw: bool = False,
     ) -> Registration:
         """
@@ -211,7 +213,7 @@ class App:
             deleted_column: The soft-delete column.
             on_poison: `"report"` a record that cannot be replicated (a value
                 that does not fit its column...), or `"quarantine"` it and go
-                on; see `App.handler`.
+                on; by default as `DYNASTREAM_ON_POISON` says; see `App.handler`.
             keep_raw: Keep a quarantined record's raw JSON.
 
         Returns:

@@ -486,7 +486,8 @@ class Dispatcher:
         Returns whether it was set aside (the batch then goes on after it).
         """
         record = records[position]
-        quarantines, keep_raw = self._registry.quarantines(record.table_name)
+        settings: Settings = self._container.settings()
+        quarantines, keep_raw = self._registry.quarantines(record.table_name, settings.on_poison)
         if not quarantines:
             return False
         _quarantine(connection, record, error, keep_raw=keep_raw, now=clock())

@@ -40,7 +40,8 @@ class Registration:
         ledger_name: For an exactly-once handler, the name its applied
             eventIDs are kept under; `None` otherwise.
         on_poison: `"report"` a record this handler cannot apply (the batch
-            stops there), or `"quarantine"` it and go on.
+            stops there), `"quarantine"` it and go on, or `None`: as
+            `Settings.on_poison` says (`DYNASTREAM_ON_POISON`).
         keep_raw: Keep the raw record of a quarantined record (it may hold
             personal data).
     """
@@ -50,7 +51,7 @@ class Registration:
     mapper: Any
     position: int
     ledger_name: str | None = None
-    on_poison: str = "report"
+    on_poison: str | None = None
     keep_raw: bool = False
 
     @property
@@ -97,7 +98,7 @@ class Registry:
         mapper: Any,
         *,
         ledger_name: str | None = None,
-        on_poison: str = "report",
+        on_poison: str | None = None,
         keep_raw: bool = False,
     ) -> Registration:
         """
@@ -124,7 +125,7 @@ class Registry:
                 " pass a function or classmethod that builds it from an item instead"
                 " (for example mapper=lambda item: Payment(**item))"
             )
-        if on_poison not in ("report", "quarantine"):
+        if on_poison not in (None, "report", "quarantine"):
             raise ConfigurationError(f"on_poison must be 'report' or 'quarantine', got {on_poison!r}")
         registration = Registration(
             table_name, handler, mapper, len(self._registrations), ledger_name, on_poison, keep_raw
@@ -145,15 +146,18 @@ class Registry:
         """
         return [r for r in self._registrations if r.table_name == table_name]
 
-    def quarantines(self, table_name: str) -> tuple[bool, bool]:
+    def quarantines(self, table_name: str, default: str = "report") -> tuple[bool, bool]:
         """
         Return whether a failing record of `table_name` is quarantined.
 
-        It is when every handler of the table says so; the second value says
-        whether its raw record is kept.
+        It is when every handler of the table says so (those registered
+        without a policy follow `default`); the second value says whether its
+        raw record is kept.
         """
         registrations = self.for_table(table_name)
-        quarantined = bool(registrations) and all(r.on_poison == "quarantine" for r in registrations)
+        quarantined = bool(registrations) and all(
+            (default if r.on_poison is None else r.on_poison) == "quarantine" for r in registrations
+        )
         return quarantined, quarantined and any(r.keep_raw for r in registrations)
 
     @property

@@ -30,6 +30,7 @@ _CREDENTIALS: tuple[CredentialsSource, ...] = ("url", "secrets_manager", "iam")
 _TLS: tuple[TlsMode, ...] = ("auto", "verify", "disable")
 _POOLS: tuple[PoolMode, ...] = ("queue", "null")
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+_POISON_POLICIES = ("report", "quarantine")
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
 
@@ -144,6 +145,10 @@ class Settings:
             invocation's time is left (`DYNASTREAM_TIME_MARGIN_SECONDS`,
             default 10): the records not applied are reported instead, and
             Lambda's timeout never cuts a transaction short.
+        on_poison: What a handler registered without `on_poison=` does with
+            a record it cannot apply (`DYNASTREAM_ON_POISON`): `"report"` it
+            (the default; the batch stops there) or `"quarantine"` it and go
+            on. A handler's own `on_poison=` wins.
         log_level: The level of the `dynastream` logger
             (`DYNASTREAM_LOG_LEVEL`, default `"INFO"`).
         metrics: Whether to emit CloudWatch Embedded Metric Format metrics
@@ -171,6 +176,7 @@ class Settings:
     pool_max_overflow: int = attrs.field(default=0, validator=_at_least(0))
     pool_recycle_seconds: int = attrs.field(default=600, validator=_at_least(1))
     time_margin_seconds: float = attrs.field(default=10.0, validator=_at_least(0))
+    on_poison: str = attrs.field(default="report", validator=_one_of(_POISON_POLICIES))
     log_level: str = attrs.field(default="INFO", converter=_upper, validator=_one_of(_LOG_LEVELS))
     metrics: bool = attrs.field(default=True, validator=attrs.validators.instance_of(bool))
     metrics_namespace: str = attrs.field(default="dynastream", validator=_text)
@@ -231,6 +237,6 @@ def _parse(attribute: attrs.Attribute[Any], text: str) -> Any:
         if text.lower() in _FALSE:
             return False
         raise ConfigurationError(f"{variable} must be true or false; got {text!r}")
-    if attribute.name in ("credentials", "tls", "pool"):
+    if attribute.name in ("credentials", "tls", "pool", "on_poison"):
         return text.lower()
     return text

@@ -114,3 +114,26 @@ def test_unknown_poison_policy_is_refused() -> None:
     app = dynastream.App(database_url="sqlite://")
     with pytest.raises(dynastream.ConfigurationError, match="on_poison"):
         app.register("Orders", lambda records, uow: None, on_poison="ignore")  # type: ignore[arg-type]
+
+
+def test_the_default_poison_policy_comes_from_the_settings(
+    engine: sa.Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`DYNASTREAM_ON_POISON=quarantine` applies to handlers registered without `on_poison=`."""
+    monkeypatch.setenv("DYNASTREAM_ON_POISON", "quarantine")
+    following = make_app(engine)  # no on_poison=: the setting decides
+    poison = put("b", "1", S[1], label="x" * 41)
+
+    result = following.dispatch({"Records": [put("a", "1", S[0]), poison]})
+
+    assert ({"batchItemFailures": []}, 1) == (result.response(), len(set_aside(engine)))
+    explicit = make_app(engine, on_poison="report")  # a handler's own policy wins
+    again = explicit.dispatch({"Records": [put("c", "1", S[2], label="x" * 41)]})
+    assert [{"itemIdentifier": str(S[2])}] == again.response()["batchItemFailures"]
+
+
+def test_a_wrong_default_poison_policy_names_its_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DYNASTREAM_ON_POISON", "ignore")
+
+    with pytest.raises(dynastream.ConfigurationError, match="DYNASTREAM_ON_POISON"):
+        dynastream.Settings.from_env()
