@@ -12,10 +12,12 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import ssl
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -533,3 +535,65 @@ def test_iam_authentication_needs_a_user_and_host() -> None:
         create_engine(
             Settings(database_url="postgresql+psycopg:///app", credentials="iam"), IamAuthentication()
         )
+
+
+# --- The example handler, configured by DYNASTREAM_* variables alone -------------------------------------
+
+EXAMPLE_OVER_TLS = """
+import json
+import dynastream
+from examples.orders import handler
+from examples.orders.models import Base
+
+engine = handler.app.container.engine()
+Base.metadata.create_all(engine)
+handler.app.create_tables()
+response = handler.lambda_handler(dynastream.load_event("examples/orders/events/orders.json"), None)
+with engine.connect() as connection:
+    if connection.dialect.name == "postgresql":
+        sql = "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()"
+        encrypted = bool(connection.exec_driver_sql(sql).scalar())
+    else:
+        encrypted = bool(connection.exec_driver_sql("SHOW STATUS LIKE 'Ssl_cipher'").one()[1])
+    rows = connection.exec_driver_sql("SELECT count(*) FROM orders").scalar()
+Base.metadata.drop_all(engine)
+print(json.dumps({"response": response, "encrypted": encrypted, "rows": rows}))
+"""
+
+
+def run_example(url: sa.URL, ca_file: str, *, host: str) -> subprocess.CompletedProcess[str]:
+    """The Orders example's handler in a fresh process, as Lambda would load it."""
+    environment = {name: value for name, value in os.environ.items() if not name.startswith("DYNASTREAM_")}
+    environment.update(
+        DYNASTREAM_DATABASE_URL=url.set(host=host).render_as_string(hide_password=False),
+        DYNASTREAM_TLS="verify",
+        DYNASTREAM_TLS_CA_FILE=ca_file,
+    )
+    return subprocess.run(  # noqa: S603 - this interpreter, fixed code
+        [sys.executable, "-c", EXAMPLE_OVER_TLS],
+        cwd=Path(__file__).resolve().parent.parent,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_the_example_handler_connects_over_verified_tls_with_settings_alone(
+    server_url: str, tls_ca: str
+) -> None:
+    done = run_example(make_url(server_url), tls_ca, host="localhost")
+
+    assert 0 == done.returncode, done.stderr
+    assert {"response": {"batchItemFailures": []}, "encrypted": True, "rows": 2} == json.loads(done.stdout)
+
+
+def test_the_example_handler_refuses_a_server_whose_certificate_does_not_match(
+    server_url: str, tls_ca: str
+) -> None:
+    done = run_example(make_url(server_url), tls_ca, host="127.0.0.1")  # the certificate names localhost
+
+    assert 0 != done.returncode
+    assert re.search(r"(?i)does not match|hostname|certificate", done.stderr), done.stderr
+    assert "OperationalError" in done.stderr
