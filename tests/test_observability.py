@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import uuid
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -436,7 +437,9 @@ def test_powertools_logger_on_the_root_receives_the_fields_once(capsys: pytest.C
 
     stream = io.StringIO()
     root = logging.getLogger()
-    powertools = Logger(service="orders", logger_handler=logging.StreamHandler(stream))
+    # Powertools keeps one logger per service name, with the handler of its first creation:
+    # a name of this test's own, so that the handler is this test's stream.
+    powertools = Logger(service=f"orders-{uuid.uuid4().hex}", logger_handler=logging.StreamHandler(stream))
     handler = powertools.handlers[0] if powertools.handlers else powertools.registered_handler
     root.addHandler(handler)
     try:
@@ -464,7 +467,7 @@ def test_powertools_copied_config_is_kept(capsys: pytest.CaptureFixture[str]) ->
     from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 
     stream = io.StringIO()
-    powertools = Logger(service="payments", logger_handler=logging.StreamHandler(stream))
+    powertools = Logger(service=f"payments-{uuid.uuid4().hex}", logger_handler=logging.StreamHandler(stream))
     copy_config_to_registered_loggers(source_logger=powertools, include={"dynastream"})
     dynastream.configure_logging()
     app = dynastream.App(database_url="sqlite://")
