@@ -417,9 +417,13 @@ def metrics_sink(settings: Settings, environ: Mapping[str, str] | None = None) -
 def dynastream_logger(settings: Settings) -> logging.Logger:
     """
     Return the `dynastream` logger, at the level the settings give.
+
+    A level the application set on the logger itself wins: the settings'
+    level applies only to a logger nobody configured.
     """
     logger = logging.getLogger(LOGGER_NAME)
-    logger.setLevel(settings.log_level)
+    if logger.level == logging.NOTSET:
+        logger.setLevel(settings.log_level)
     return logger
 
 

@@ -504,3 +504,13 @@ def test_powertools_metrics_and_emf_flush_separately(
     assert ["Shop", "dynastream"] == namespaces
     for document in documents:
         validate_emf(document)
+
+
+def test_a_level_the_application_set_on_the_logger_wins_over_the_settings() -> None:
+    logger = logging.getLogger("dynastream")
+    logger.setLevel(logging.CRITICAL)
+    app = dynastream.App(database_url="sqlite://")
+
+    app.lambda_handler(ignore_orders(app), LambdaContext())
+
+    assert logging.CRITICAL == logger.level

@@ -65,6 +65,7 @@ def test_no_canary_in_logs_errors_or_results(
     json_handler.setFormatter(dynastream.JsonFormatter())
     logger = logging.getLogger("dynastream")
     level = logger.level
+    logger.setLevel(logging.NOTSET)  # unconfigured, so that DYNASTREAM_LOG_LEVEL applies
     logger.addHandler(json_handler)
     try:
         check_canaries(app, engine, caplog, json_lines, capsys)
