@@ -90,6 +90,7 @@ class _Shard:
     has_checkpoint: bool = False
     finished: bool = False
     from_latest: bool = False  # no checkpoint, open when the run started, start_at="latest"
+    first_read: str | None = None  # from LATEST, before any checkpoint: where reading began
     iterator: str | None = None
 
 
@@ -359,6 +360,10 @@ class StreamRunner:
         arguments: dict[str, Any] = {"StreamArn": self.stream_arn, "ShardId": shard.shard_id}
         if shard.position is not None:
             arguments.update(ShardIteratorType="AFTER_SEQUENCE_NUMBER", SequenceNumber=shard.position)
+        elif shard.first_read is not None:
+            # Read from LATEST, but nothing is known applied: start again where reading
+            # began, not at a new LATEST, which would skip what was read since.
+            arguments.update(ShardIteratorType="AT_SEQUENCE_NUMBER", SequenceNumber=shard.first_read)
         elif shard.from_latest:
             arguments.update(ShardIteratorType="LATEST")
         else:
@@ -400,6 +405,8 @@ class StreamRunner:
             `(whether the page had records, whether the shard ended)`.
         """
         records, next_iterator = self._get_records(shard)
+        if records and shard.from_latest and shard.position is None and shard.first_read is None:
+            shard.first_read = str(records[0]["dynamodb"]["SequenceNumber"])
         if records and not self._apply(shard, records):
             return True, False  # the outcome is unknown: read again from the checkpoint
         shard.iterator = next_iterator

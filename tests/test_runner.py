@@ -335,9 +335,10 @@ class FakeStreams:
         elif kind == "LATEST":
             index = len(records)
         else:
-            assert kind == "AFTER_SEQUENCE_NUMBER"
-            after = request["SequenceNumber"]
-            index = next(i + 1 for i, r in enumerate(records) if r["dynamodb"]["SequenceNumber"] == after)
+            assert kind in ("AFTER_SEQUENCE_NUMBER", "AT_SEQUENCE_NUMBER")
+            number = request["SequenceNumber"]
+            index = next(i for i, r in enumerate(records) if r["dynamodb"]["SequenceNumber"] == number)
+            index += kind == "AFTER_SEQUENCE_NUMBER"
         return {"ShardIterator": f"{shard_id}|{index}"}
 
     def get_records(self, ShardIterator: str, Limit: int) -> dict[str, Any]:  # noqa: N803
@@ -551,3 +552,44 @@ def test_the_run_command_says_when_the_database_refuses(
 
     assert 2 == status
     assert "the database refused: OperationalError: unable to open database file" in capsys.readouterr().err
+
+
+def test_a_lost_first_batch_of_a_latest_shard_is_read_again_from_where_reading_began(
+    engine: sa.Engine, app_for: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before any checkpoint, an unknown outcome must not take a new LATEST (skipping what was read)."""
+    fake = FakeStreams()
+    fake.add_shard("shard-a")
+    fake.put("shard-a", "old", 1)  # before the run: skipped by LATEST
+    app = app_for("Split")
+    dispatch = app.dispatch
+    lost = iter([True])
+
+    def lose_the_first(*args: Any, **kwargs: Any) -> dynastream.BatchResult:
+        if next(lost, False):
+            raise dynastream.CommitOutcomeUnknownError("lost before COMMIT answered")
+        return dispatch(*args, **kwargs)
+
+    monkeypatch.setattr(app, "dispatch", lose_the_first)
+    idle = threading.Event()
+    stop = threading.Event()
+    runner = StreamRunner(
+        app,
+        "Split",
+        stream_arn=ARN,
+        clients=FakeClients(fake),  # type: ignore[arg-type]
+        start_at="latest",
+        poll_interval=0.01,
+        on_progress=lambda progress: progress.caught_up and idle.set(),
+    )
+    thread = threading.Thread(target=runner.run, kwargs={"stop": stop})
+    thread.start()
+    try:
+        assert idle.wait(30)  # it holds its LATEST iterator
+        new = [fake.put("shard-a", f"k{n}", n) for n in range(3)]
+        wait_for(lambda: len(logged(engine)) == 3)
+    finally:
+        stop.set()
+        thread.join()
+
+    assert new == logged(engine)
