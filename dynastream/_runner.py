@@ -235,6 +235,7 @@ class StreamRunner:
         self._checkpoints: _Checkpoints | None = None
         self._progress: RunnerProgress | None = None
         self._first_look = True
+        self._next_refresh = 0.0
 
     @property
     def stream_arn(self) -> str:
@@ -267,30 +268,46 @@ class StreamRunner:
         self._progress = RunnerProgress(self.table_name, stream_arn)
         self._first_look = True
         self._refresh()
-        next_refresh = time.monotonic() + self._refresh_interval
+        self._next_refresh = time.monotonic() + self._refresh_interval
+        trouble = _Trouble()
         while not stop.is_set():
-            if time.monotonic() >= next_refresh:
-                self._refresh()
-                next_refresh = time.monotonic() + self._refresh_interval
-            ready = self._ready()
-            changed = False
-            read_any = False
-            for shard in ready:
-                if stop.is_set():
-                    break
-                busy, ended = self._read_once(shard)
-                read_any = read_any or busy
-                changed = changed or ended
-            if changed:
-                self._refresh()
-                next_refresh = time.monotonic() + self._refresh_interval
+            try:
+                caught_up = self._round(stop)
+            except SourceError as error:
+                # Throttling, a network blip or a 5xx that outlasted botocore's own
+                # retries: wait and go on (positions are only ever moved by commits).
+                if not _is_transient_aws(error.__cause__) or not trouble.wait(stop, error):
+                    raise
                 continue
-            if not read_any:
+            trouble.clear()
+            if caught_up:
                 self._update(lag_seconds=0.0, caught_up=True)
                 if until_caught_up:
                     break
                 stop.wait(self._poll_interval)
         return self._report()
+
+    def _round(self, stop: threading.Event) -> bool:
+        """
+        Read one page of every shard ready to be read, and apply it.
+
+        Returns:
+            Whether the round found nothing new (and no shard ended).
+        """
+        if time.monotonic() >= self._next_refresh:
+            self._refresh()
+            self._next_refresh = time.monotonic() + self._refresh_interval
+        changed = read_any = False
+        for shard in self._ready():
+            if stop.is_set():
+                break
+            busy, ended = self._read_once(shard)
+            read_any = read_any or busy
+            changed = changed or ended
+        if changed:
+            self._refresh()
+            self._next_refresh = time.monotonic() + self._refresh_interval
+        return not read_any and not changed
 
     @property
     def _store(self) -> _Checkpoints:
@@ -544,3 +561,48 @@ def _lag(record: Mapping[str, Any]) -> float | None:
     if isinstance(created, (int, float)):
         return max(0.0, time.time() - float(created))
     return None
+
+
+# Errors of the AWS side worth waiting out: throttling, server errors, the network.
+_TRANSIENT_AWS_CODES = frozenset(
+    {
+        "InternalServerError",
+        "LimitExceededException",
+        "ProvisionedThroughputExceededException",
+        "RequestLimitExceeded",
+        "ServiceUnavailable",
+        "ThrottlingException",
+    }
+)
+
+
+def _is_transient_aws(error: BaseException | None) -> bool:
+    from botocore import exceptions as aws
+
+    if isinstance(error, aws.ClientError):
+        return error.response.get("Error", {}).get("Code", "") in _TRANSIENT_AWS_CODES
+    return isinstance(error, (aws.ConnectionError, aws.HTTPClientError))
+
+
+class _Trouble:
+    """
+    Consecutive failures to reach the stream, waited out with backoff for a while.
+    """
+
+    def __init__(self) -> None:
+        self._since: float | None = None
+        self._delay = 0.5
+
+    def clear(self) -> None:
+        self._since, self._delay = None, 0.5
+
+    def wait(self, stop: threading.Event, error: SourceError) -> bool:
+        """Wait before the next try; return False once it has gone on too long."""
+        now = time.monotonic()
+        self._since = now if self._since is None else self._since
+        if now - self._since + self._delay > _GIVE_UP_SECONDS:
+            return False
+        _log.warning("%s; trying again in %.1f s", error, self._delay)
+        stop.wait(self._delay)
+        self._delay = min(self._delay * 2, 30.0)
+        return True

@@ -593,3 +593,34 @@ def test_a_lost_first_batch_of_a_latest_shard_is_read_again_from_where_reading_b
         thread.join()
 
     assert new == logged(engine)
+
+
+def test_throttling_outlasting_botocore_retries_is_waited_out_and_a_missing_stream_is_not(
+    engine: sa.Engine, app_for: Any
+) -> None:
+    from botocore.exceptions import ClientError
+
+    fake = FakeStreams()
+    fake.add_shard("shard-a")
+    numbers = [fake.put("shard-a", f"k{n}", n) for n in range(3)]
+    read = fake.get_records
+    refusals = iter([ClientError({"Error": {"Code": "LimitExceededException"}}, "GetRecords")] * 2)
+
+    def throttled(**request: Any) -> dict[str, Any]:
+        refusal = next(refusals, None)
+        if refusal is not None:
+            raise refusal
+        return read(**request)
+
+    fake.get_records = throttled  # type: ignore[method-assign]
+    runner = StreamRunner(app_for("Split"), "Split", stream_arn=ARN, clients=FakeClients(fake))  # type: ignore[arg-type]
+
+    assert 3 == runner.run(until_caught_up=True).applied
+    assert numbers == logged(engine)
+
+    def gone(**request: Any) -> dict[str, Any]:
+        raise ClientError({"Error": {"Code": "ResourceNotFoundException", "Message": "gone"}}, "GetRecords")
+
+    fake.get_records = gone  # type: ignore[method-assign]
+    with pytest.raises(SourceError, match="not found"):
+        StreamRunner(app_for("Split"), "Split", stream_arn=ARN, clients=FakeClients(fake)).run()  # type: ignore[arg-type]
