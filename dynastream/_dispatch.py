@@ -31,6 +31,7 @@ from .exceptions import (
     NoHandlerError,
     TimeBudgetError,
     UnitOfWorkError,
+    _describe_error,
 )
 
 if TYPE_CHECKING:
@@ -131,18 +132,6 @@ class _Lane:
         return self.records[low:high]
 
 
-def _describe(error: BaseException) -> str:
-    """
-    Name an error for a log line or the quarantine.
-
-    dynastream's own messages never quote values; other exceptions' messages
-    may, so only their type is given.
-    """
-    if isinstance(error, DynastreamError):
-        return f"{type(error).__name__}: {error}"
-    return type(error).__name__
-
-
 def _quarantine(
     connection: Connection, record: StreamRecord[Item], error: BaseException, *, keep_raw: bool, now: datetime
 ) -> None:
@@ -169,7 +158,7 @@ def _quarantine(
             "sequence_number": record.item_identifier.zfill(40),
             "item_keys": json.dumps(record.keys, default=str, ensure_ascii=False, sort_keys=True),
             "error_type": f"{type(error).__module__}.{type(error).__qualname__}",
-            "error_message": _describe(error),
+            "error_message": _describe_error(error),
             "raw": json.dumps(record.raw, default=_raw_json, ensure_ascii=False) if keep_raw else None,
             "quarantined_at": now,
         },
@@ -502,7 +491,7 @@ class Dispatcher:
             failure.index,
             failure.event_id,
             failure.item_identifier,
-            _describe(error),
+            _describe_error(error),
             outcome,
             exc_info=None if isinstance(error, DynastreamError) else error,
         )

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._aws import AwsClients, call
 from ._events import _arn_table, load_event
-from .exceptions import MalformedEventError, SourceError
+from .exceptions import MalformedEventError, SourceError, _describe_error
 
 if TYPE_CHECKING:
     import argparse
@@ -159,18 +159,12 @@ def replay_command(arguments: argparse.Namespace, app: Any) -> int:
         failure = result.failure
         print(
             f"dynastream: record #{failure.index} SequenceNumber={failure.item_identifier}"
-            f" (eventID={failure.event_id}) failed: {_describe(failure.error)}; the records after it"
+            f" (eventID={failure.event_id}) failed: {_describe_error(failure.error)}; the records after it"
             " were not applied",
             file=sys.stderr,
         )
         return 1
     return 0
-
-
-def _describe(error: BaseException) -> str:
-    from ._dispatch import _describe as describe
-
-    return describe(error)
 
 
 def _is_typed(value: Any) -> bool:

@@ -276,7 +276,7 @@ class StreamRunner:
             except SourceError as error:
                 # Throttling, a network blip or a 5xx that outlasted botocore's own
                 # retries: wait and go on (positions are only ever moved by commits).
-                if not _is_transient_aws(error.__cause__) or not trouble.wait(stop, error):
+                if not _is_transient_aws(error.__cause__) or not trouble.wait(str(error), stop):
                     raise
                 continue
             trouble.clear()
@@ -521,17 +521,13 @@ class StreamRunner:
         A database that stays unreachable for `_GIVE_UP_SECONDS` ends the run
         with its last error (a supervisor restarts the runner, which resumes).
         """
-        delay = 0.5
-        deadline = time.monotonic() + _GIVE_UP_SECONDS
+        trouble = _Trouble()
         while True:
             try:
                 return function()
             except Exception as error:
-                if not is_transient(error) or time.monotonic() + delay > deadline:
+                if not is_transient(error) or not trouble.wait(f"could not {doing} ({type(error).__name__})"):
                     raise
-                _log.warning("could not %s (%s); retrying in %.1f s", doing, type(error).__name__, delay)
-                time.sleep(delay)
-                delay = min(delay * 2, 30.0)
 
     # Progress
 
@@ -586,7 +582,10 @@ def _is_transient_aws(error: BaseException | None) -> bool:
 
 class _Trouble:
     """
-    Consecutive failures to reach the stream, waited out with backoff for a while.
+    Consecutive failures (of the stream or the database), waited out with backoff.
+
+    The wait doubles from 0.5 s up to 30 s; after `_GIVE_UP_SECONDS` of
+    failures in a row, `wait` says to give up.
     """
 
     def __init__(self) -> None:
@@ -596,13 +595,13 @@ class _Trouble:
     def clear(self) -> None:
         self._since, self._delay = None, 0.5
 
-    def wait(self, stop: threading.Event, error: SourceError) -> bool:
-        """Wait before the next try; return False once it has gone on too long."""
+    def wait(self, what: str, stop: threading.Event | None = None) -> bool:
+        """Log `what`, wait before the next try; return False once it has gone on too long."""
         now = time.monotonic()
         self._since = now if self._since is None else self._since
         if now - self._since + self._delay > _GIVE_UP_SECONDS:
             return False
-        _log.warning("%s; trying again in %.1f s", error, self._delay)
-        stop.wait(self._delay)
+        _log.warning("%s; trying again in %.1f s", what, self._delay)
+        (stop or threading.Event()).wait(self._delay)
         self._delay = min(self._delay * 2, 30.0)
         return True

@@ -57,6 +57,18 @@ class DynastreamError(Exception):
     """
 
 
+def _describe_error(error: BaseException) -> str:
+    """
+    Name an error for a log line, a message or the quarantine, quoting no value.
+
+    dynastream's own messages never quote attribute values; other exceptions'
+    messages may (a driver error can quote a row), so only their type is given.
+    """
+    if isinstance(error, DynastreamError):
+        return f"{type(error).__name__}: {error}"
+    return type(error).__name__
+
+
 class ConfigurationError(DynastreamError):
     """
     The application is wired wrongly.
@@ -335,10 +347,7 @@ class RecordFailedError(DynastreamError):
     """
 
     def __init__(self, shard_id: str, failure: RecordFailure) -> None:
-        error = failure.error
-        reason = (
-            f"{type(error).__name__}: {error}" if isinstance(error, DynastreamError) else type(error).__name__
-        )
+        reason = _describe_error(failure.error)
         super().__init__(
             f"shard {shard_id}: record SequenceNumber={failure.item_identifier}"
             f" (eventID={failure.event_id}) cannot be applied: {reason}"
@@ -364,10 +373,7 @@ class BackfillError(DynastreamError):
     """
 
     def __init__(self, table_name: str, *, segment: int, position: int, failure: RecordFailure) -> None:
-        error = failure.error
-        reason = (
-            f"{type(error).__name__}: {error}" if isinstance(error, DynastreamError) else type(error).__name__
-        )
+        reason = _describe_error(failure.error)
         super().__init__(
             f"backfill of {table_name!r} stopped at item #{position} of segment {segment}"
             f" (eventID={failure.event_id}): it cannot be applied: {reason}"
