@@ -76,7 +76,7 @@ def order_table(name: str, metadata: sa.MetaData) -> sa.Table:
     return sa.Table(
         name,
         metadata,
-        sa.Column("id", sa.String(40), primary_key=True),
+        sa.Column("id", dynastream.ExactString(40), primary_key=True),
         sa.Column("customer_id", sa.String(20), nullable=False),
         sa.Column("email", sa.String(100), nullable=False),
         sa.Column("status", sa.String(16), nullable=False),

@@ -30,7 +30,7 @@ from .exceptions import (
     TimeBudgetError,
     UnitOfWorkError,
 )
-from .schema import deleted_column, sequence_column
+from .schema import ExactString, deleted_column, sequence_column
 from .typing import Item, Mapper, StreamEventHandler
 
 if _TYPE_CHECKING:
@@ -55,6 +55,7 @@ __all__ = [
     "EmfMetrics",
     "EventBatch",
     "EventName",
+    "ExactString",
     "Item",
     "JsonFormatter",
     "MalformedEventError",

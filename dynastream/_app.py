@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     import sqlalchemy as sa
     from dependency_injector import containers
     from sqlalchemy import Connection, Engine
+    from sqlalchemy.engine import Dialect
 
     from ._records import StreamRecord
     from ._replication import DeletePolicy, TtlPolicy
@@ -227,7 +228,7 @@ class App:
             >>> import sqlalchemy as sa, dynastream
             >>> orders = sa.Table(
             ...     "orders", sa.MetaData(),
-            ...     sa.Column("order_id", sa.String(64), primary_key=True),
+            ...     sa.Column("order_id", dynastream.ExactString(64), primary_key=True),
             ...     sa.Column("total", sa.Numeric(12, 2)),
             ...     dynastream.sequence_column(),
             ... )
@@ -241,9 +242,15 @@ class App:
         columns = _table_columns(into)
         excluded = tuple(name for name in (sequence_column, deleted_column) if name in columns)
 
-        def row_mapper_for(dialect_name: str | None) -> RowMapper:
+        def row_mapper_for(dialect: Dialect | None, charsets: Mapping[str, str] | None = None) -> RowMapper:
             return RowMapper(
-                into, renames=renames, naming=naming, extra=extra, exclude=excluded, dialect=dialect_name
+                into,
+                renames=renames,
+                naming=naming,
+                extra=extra,
+                exclude=excluded,
+                dialect=dialect,
+                charsets=charsets,
             )
 
         handler = ReplicationHandler(

@@ -9,6 +9,7 @@ database would round, truncate, pad or reinterpret.
 from __future__ import annotations
 
 import base64
+import math
 import re
 import struct
 import uuid
@@ -24,7 +25,17 @@ if TYPE_CHECKING:
 
     import sqlalchemy as sa
 
-__all__ = ["REQUIRED", "Unfit", "converter_for", "extra_converter", "fill_for", "typed_json_converter_for"]
+__all__ = [
+    "REQUIRED",
+    "Unfit",
+    "canonical_number_text",
+    "check_text",
+    "converter_for",
+    "extra_converter",
+    "fill_for",
+    "mapped_converter_for",
+    "typed_json_converter_for",
+]
 
 _INTEGER_NAMES: Final = {8: "TINYINT", 16: "SMALLINT", 24: "MEDIUMINT", 32: "INTEGER", 64: "BIGINT"}
 
@@ -46,9 +57,18 @@ _EXACT: Final = Context(prec=1000, Emax=10_000, Emin=-10_000)
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _FRACTION: Final = re.compile(r"[.,](\d+)").search
 _ISO_DATE: Final = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII).fullmatch
-# SQLAlchemy stores Numeric as a float on SQLite: 15 significant digits
-# survive any decimal -> double -> decimal round trip (DBL_DIG).
-_SQLITE_NUMERIC_DIGITS: Final = 15
+# SQLite has 64-bit integers only (https://www.sqlite.org/datatype3.html).
+_SQLITE_INTEGERS: Final = range(-(2**63), 2**63)
+# MariaDB's JSON documents nest 32 levels at most (JSON_DEPTH 32; deeper ones
+# fail JSON_VALID, the check of its JSON columns); MySQL 8.0 takes 100.
+_MARIADB_JSON_DEPTH: Final = 32
+# Text no encoding can carry: a lone UTF-16 surrogate.
+_SURROGATE: Final = re.compile("[\ud800-\udfff]").search
+# MySQL's latin1 is cp1252 plus the five bytes cp1252 leaves undefined, read as
+# the C1 controls of the same number
+# (https://dev.mysql.com/doc/refman/8.0/en/charset-we-sets.html).
+_MYSQL_LATIN1_EXTRA: Final = frozenset("\x81\x8d\x8f\x90\x9d")
+_BEYOND_BMP: Final = re.compile("[\U00010000-\U0010ffff]").search
 # MySQL and MariaDB send a FLOAT (32-bit) as text with 6 significant digits
 # (FLT_DIG), so one with more, or a subnormal one, reads back as another number.
 _FLT_DIG: Final = 6
@@ -91,8 +111,133 @@ def _kind(value: object) -> str:
     return _KINDS.get(type(value)) or f"a value of type {type(value).__name__}"
 
 
+def check_text(text: str) -> str:
+    """
+    Return `text`, or raise `Unfit` when it holds a lone surrogate.
+
+    Such a string has no UTF-8 form, so no database (and no quarantine) can
+    take it; DynamoDB never sends one.
+    """
+    if text.isascii() or _SURROGATE(text) is None:
+        return text
+    raise Unfit("text that is not valid Unicode (a lone surrogate)")
+
+
+def canonical_number_text(value: Decimal) -> str:
+    """
+    Return a number as DynamoDB keeps it: plain digits, no trailing zeros.
+
+    `1.50`, `1.5` and `15E-1` are one DynamoDB number, so they give one text,
+    `1.5`; `-0` gives `0`.
+    """
+    if not value:
+        return "0"
+    return format(value.normalize(_EXACT), "f")
+
+
+# MySQL character sets, and PostgreSQL server encodings, by the Python codec
+# that encodes exactly what they hold. utf8mb4, UTF8, utf16, utf32 and gb18030
+# hold all of Unicode and need no check; one not listed is left to the server.
+_CODECS: Final = {
+    "ascii": "ascii",
+    "latin2": "iso8859_2",
+    "latin5": "iso8859_9",
+    "latin7": "iso8859_13",
+    "greek": "iso8859_7",
+    "hebrew": "iso8859_8",
+    "cp1250": "cp1250",
+    "cp1251": "cp1251",
+    "cp1256": "cp1256",
+    "cp1257": "cp1257",
+    "cp850": "cp850",
+    "cp852": "cp852",
+    "cp866": "cp866",
+    "koi8r": "koi8_r",
+    "koi8u": "koi8_u",
+    "macroman": "mac_roman",
+    "sjis": "shift_jis",
+    "cp932": "cp932",
+    "ujis": "euc_jp",
+    "eucjpms": "euc_jp",
+    "euckr": "euc_kr",
+    "gb2312": "gb2312",
+    "gbk": "gbk",
+    "big5": "big5",
+    "tis620": "tis_620",
+    # PostgreSQL's names (https://www.postgresql.org/docs/current/multibyte.html)
+    "latin1": "latin_1",
+    "latin9": "iso8859_15",
+    "win1250": "cp1250",
+    "win1251": "cp1251",
+    "win1252": "cp1252",
+    "win1256": "cp1256",
+    "win1257": "cp1257",
+    "euc_jp": "euc_jp",
+    "euc_kr": "euc_kr",
+    "koi8": "koi8_r",
+    "iso_8859_5": "iso8859_5",
+    "iso_8859_7": "iso8859_7",
+    "iso_8859_8": "iso8859_8",
+}
+
+
+def charset_check(charset: str | None, *, mysql: bool) -> Callable[[str], None] | None:
+    """
+    Return a check that text fits a column's character set, or `None` if all does.
+
+    `charset` is the name the database gives (MySQL's `CHARACTER_SET_NAME`,
+    PostgreSQL's `server_encoding`). Text the set cannot hold would be
+    replaced by `?` or refused by the server; the check refuses it first, so
+    that the error names the record and the column.
+    """
+    if charset is None:
+        return None
+    name = charset.lower()
+    if name in ("utf8mb3", "utf8", "ucs2") and mysql:
+        # MySQL's utf8 is utf8mb3: three bytes, the Basic Multilingual Plane only.
+        def fits_bmp(text: str) -> None:
+            if not text.isascii() and _BEYOND_BMP(text) is not None:
+                raise Unfit(f"a character beyond the Basic Multilingual Plane, which {charset} cannot hold")
+
+        return fits_bmp
+    if name == "latin1" and mysql:
+        return _fits_mysql_latin1
+    codec = _CODECS.get(name)
+    if codec is None:
+        return None
+
+    def fits(text: str) -> None:
+        if text.isascii():  # every set listed holds ASCII as ASCII
+            return
+        try:
+            text.encode(codec)
+        except UnicodeEncodeError:
+            raise Unfit(f"a character that the {charset} character set cannot hold") from None
+
+    return fits
+
+
+def _fits_mysql_latin1(text: str) -> None:
+    if text.isascii():
+        return
+    try:
+        text.encode("cp1252")
+    except UnicodeEncodeError:
+        for character in text:
+            if character not in _MYSQL_LATIN1_EXTRA and not _encodes(character, "cp1252"):
+                raise Unfit("a character that the latin1 character set cannot hold") from None
+
+
+def _encodes(character: str, codec: str) -> bool:
+    try:
+        character.encode(codec)
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def extra_converter(
-    column: sa.Column[Any], dialect: str | None
+    column: sa.Column[Any], dialect: str | None, *, mariadb: bool = False
 ) -> tuple[Callable[[Any], Any], Callable[[Any], Any]]:
     """
     Return the JSON converters of the `extra` column, which must be JSON.
@@ -111,11 +256,11 @@ def extra_converter(
             f"extra column {column.name!r} must be a JSON column to keep attributes as an object,"
             f" not {type(type_).__name__}"
         )
-    return _json_walkers(type_, dialect)
+    return _json_walkers(type_, dialect, mariadb=mariadb, top_level=False)
 
 
 def typed_json_converter_for(
-    column_type: sa.types.TypeEngine[Any], dialect: str | None
+    column_type: sa.types.TypeEngine[Any], dialect: str | None, *, mariadb: bool = False
 ) -> Callable[[Any], Any] | None:
     """
     Return a JSON column's converter of attribute values, or `None` for other types.
@@ -128,7 +273,7 @@ def typed_json_converter_for(
     import sqlalchemy as sa
 
     type_ = _dialect_type(column_type, dialect)
-    return _json_walkers(type_, dialect)[1] if isinstance(type_, sa.JSON) else None
+    return _json_walkers(type_, dialect, mariadb=mariadb)[1] if isinstance(type_, sa.JSON) else None
 
 
 def _dialect_type(type_: sa.types.TypeEngine[Any], dialect: str | None) -> sa.types.TypeEngine[Any]:
@@ -169,9 +314,27 @@ def fill_for(column: sa.Column[Any], dialect: str | None) -> Any:
 # --- converters, one chosen per column ----------------------------------------
 
 
-def converter_for(column_type: sa.types.TypeEngine[Any], dialect: str | None) -> Callable[[Any], Any]:  # noqa: PLR0911 - one return per family
+def converter_for(  # noqa: PLR0911 - one return per family
+    column_type: sa.types.TypeEngine[Any],
+    dialect: str | None,
+    *,
+    mariadb: bool = False,
+    key: bool = False,
+    charset: str | None = None,
+) -> Callable[[Any], Any]:
     """
     Choose the converter for a column type (and `dialect`'s rules).
+
+    Args:
+        column_type: The column's declared type.
+        dialect: The SQLAlchemy dialect name written to (it selects
+            `with_variant` types), or `None` for rules that hold everywhere.
+        mariadb: The server is MariaDB (its JSON nests 32 levels at most).
+        key: The column is part of the primary key: its values must tell
+            DynamoDB keys apart exactly, so a spelling that several keys share
+            (ISO 8601 text for a `DateTime`, a UUID in capitals) is refused.
+        charset: The column's character set as the database names it, when
+            known; text it cannot hold is refused.
     """
     import sqlalchemy as sa
 
@@ -180,7 +343,7 @@ def converter_for(column_type: sa.types.TypeEngine[Any], dialect: str | None) ->
     if isinstance(type_, sa.Boolean):
         return _boolean
     if isinstance(type_, sa.JSON):
-        return _json_walkers(type_, dialect)[0]
+        return _json_walkers(type_, dialect, mariadb=mariadb)[0]
     if isinstance(type_, sa.ARRAY):
         return _array_converter(type_, dialect)
     if isinstance(type_, sa.Integer):
@@ -190,18 +353,82 @@ def converter_for(column_type: sa.types.TypeEngine[Any], dialect: str | None) ->
     if isinstance(type_, sa.Numeric):
         return _numeric_converter(type_, dialect)
     if isinstance(type_, sa.String):
-        return _string_converter(type_, dialect)
+        return _string_converter(type_, dialect, charset=charset)
     if isinstance(type_, sa.types._Binary):  # the base of LargeBinary, BINARY, VARBINARY
         return _binary_converter(type_, mysql=mysql)
     if isinstance(type_, sa.DateTime):
-        return _datetime_converter(type_, mysql=mysql)
+        return _datetime_converter(type_, mysql=mysql, key=key)
     if isinstance(type_, sa.Date):
         return _date
     if isinstance(type_, sa.Time):
-        return _time_converter(type_, mysql=mysql)
+        return _time_converter(type_, mysql=mysql, key=key)
     if isinstance(type_, sa.Uuid):
-        return _uuid if type_.as_uuid else _uuid_text
+        convert = _uuid if type_.as_uuid else _uuid_text
+        return _canonical_uuid(convert) if key else convert
     return _passthrough_converter(type_)
+
+
+def mapped_converter_for(
+    column_type: sa.types.TypeEngine[Any],
+    dialect: str | None,
+    *,
+    mariadb: bool = False,
+    key: bool = False,
+    charset: str | None = None,
+) -> Callable[[Any], Any]:
+    """
+    Return the converter of what a custom mapper gives for a column.
+
+    A mapper gives Python values (`int`, `float`, `str`, `datetime`...)
+    rather than DynamoDB ones; they get the checks that `converter_for`
+    applies to items, so that the server never rounds or truncates them.
+    """
+    import sqlalchemy as sa
+
+    convert = converter_for(column_type, dialect, mariadb=mariadb, key=key, charset=charset)
+    type_ = _dialect_type(column_type, dialect)
+    if isinstance(type_, sa.Enum) and type_.enum_class is not None:
+        enum_class = type_.enum_class
+
+        def convert_enum(value: Any) -> Any:
+            return value if isinstance(value, enum_class) else convert(_item_value(value))
+
+        return convert_enum
+    if isinstance(type_, (sa.Boolean, sa.JSON, sa.ARRAY)) or not _has_rule(type_):
+        return convert  # they take Python values as they are
+
+    def convert_mapped(value: Any) -> Any:
+        return convert(_item_value(value))
+
+    return convert_mapped
+
+
+def _has_rule(type_: sa.types.TypeEngine[Any]) -> bool:
+    import sqlalchemy as sa
+
+    return isinstance(
+        type_, (sa.Integer, sa.Float, sa.Numeric, sa.String, sa.types._Binary, sa.DateTime, sa.Date, sa.Time)
+    )
+
+
+def _item_value(value: Any) -> Any:
+    """
+    Return a Python value as the item value the converters take.
+
+    An `int` or `float` becomes the `Decimal` it spells, other binary types
+    `bytes`; anything else is left as it is.
+    """
+    cls = value.__class__
+    if cls is int:
+        return Decimal(value)
+    if cls is float:
+        return Decimal(repr(value)) if math.isfinite(value) else value
+    if cls is bytearray or cls is memoryview:
+        return bytes(value)
+    return value
+
+
+_INF: Final = float("inf")
 
 
 def _boolean(value: Any) -> bool:
@@ -267,15 +494,15 @@ def _numeric_converter(type_: sa.Numeric[Any], dialect: str | None) -> Callable[
         precision, scale = 10, 0
     elif precision is not None and scale is None:
         scale = 0  # NUMERIC(p) is NUMERIC(p, 0) in SQL
-    elif dialect == "sqlite" and scale is None:
-        # SQLite keeps the float, and SQLAlchemy reads it back rounded to
-        # `decimal_return_scale` (10) places: more would not come back.
-        scale = 10 if type_.decimal_return_scale is None else type_.decimal_return_scale
-    float_storage = dialect == "sqlite"
     label = f"{type(type_).__name__}({precision}, {scale})" if precision is not None else type(type_).__name__
     if dialect in ("mysql", "mariadb") and type_.precision is None:
         label = f"{type(type_).__name__}, DECIMAL(10, 0) on MySQL"
     integer_digits = None if precision is None else precision - (scale or 0)
+    # SQLite has no decimal type: SQLAlchemy binds a Numeric as a float and
+    # reads it back through text with a fixed number of places (the
+    # decimal_return_scale, else the scale, else 10), so only numbers that
+    # come back the same that way are kept exactly.
+    read_back = _sqlite_numeric_read_back(type_) if dialect == "sqlite" else None
 
     def convert(value: Any) -> Decimal:
         if not isinstance(value, Decimal):
@@ -285,20 +512,38 @@ def _numeric_converter(type_: sa.Numeric[Any], dialect: str | None) -> Callable[
         if not value.is_finite():
             raise Unfit(f"a number that is not finite does not fit {label}")
         if scale is not None and not _is_integral(value.scaleb(scale, _EXACT)):
-            where = (
-                label if type_.scale is not None or not float_storage else f"{label}, read back so on SQLite"
-            )
-            raise Unfit(f"more than {scale} decimal place{'' if scale == 1 else 's'} ({where})")
+            raise Unfit(f"more than {scale} decimal place{'' if scale == 1 else 's'} ({label})")
         if integer_digits is not None and value.adjusted() >= integer_digits:
             raise Unfit(f"more than {integer_digits} digits before the decimal point ({label})")
-        if float_storage and _significant_digits(value) > _SQLITE_NUMERIC_DIGITS:
+        if read_back is not None and read_back(value) != value:
             raise Unfit(
-                f"more than {_SQLITE_NUMERIC_DIGITS} significant digits"
-                f" ({label} is stored as a float on SQLite)"
+                f"a number that SQLite, which stores {label} as a float, would give back as another number"
             )
         return value
 
     return convert
+
+
+def _sqlite_numeric_read_back(type_: sa.Numeric[Any]) -> Callable[[Decimal], Any]:
+    """
+    Return what SQLAlchemy reads back on SQLite for a number bound to `type_`.
+
+    The float it binds is stored as a REAL (or an INTEGER when integral), and
+    read back as a `Decimal` through `"%.<scale>f"`, or as the float itself
+    with `asdecimal=False`.
+    """
+    if not type_.asdecimal:
+        return lambda value: Decimal(repr(float(value)))
+    places = type_._effective_decimal_return_scale
+    template = f"%.{places}f"
+
+    def read_back(value: Decimal) -> Decimal:
+        number = float(value)
+        if number in (_INF, -_INF):
+            return Decimal("NaN")  # out of range: compares unequal to every number
+        return Decimal(template % number)
+
+    return read_back
 
 
 def _float_bits(type_: sa.Float[Any], dialect: str | None) -> int:
@@ -380,7 +625,7 @@ def _shortest_single(number: float) -> str:
     return repr(single)  # pragma: no cover - nine digits always identify a float32
 
 
-def _string_converter(type_: sa.String, dialect: str | None) -> Callable[[Any], str]:
+def _string_converter(type_: sa.String, dialect: str | None, *, charset: str | None) -> Callable[[Any], str]:
     import sqlalchemy as sa
 
     length = type_.length
@@ -390,13 +635,19 @@ def _string_converter(type_: sa.String, dialect: str | None) -> Callable[[Any], 
     fixed = type_.__visit_name__ in ("CHAR", "NCHAR") and length is not None
     mysql = dialect in ("mysql", "mariadb")
     byte_limit = _MYSQL_BYTE_LIMITS.get(type_.__visit_name__.upper()) if mysql and length is None else None
+    codec = _CODECS.get((charset or "").lower()) if byte_limit is not None else None
     no_nul = dialect == "postgresql"
+    fits = charset_check(charset, mysql=mysql)
 
     def convert(value: Any) -> str:
         if isinstance(value, str):
             text = value
+            if not text.isascii() and _SURROGATE(text) is not None:
+                raise Unfit("text that is not valid Unicode (a lone surrogate)")
         elif isinstance(value, Decimal):
-            text = str(value)
+            if not value.is_finite():
+                raise Unfit(f"a number that is not finite ({label} column)")
+            text = canonical_number_text(value)
         else:
             raise Unfit(f"{_kind(value)} is not text ({label} column)")
         if allowed is not None:
@@ -409,8 +660,13 @@ def _string_converter(type_: sa.String, dialect: str | None) -> Callable[[Any], 
             # CHAR(n) pads shorter text with spaces (PostgreSQL returns them;
             # MySQL strips trailing spaces on reading).
             raise Unfit(f"text of another length than {length} characters (or ending in a space) for {label}")
-        if byte_limit is not None and len(text) * 4 > byte_limit and len(text.encode()) > byte_limit:
-            raise Unfit(f"more than {byte_limit} bytes of UTF-8 do not fit {label} on MySQL")
+        if fits is not None:
+            fits(text)
+        if byte_limit is not None and len(text) * 4 > byte_limit:
+            size = len(text.encode(codec or "utf-8", "replace"))
+            if size > byte_limit:
+                encoding = "UTF-8" if codec is None else str(charset)
+                raise Unfit(f"more than {byte_limit} bytes of {encoding} do not fit {label} on MySQL")
         if no_nul and "\x00" in text:
             raise Unfit("text containing a NUL character, which PostgreSQL cannot store")
         return text
@@ -442,28 +698,33 @@ def _binary_converter(type_: sa.types._Binary, *, mysql: bool) -> Callable[[Any]
 # --- JSON --------------------------------------------------------------------
 
 
-def _json_walkers(type_: sa.JSON, dialect: str | None) -> tuple[Callable[[Any], Any], Callable[[Any], Any]]:
+def _json_walkers(
+    type_: sa.JSON, dialect: str | None, *, mariadb: bool = False, top_level: bool = True
+) -> tuple[Callable[[Any], Any], Callable[[Any], Any]]:
     """
     Return the converters to values `json.dumps` takes, exactly.
 
     Sets become arrays sorted by value (strings by code point, numbers
     numerically, binary by its bytes), binary base64 text, numbers an `int`
     or a `float` that reads back as the same number. The first converter
-    takes deserialized values, the second attribute values as events carry
-    them (see `typed_json_converter_for`).
+    takes deserialized values (and the `int`s and `float`s a custom mapper
+    gives), the second attribute values as events carry them (see
+    `typed_json_converter_for`). `top_level` says the value is the column's
+    whole value (not a member of the extra column's object).
     """
-    no_nul = dialect == "postgresql" and type_.__visit_name__ == "JSONB"
-    int_range = _MYSQL_JSON_INTEGERS if dialect == "mysql" else None
+    # Every JSON value travels to PostgreSQL inside a JSONB document, which
+    # cannot hold NUL (https://www.postgresql.org/docs/current/datatype-json.html).
+    no_nul = dialect == "postgresql"
+    # MySQL's binary JSON keeps integers as 64-bit, larger ones as a double;
+    # MariaDB keeps JSON as text, digits and all.
+    int_range = _MYSQL_JSON_INTEGERS if dialect in ("mysql", "mariadb") and not mariadb else None
 
     def number(value: Decimal) -> int | float:
         # Quick paths on the text for the common cases: plain integers, and
         # decimals whose float has the same shortest text.
         digits = str(value)
         if digits.isdigit() or (digits[:1] == "-" and digits[1:].isdigit()):
-            integral = int(digits)
-            if int_range is not None and integral not in int_range:
-                raise Unfit("an integer beyond 64 bits, which MySQL JSON keeps only as a float")
-            return integral
+            return integer(int(digits))
         # Not an exponent, NaN or Infinity, nor an integral "1.0" (an int below).
         if "E" not in digits and "N" not in digits and "n" not in digits and not digits.endswith(".0"):
             quick = float(digits)
@@ -472,39 +733,47 @@ def _json_walkers(type_: sa.JSON, dialect: str | None) -> tuple[Callable[[Any], 
         if not value.is_finite():
             raise Unfit("a number that is not finite (JSON column)")
         if value == value.to_integral_value():
-            integral = int(value)
-            if int_range is not None and integral not in int_range:
-                raise Unfit("an integer beyond 64 bits, which MySQL JSON keeps only as a float")
-            return integral
+            return integer(int(value))
         approximate = _exact_float(value)
         if approximate is None:
             raise Unfit("a number with more digits than JSON columns keep exactly")
         return approximate
 
-    def text(value: str) -> str:
-        if "\x00" in value:
-            raise Unfit("text containing a NUL character, which PostgreSQL's JSONB cannot store")
+    def integer(value: int) -> int:
+        if int_range is not None and value not in int_range:
+            raise Unfit("an integer beyond 64 bits, which MySQL JSON keeps only as a float")
         return value
+
+    def real(value: float) -> float:
+        if not math.isfinite(value):
+            raise Unfit("a number that is not finite (JSON column)")
+        return value
+
+    def text(value: str) -> str:
+        if no_nul and "\x00" in value:
+            raise Unfit("text containing a NUL character, which PostgreSQL's JSONB cannot store")
+        return check_text(value)
 
     def binary(value: bytes) -> str:
         return base64.b64encode(value).decode("ascii")
 
-    # Values JSON takes as they are skip the walk: most leaves are strings.
-    as_is = frozenset({bool, type(None)} if no_nul else {str, bool, type(None)})
-
     def mapping(value: dict[str, Any]) -> dict[str, Any]:
-        if no_nul:
-            for key in value:
+        out = {}
+        for key, member in value.items():
+            if key.__class__ is not str:
+                raise Unfit("a map whose member names are not all strings (JSON column)")
+            if not key.isascii() or (no_nul and "\x00" in key):
                 text(key)
-        return {key: member if member.__class__ in as_is else walk(member) for key, member in value.items()}
+            out[key] = member if member is None or member.__class__ is bool else walk(member)
+        return out
 
-    def sequence(value: list[Any]) -> list[Any]:
-        return [member if member.__class__ in as_is else walk(member) for member in value]
+    def sequence(value: list[Any] | tuple[Any, ...]) -> list[Any]:
+        return [member if member is None or member.__class__ is bool else walk(member) for member in value]
 
     def members(value: set[Any] | frozenset[Any]) -> list[Any]:
         try:
             if all(isinstance(member, str) for member in value):
-                return [text(member) for member in sorted(value)] if no_nul else sorted(value)
+                return [text(member) for member in sorted(value)]
             if all(isinstance(member, Decimal) for member in value):
                 return [number(member) for member in sorted(value)]
             if all(isinstance(member, bytes) for member in value):
@@ -516,8 +785,11 @@ def _json_walkers(type_: sa.JSON, dialect: str | None) -> tuple[Callable[[Any], 
     def same(value: Any) -> Any:
         return value
 
+    def plain(value: str) -> str:
+        return value if value.isascii() and not (no_nul and "\x00" in value) else text(value)
+
     walkers: dict[type, Callable[[Any], Any]] = {
-        str: text if no_nul else same,
+        str: plain,
         Decimal: number,
         bytes: binary,
         bool: same,
@@ -526,6 +798,10 @@ def _json_walkers(type_: sa.JSON, dialect: str | None) -> tuple[Callable[[Any], 
         list: sequence,
         set: members,
         frozenset: members,
+        # what a custom mapper may give besides DynamoDB's types
+        int: integer,
+        float: real,
+        tuple: sequence,
     }
 
     def walk(value: Any) -> Any:
@@ -534,22 +810,96 @@ def _json_walkers(type_: sa.JSON, dialect: str | None) -> tuple[Callable[[Any], 
             raise Unfit(f"{_kind(value)} is not a DynamoDB value (JSON column)")
         return walker(value)
 
-    return walk, _typed_walker(walk, number, text, members, no_nul=no_nul)
+    typed = _typed_walker(walk, number, text, no_nul=no_nul)
+    checks: list[Callable[[Any], Any]] = []
+    if mariadb:
+        checks.append(_mariadb_depth)
+    if dialect == "sqlite" and top_level:
+        checks.append(_sqlite_top_level)
+    if not checks:
+        return walk, typed
+
+    def checked(convert: Callable[[Any], Any]) -> Callable[[Any], Any]:
+        def convert_checked(value: Any) -> Any:
+            converted = convert(value)
+            for check in checks:
+                check(converted)
+            return converted
+
+        return convert_checked
+
+    return checked(walk), checked(typed)
+
+
+def _mariadb_depth(value: Any) -> None:
+    """
+    Refuse a JSON value that nests deeper than MariaDB takes (JSON_DEPTH 32).
+
+    JSON_DEPTH counts a scalar or an empty array or object as 1, and a
+    non-empty one as one more than its deepest member
+    (https://mariadb.com/kb/en/json_depth/).
+    """
+    level = [value] if value.__class__ is dict or value.__class__ is list else []
+    depth = 1  # of a scalar, or of containers that are all empty
+    while level:
+        filled = [container for container in level if container]
+        if not filled:
+            return
+        depth += 1
+        if depth > _MARIADB_JSON_DEPTH:
+            raise Unfit(f"JSON nested deeper than the {_MARIADB_JSON_DEPTH} levels MariaDB takes")
+        level = [
+            member
+            for container in filled
+            for member in (container.values() if container.__class__ is dict else container)
+            if member.__class__ is dict or member.__class__ is list
+        ]
+
+
+def _sqlite_top_level(value: Any) -> None:
+    """
+    Refuse a number that SQLite would change as a JSON column's whole value.
+
+    SQLAlchemy's JSON is a NUMERIC-affinity column on SQLite: a JSON text that
+    is a number is stored as an INTEGER or a REAL, not as text
+    (https://www.sqlite.org/datatype3.html#type_affinity), so an integer beyond
+    64 bits, or a decimal that SQLite reads as another double, comes back
+    changed. Inside an array or object, numbers stay text.
+    """
+    cls = value.__class__
+    if cls is int:
+        if value not in _SQLITE_INTEGERS:
+            raise Unfit("an integer beyond 64 bits as a whole JSON value, which SQLite keeps only as a float")
+    elif cls is float and _sqlite_real(repr(value)) != value:
+        raise Unfit("a number as a whole JSON value that SQLite would read as another number")
+
+
+def _sqlite_real(text: str) -> float:
+    import sqlite3
+
+    connection = sqlite3.connect(":memory:")
+    try:
+        real: float = connection.execute("SELECT CAST(? AS REAL)", (text,)).fetchone()[0]
+    finally:
+        connection.close()
+    return real
 
 
 def _typed_walker(
     walk: Callable[[Any], Any],
     number: Callable[[Decimal], int | float],
     text: Callable[[str], str],
-    members: Callable[[set[Any]], list[Any]],
     *,
     no_nul: bool,
 ) -> Callable[[Any], Any]:
     """
     Return `walk` for attribute values as events carry them, in one pass.
 
-    `number`, `text` and `members` are `walk`'s own converters: what they
-    refuse is refused here too.
+    `number` and `text` are `walk`'s own converters: what they refuse is
+    refused here too. Anything unusual (another tag, a payload of the wrong
+    type, text that is not plain, a set that DynamoDB would not send) goes
+    the long way, `walk(deserialize_value(value))`, which raises the precise
+    error.
     """
 
     def typed(value: dict[str, Any]) -> Any:  # noqa: PLR0911 - one branch per type tag, leaves inline
@@ -562,11 +912,16 @@ def _typed_walker(
         if tag == "M" and cls is dict:
             out: dict[str, Any] = {}
             for key, member in payload.items():
-                if no_nul and "\x00" in key:
+                if not key.isascii() or (no_nul and "\x00" in key):
                     text(key)
                 (inner,) = member
                 leaf = member[inner]
-                if inner == "S" and leaf.__class__ is str and not (no_nul and "\x00" in leaf):
+                if (
+                    inner == "S"
+                    and leaf.__class__ is str
+                    and leaf.isascii()
+                    and not (no_nul and "\x00" in leaf)
+                ):
                     out[key] = leaf
                 elif inner == "N" and leaf.__class__ is str:
                     out[key] = typed_number(leaf)
@@ -574,18 +929,21 @@ def _typed_walker(
                     out[key] = typed(member)
             return out
         if tag == "S" and cls is str:
-            if no_nul and "\x00" in payload:
-                text(payload)
-            return payload
+            return payload if payload.isascii() and not (no_nul and "\x00" in payload) else text(payload)
         if tag == "N" and cls is str:
             return typed_number(payload)
         if tag == "L" and cls is list:
             return [typed(member) for member in payload]
-        if tag == "SS" and cls is list and all(member.__class__ is str for member in payload):
+        if (
+            tag == "SS"
+            and cls is list
+            and payload
+            and all(member.__class__ is str and member.isascii() for member in payload)
+            and not (no_nul and any("\x00" in member for member in payload))
+        ):
             strings = sorted(set(payload))
-            if no_nul and any("\x00" in member for member in strings):
-                return members(set(strings))  # raises
-            return strings
+            if len(strings) == len(payload):
+                return strings
         if tag == "BOOL" and cls is bool:
             return payload
         if tag == "NULL" and payload is True:
@@ -661,7 +1019,7 @@ def _precision_check(type_: Any, *, mysql: bool, label: str) -> Callable[[int], 
     return check
 
 
-def _datetime_converter(type_: sa.DateTime, *, mysql: bool) -> Callable[[Any], datetime]:
+def _datetime_converter(type_: sa.DateTime, *, mysql: bool, key: bool = False) -> Callable[[Any], datetime]:
     aware = bool(type_.timezone)
     check = _precision_check(type_, mysql=mysql, label=type_.__visit_name__.upper())
 
@@ -674,6 +1032,8 @@ def _datetime_converter(type_: sa.DateTime, *, mysql: bool) -> Callable[[Any], d
                 raise Unfit("a string that is not an ISO 8601 date-time") from None
         elif isinstance(value, Decimal):
             moment = _from_epoch(value)
+        elif isinstance(value, datetime):  # what a custom mapper may give
+            moment = value
         else:
             raise Unfit(f"{_kind(value)} is neither epoch seconds nor ISO 8601 text (DateTime column)")
         try:
@@ -682,7 +1042,16 @@ def _datetime_converter(type_: sa.DateTime, *, mysql: bool) -> Callable[[Any], d
             raise Unfit("a date-time out of range") from None
         if check is not None:
             check(moment.microsecond)
-        return moment if aware else moment.replace(tzinfo=None)
+        moment = moment if aware else moment.replace(tzinfo=None)
+        if key and isinstance(value, str) and moment.isoformat() != value:
+            # "…Z", "…+00:00" and "…+01:00" an hour later are one instant but
+            # three DynamoDB keys: only one spelling per instant can be a key.
+            raise Unfit(
+                "ISO 8601 text in another spelling than YYYY-MM-DDTHH:MM:SS[.ffffff]"
+                f"{'+00:00' if aware else ''} for a DateTime key column (several spellings name one"
+                " instant but are different DynamoDB keys; map such keys to a String column)"
+            )
+        return moment
 
     return convert
 
@@ -700,6 +1069,8 @@ def _from_epoch(value: Decimal) -> datetime:
 
 
 def _date(value: Any) -> date:
+    if isinstance(value, date) and not isinstance(value, datetime):  # from a custom mapper
+        return value
     if not isinstance(value, str):
         raise Unfit(f"{_kind(value)} is not an ISO 8601 date (Date column)")
     if not _ISO_DATE(value):
@@ -710,18 +1081,26 @@ def _date(value: Any) -> date:
         raise Unfit("a string that is not a valid YYYY-MM-DD date (Date column)") from None
 
 
-def _time_converter(type_: sa.Time, *, mysql: bool) -> Callable[[Any], time]:
+def _time_converter(type_: sa.Time, *, mysql: bool, key: bool = False) -> Callable[[Any], time]:
     aware = bool(type_.timezone)
     check = _precision_check(type_, mysql=mysql, label="TIME")
 
     def convert(value: Any) -> time:
-        if not isinstance(value, str):
+        if isinstance(value, time):  # from a custom mapper
+            moment = value
+        elif isinstance(value, str):
+            _check_fraction(value)
+            try:
+                moment = time.fromisoformat(value)
+            except ValueError:
+                raise Unfit("a string that is not an ISO 8601 time") from None
+            if key and moment.isoformat() != value:
+                raise Unfit(
+                    "ISO 8601 text in another spelling than HH:MM:SS[.ffffff] for a Time key column"
+                    " (several spellings name one time but are different DynamoDB keys)"
+                )
+        else:
             raise Unfit(f"{_kind(value)} is not an ISO 8601 time (Time column)")
-        _check_fraction(value)
-        try:
-            moment = time.fromisoformat(value)
-        except ValueError:
-            raise Unfit("a string that is not an ISO 8601 time") from None
         if check is not None:
             check(moment.microsecond)
         if aware:
@@ -737,6 +1116,8 @@ def _time_converter(type_: sa.Time, *, mysql: bool) -> Callable[[Any], time]:
 
 
 def _uuid(value: Any) -> uuid.UUID:
+    if isinstance(value, uuid.UUID):  # from a custom mapper
+        return value
     if not isinstance(value, str):
         raise Unfit(f"{_kind(value)} is not a UUID (Uuid column)")
     try:
@@ -747,6 +1128,22 @@ def _uuid(value: Any) -> uuid.UUID:
 
 def _uuid_text(value: Any) -> str:
     return str(_uuid(value))
+
+
+def _canonical_uuid(convert: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """
+    Wrap a Uuid key column's converter: only the canonical spelling is a key.
+    """
+
+    def convert_key(value: Any) -> Any:
+        if isinstance(value, str) and str(_uuid(value)) != value:
+            raise Unfit(
+                "a UUID in another spelling than lower-case 8-4-4-4-12 for a Uuid key column (several"
+                " spellings name one UUID but are different DynamoDB keys; map such keys to a String column)"
+            )
+        return convert(value)
+
+    return convert_key
 
 
 def _passthrough_converter(type_: sa.types.TypeEngine[Any]) -> Callable[[Any], Any]:

@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from ._app import App
 from ._aws import AwsClients
 from ._runner import RunnerProgress, StreamRunner
-from .schema import sequence_column
+from .schema import ExactString, sequence_column
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping
@@ -39,7 +39,7 @@ metadata = sa.MetaData()
 orders = sa.Table(
     "demo_orders",
     metadata,
-    sa.Column("customer", sa.String(64), primary_key=True),
+    sa.Column("customer", ExactString(64), primary_key=True),
     sa.Column("order_no", sa.Integer, primary_key=True),
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("total", sa.Numeric(12, 2), nullable=False),

@@ -26,6 +26,7 @@ from ._registry import Registration, build_handler, build_mapper
 from ._uow import UnitOfWork
 from .exceptions import (
     CommitOutcomeUnknownError,
+    ConfigurationError,
     DynastreamError,
     MappingError,
     NoHandlerError,
@@ -137,10 +138,15 @@ def _quarantine(
 ) -> None:
     """
     Set `record` aside in the quarantine table, in the batch's transaction.
+
+    Whatever the record holds, the insert cannot fail on it: identifiers that
+    do not fit their columns (or hold NUL or a lone surrogate) are kept as a
+    prefix and a digest, JSON is written in ASCII, and only a duplicate (the
+    record redelivered) is ignored, never a value the database would truncate.
     """
     import json
 
-    from .schema import quarantine
+    from .schema import SEQUENCE_WIDTH, fit_identifier, quarantine
 
     name = connection.dialect.name
     if name in ("postgresql", "sqlite"):
@@ -149,20 +155,35 @@ def _quarantine(
         statement: Any = (postgresql.insert if name == "postgresql" else sqlite.insert)(quarantine)
         statement = statement.on_conflict_do_nothing()
     else:
-        statement = quarantine.insert().prefix_with("IGNORE", dialect="mysql")
+        from sqlalchemy.dialects import mysql
+
+        # Not INSERT IGNORE: that would also turn a too-long value into a truncated one.
+        statement = mysql.insert(quarantine)
+        statement = statement.on_duplicate_key_update(id=quarantine.c.id)
+    sequence = record.item_identifier
     connection.execute(
         statement,
         {
-            "table_name": record.table_name,
-            "event_id": record.event_id,
-            "sequence_number": record.item_identifier.zfill(40),
-            "item_keys": json.dumps(record.keys, default=str, ensure_ascii=False, sort_keys=True),
-            "error_type": f"{type(error).__module__}.{type(error).__qualname__}",
-            "error_message": _describe_error(error),
-            "raw": json.dumps(record.raw, default=_raw_json, ensure_ascii=False) if keep_raw else None,
+            "table_name": fit_identifier(record.table_name, 255),
+            "event_id": fit_identifier(record.event_id, 128),
+            "sequence_number": fit_identifier(
+                sequence.zfill(SEQUENCE_WIDTH) if len(sequence) <= SEQUENCE_WIDTH else sequence,
+                SEQUENCE_WIDTH,
+            ),
+            "item_keys": json.dumps(record.keys, default=_raw_json, sort_keys=True),
+            "error_type": fit_identifier(f"{type(error).__module__}.{type(error).__qualname__}", 255),
+            "error_message": _plain_text(_describe_error(error)),
+            "raw": json.dumps(record.raw, default=_raw_json) if keep_raw else None,
             "quarantined_at": now,
         },
     )
+
+
+def _plain_text(text: str) -> str:
+    """
+    Return text every engine stores as it is: no NUL, no lone surrogate.
+    """
+    return text.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")
 
 
 def _raw_json(value: Any) -> Any:
@@ -475,6 +496,8 @@ class Dispatcher:
         Returns whether it was set aside (the batch then goes on after it).
         """
         record = records[position]
+        if isinstance(error, ConfigurationError):
+            return False  # the application's mistake, not the record's: never set records aside for it
         settings: Settings = self._container.settings()
         quarantines, keep_raw = self._registry.quarantines(record.table_name, settings.on_poison)
         if not quarantines:

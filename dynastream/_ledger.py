@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from ._observability import report_outcomes
-from .schema import applied_events
+from .schema import applied_events, fit_identifier
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -44,12 +44,18 @@ def claim_events(connection: Connection, handler: str, event_ids: Sequence[str],
     Record `event_ids` as applied by `handler` and return those that were new.
     """
     fresh: set[str] = set()
+    handler = fit_identifier(handler, 255)
     for start in range(0, len(event_ids), _CHUNK):
-        chunk = list(dict.fromkeys(event_ids[start : start + _CHUNK]))
+        # eventIDs as the ledger's column keeps them: one too long for it (from a
+        # hand-made event) is kept as a prefix and digest, never truncated into
+        # another eventID.
+        stored = {fit_identifier(event_id, 128): event_id for event_id in event_ids[start : start + _CHUNK]}
+        chunk = list(stored)
         if connection.dialect.name in ("postgresql", "sqlite"):
-            fresh.update(_claim_returning(connection, handler, chunk, now))
+            claimed = _claim_returning(connection, handler, chunk, now)
         else:
-            fresh.update(_claim_locking(connection, handler, chunk, now))
+            claimed = _claim_locking(connection, handler, chunk, now)
+        fresh.update(stored[event_id] for event_id in claimed)
     return fresh
 
 

@@ -29,7 +29,16 @@ import functools
 import re
 from typing import TYPE_CHECKING, Any, Final, Literal
 
-from ._coerce import REQUIRED, Unfit, converter_for, extra_converter, fill_for, typed_json_converter_for
+from ._coerce import (
+    REQUIRED,
+    Unfit,
+    check_text,
+    converter_for,
+    extra_converter,
+    fill_for,
+    mapped_converter_for,
+    typed_json_converter_for,
+)
 from ._deserialize import FAST_DECODERS, InvalidAttributeValue, deserialize_image, fast_number
 from .exceptions import ColumnValueError, ConfigurationError, MalformedRecordError
 
@@ -37,6 +46,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Collection, Mapping
 
     import sqlalchemy as sa
+    from sqlalchemy.engine import Dialect
 
 __all__ = ["RowMapper"]
 
@@ -76,12 +86,17 @@ class RowMapper:
             object; `None` ignores such attributes.
         exclude: Columns the mapper never fills (dynastream's sequence and
             deleted columns, columns left to a server default).
-        dialect: `"postgresql"`, `"mysql"` (or `"mariadb"`), `"sqlite"`, or
-            `None` for rules that hold everywhere; selects `with_variant`
-            types and the few dialect rules (MySQL's `DECIMAL` is
-            `DECIMAL(10, 0)` and its `DATETIME` keeps whole seconds unless
+        dialect: The database's SQLAlchemy dialect (an engine's `dialect`),
+            or its name: `"postgresql"`, `"mysql"` (or `"mariadb"`),
+            `"sqlite"`; `None` for rules that hold everywhere. It selects
+            `with_variant` types and the few dialect rules (MySQL's `DECIMAL`
+            is `DECIMAL(10, 0)` and its `DATETIME` keeps whole seconds unless
             given `fsp`; SQLite keeps `Numeric` as a float; PostgreSQL text
-            cannot hold NUL).
+            cannot hold NUL; MariaDB's JSON nests 32 levels at most).
+        charsets: Column name to the character set its text is stored in, as
+            the database names it (MySQL's `utf8mb3`, `latin1`...; PostgreSQL's
+            server encoding): text the set cannot hold is refused rather than
+            replaced. The built-in replication reads them from the database.
 
     Raises:
         ConfigurationError: The target is not a table; a rename, `exclude` or
@@ -114,8 +129,10 @@ class RowMapper:
         "_extra",
         "_key_columns",
         "_key_slots",
+        "_mapped",
         "_mapped_attributes",
         "_names",
+        "_no_nul",
         "_renames",
         "_shapes",
         "_slots",
@@ -131,14 +148,21 @@ class RowMapper:
         naming: Naming = "exact",
         extra: str | None = None,
         exclude: Collection[str] = (),
-        dialect: str | None = None,
+        dialect: str | Dialect | None = None,
+        charsets: Mapping[str, str] | None = None,
     ) -> None:
         if naming not in ("exact", "snake_case"):
             raise ConfigurationError(f"naming must be 'exact' or 'snake_case', got {naming!r}")
+        mariadb = dialect == "mariadb"
+        if dialect is not None and not isinstance(dialect, str):
+            mariadb = bool(getattr(dialect, "is_mariadb", False))
+            dialect = dialect.name
         if dialect is not None and dialect not in _DIALECTS:
             raise ConfigurationError(
                 f"dialect must be one of {', '.join(sorted(_DIALECTS))} or None, got {dialect!r}"
             )
+        charsets = dict(charsets or {})
+        self._no_nul = dialect == "postgresql"
         table = _table_of(target)
         renames = dict(renames or {})
         excluded = set(exclude)
@@ -148,7 +172,9 @@ class RowMapper:
         self._snake_case = naming == "snake_case"
         # The extra column's name and JSON converter.
         by_name = {column.name: column for column in table.columns}  # table.c is keyed by key, not name
-        self._extra = None if extra is None else (extra, *extra_converter(by_name[extra], dialect))
+        self._extra = (
+            None if extra is None else (extra, *extra_converter(by_name[extra], dialect, mariadb=mariadb))
+        )
 
         columns = [c for c in table.columns if c.name not in excluded and c.computed is None]
         self._columns = tuple(c.name for c in columns)
@@ -161,13 +187,25 @@ class RowMapper:
             (
                 attribute_of.get(c.name, c.name),
                 c.name,
-                converter_for(c.type, dialect),
+                converter_for(
+                    c.type, dialect, mariadb=mariadb, key=c.primary_key, charset=charsets.get(c.name)
+                ),
                 fill_for(c, dialect),
-                typed_json_converter_for(c.type, dialect),
+                typed_json_converter_for(c.type, dialect, mariadb=mariadb),
             )
             for c in columns
             if c.name != extra
         ]
+        # What a custom mapper gives goes through the same checks (see coerce_row).
+        self._mapped = {
+            c.name: (
+                mapped_converter_for(
+                    c.type, dialect, mariadb=mariadb, key=c.primary_key, charset=charsets.get(c.name)
+                ),
+                c.nullable and not c.primary_key,
+            )
+            for c in columns
+        }
         self._slots = tuple(slots)
         self._key_slots = tuple(slot for slot in slots if slot[1] in self._key_columns)
         self._mapped_attributes = frozenset(slot[0] for slot in slots if slot[0]) | renames.keys()
@@ -218,7 +256,7 @@ class RowMapper:
             unmapped = [name for name in item if name not in mapped]
         if self._extra is not None:
             column, convert, _ = self._extra
-            row[column] = _extras(item, unmapped, column, convert)
+            row[column] = _extras(item, unmapped, column, convert, no_nul=self._no_nul)
         return row
 
     def map_event_image(self, image: Item, *, path: str = "image") -> dict[str, Any]:
@@ -270,7 +308,7 @@ class RowMapper:
         row = _convert_event_image(image, slots)
         if self._extra is not None:
             column, _, typed = self._extra
-            row[column] = {name: typed(image[name]) for name in unmapped}
+            row[column] = {_name(name, self._no_nul): typed(image[name]) for name in unmapped}
         else:
             for name in unmapped:  # not kept, but checked all the same
                 member = image[name]
@@ -288,6 +326,48 @@ class RowMapper:
         if self._snake_case:
             return _convert(item, self._shape(item)[1])
         return _convert(item, self._key_slots)
+
+    def coerce_row(self, row: Mapping[str, Any]) -> dict[str, Any]:
+        """
+        Return a custom mapper's row with each value checked against its column.
+
+        A mapper gives Python values (`int`, `float`, `str`, `datetime`...);
+        each gets the exactness checks the default mapping applies, so that
+        the database never rounds, truncates or replaces it. SQL NULL is
+        `None` (or `sqlalchemy.null()`).
+
+        Raises:
+            ColumnValueError: A value does not fit its column, a column that
+                needs a value has `None`, or the row names a column the mapper
+                does not fill. (Columns the row lacks are the caller's to
+                check: the replication fills key columns from `Keys`.)
+        """
+        import sqlalchemy as sa
+
+        out: dict[str, Any] = {}
+        mapped = self._mapped
+        for column, value in row.items():
+            entry = mapped.get(column)
+            if entry is None:
+                raise ColumnValueError(
+                    "the mapper gave a value for a column that the table does not have, or that"
+                    " dynastream fills itself",
+                    column=str(column),
+                    attribute=None,
+                )
+            convert, nullable = entry
+            if value is None or isinstance(value, sa.sql.elements.Null):
+                if not nullable:
+                    raise ColumnValueError(
+                        "NULL for a column that needs a value", column=column, attribute=None
+                    )
+                out[column] = value
+                continue
+            try:
+                out[column] = convert(value)
+            except Unfit as unfit:
+                raise ColumnValueError(unfit.reason, column=column, attribute=None) from None
+        return out
 
     def _shape(self, item: Item) -> tuple[tuple[_Slot, ...], tuple[_Slot, ...], list[str]]:
         """
@@ -379,7 +459,9 @@ def _convert_event_image(image: Item, slots: tuple[_Slot, ...]) -> dict[str, Any
     return row
 
 
-def _extras(item: Item, names: list[str], column: str, convert: Callable[[Any], Any]) -> dict[str, Any]:
+def _extras(
+    item: Item, names: list[str], column: str, convert: Callable[[Any], Any], *, no_nul: bool
+) -> dict[str, Any]:
     """
     Return the attributes `names` of `item` as the extra column's JSON object.
     """
@@ -387,10 +469,24 @@ def _extras(item: Item, names: list[str], column: str, convert: Callable[[Any], 
     name = ""
     try:
         for name in names:
-            extras[name] = convert(item[name])
+            extras[_name(name, no_nul)] = convert(item[name])
     except Unfit as unfit:
         raise ColumnValueError(unfit.reason, column=column, attribute=name) from None
     return extras
+
+
+def _name(name: str, no_nul: bool) -> str:  # noqa: FBT001 - a hot-path helper
+    """
+    Return an attribute name that becomes a member name of the extra column.
+
+    Like any text it must be valid Unicode, and on PostgreSQL hold no NUL
+    (JSONB cannot).
+    """
+    if name.isascii() and not (no_nul and "\x00" in name):
+        return name
+    if no_nul and "\x00" in name:
+        raise Unfit("an attribute name containing a NUL character, which PostgreSQL's JSONB cannot keep")
+    return check_text(name)
 
 
 def _missing(item: Item, attribute: str, column: str) -> ColumnValueError:

@@ -18,11 +18,12 @@ from typing import TYPE_CHECKING, Any, Literal
 import sqlalchemy as sa
 
 from ._deserialize import InvalidAttributeValue, deserialize_image
+from ._facts import TableFacts, check_key_collations, read_table_facts
 from ._observability import report_outcomes
 from ._records import EventName
 from ._sink import CHUNK_ROWS, Deletion, TableWriter, Upsert
 from .exceptions import ColumnValueError, ConfigurationError, MalformedRecordError, MappingError
-from .schema import encode_sequence_number, item_key, tombstones
+from .schema import SEQUENCE_WIDTH, encode_sequence_number, item_key, tombstones
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -52,8 +53,9 @@ def _utc_now() -> datetime:
 
 # An image to map: (its label, the image, whether it is as the event sent it).
 _Image = tuple[str, Item, bool]
-# A row to write: (item key, record, image, deleted_at: set for a soft delete's last image).
-_Pending = tuple[str, "StreamRecord[Item]", _Image, "datetime | None"]
+# A row to write: (item key, record, image, deleted_at: set for a soft delete's last image,
+# the key columns' values, mapped from the record's Keys).
+_Pending = tuple[str, "StreamRecord[Item]", _Image, "datetime | None", "Mapping[str, Any]"]
 
 
 def _image(record: StreamRecord[Item], label: str) -> _Image | None:
@@ -61,14 +63,15 @@ def _image(record: StreamRecord[Item], label: str) -> _Image | None:
     Return a record's new or old image: deserialized, else as the event sent it.
 
     The dispatcher leaves images unread when every handler reads them from the
-    record's `raw` itself, as this one does (`uses_new_images`).
+    record's `raw` itself, as this one does (`uses_new_images`). An image that
+    is absent, `null` or `{}` is no image.
     """
     image = record.new_image if label == "NewImage" else record.old_image
     if image is not None:
-        return label, image, False
+        return (label, image, False) if image else None
     dynamodb = record.raw.get("dynamodb")
     sent = dynamodb.get(label) if isinstance(dynamodb, Mapping) else None
-    return None if sent is None else (label, sent, True)
+    return None if sent is None or sent == {} else (label, sent, True)
 
 
 def _malformed(record: StreamRecord[Item], label: str, error: InvalidAttributeValue) -> MalformedRecordError:
@@ -89,7 +92,8 @@ class ReplicationHandler:
         row_mapper: Maps images (and keys) to rows of the target table; built
             again for each dialect written to (`row_mapper_for`), since a few
             exactness rules depend on the engine.
-        row_mapper_for: Returns the row mapper for a dialect name.
+        row_mapper_for: Returns the row mapper for a dialect, given the
+            character sets of the table's columns (see `_facts`).
         mapper: A custom mapper from an item to a row (column name to value),
             used instead of `row_mapper` for images; keys still go through
             `row_mapper`.
@@ -107,7 +111,7 @@ class ReplicationHandler:
         table_name: str,
         row_mapper: RowMapper,
         *,
-        row_mapper_for: Callable[[str], RowMapper] | None = None,
+        row_mapper_for: Callable[[Dialect, Mapping[str, str]], RowMapper] | None = None,
         mapper: Callable[[Item], Mapping[str, Any]] | None = None,
         sequence_column: str,
         deletes: DeletePolicy = "delete",
@@ -159,12 +163,14 @@ class ReplicationHandler:
         self.uses_new_images = mapper is not None
         self.uses_old_images = mapper is not None and self.deleted_column is not None
         self._writers: dict[tuple[str, bool], TableWriter] = {}
+        self._facts: dict[str, TableFacts] = {}
         self._pruned_at: datetime | None = None
 
     def __repr__(self) -> str:
         return f"<ReplicationHandler {self.table_name} -> {self.table.fullname}>"
 
-    def _writer(self, dialect: Dialect, *, soft: bool) -> TableWriter:
+    def _writer(self, connection: Connection, *, soft: bool) -> TableWriter:
+        dialect = connection.dialect
         key = (dialect.name, soft)
         writer = self._writers.get(key)
         if writer is None:
@@ -174,6 +180,7 @@ class ReplicationHandler:
                 sequence_column=self.sequence_column,
                 deleted_column=self.deleted_column if soft else None,
                 dialect=dialect,
+                collations=self._facts.get(dialect.name, TableFacts()).collations,
             )
             self._writers[key] = writer
         return writer
@@ -186,41 +193,54 @@ class ReplicationHandler:
 
     def handle(self, records: Sequence[StreamRecord[Item]], uow: UnitOfWork) -> None:
         """
-        Collapse `records` to the last change per item, then write them.
+        Collapse `records` to the newest change per item, then write them.
 
-        It reports to the dispatcher, through `uow`, how many records were
-        applied, deleted, or skipped as stale (superseded in the batch, or
-        held back by the sequence guard); see the observability guide for what
-        each engine reports.
+        The newest change is the one with the greatest sequence number, in
+        whatever order the records come (a replayed or hand-made event may hold
+        one twice, or out of order): the outcome is the one of applying them
+        one at a time. It reports to the dispatcher, through `uow`, how many
+        records were applied, deleted, or skipped as stale (superseded in the
+        batch, or held back by the sequence guard); see the observability
+        guide for what each engine reports.
 
         Raises:
-            MappingError: A surviving image does not fit the table.
+            MappingError: An image does not fit the table.
+            MalformedRecordError: An image is malformed, or a sequence number
+                has more than 40 digits.
             ConfigurationError: An INSERT or MODIFY carries no new image (the
-                stream's view type must include new images).
+                stream's view type must include new images), or the table's
+                key columns do not compare text exactly.
         """
         connection = uow.connection()
-        row_mapper = self._mapper_for(connection.dialect.name)
+        row_mapper = self._mapper_for(connection)
         latest: dict[tuple[Any, ...], StreamRecord[Item]] = {}
-        images: dict[tuple[Any, ...], _Image] = {}  # the last known image of each item, for soft deletes
+        # The newest image known of each item, for soft deletes: (sequence number, image).
+        images: dict[tuple[Any, ...], tuple[int, _Image]] = {}
         soft_deletes = self.deleted_column is not None
         ignored = 0  # TTL deletes the policy ignores: applied, as configured
         for record in records:
+            self._sequence(record)  # a malformed sequence number fails its record, in stream order
             if record.is_ttl_delete and self.ttl == "ignore":
                 ignored += 1
                 continue
             key = tuple(sorted(record.keys.items()))
-            superseded = latest.get(key)
+            current = latest.get(key)
+            if current is None or record.sequence_number > current.sequence_number:
+                latest[key] = record
+                superseded = current
+            else:
+                superseded = record  # older than a change already seen, or the same one again
             if superseded is not None and superseded.event_name is not EventName.REMOVE:
                 # Never written, but mapped all the same: a record that cannot be
                 # applied is reported, as it would be applied one at a time.
                 superseded_image = _image(superseded, "NewImage")
                 if superseded_image is not None:
                     self._map(row_mapper, superseded, superseded_image)
-            latest[key] = record
             if soft_deletes:
                 image = _image(record, "OldImage" if record.event_name is EventName.REMOVE else "NewImage")
-                if image is not None:
-                    images[key] = image
+                known = images.get(key)
+                if image is not None and (known is None or record.sequence_number > known[0]):
+                    images[key] = (record.sequence_number, image)
 
         now = self.clock()
         # Upserts are mapped a chunk at a time, after sorting by key, so that the
@@ -235,15 +255,17 @@ class ReplicationHandler:
             if record.event_name is EventName.REMOVE:
                 policy = self.ttl if record.is_ttl_delete else self.deletes
                 deleted_at = record.approximate_creation_time or now
-                sequence = encode_sequence_number(record.sequence_number)
-                deletion = Deletion(key_values, identity, sequence, deleted_at)
+                deletion = Deletion(key_values, identity, self._sequence(record), deleted_at)
                 if policy != "soft_delete":
                     hard.append(deletion)
                     continue
                 soft.append(deletion)
                 last = images.get(key)
                 if last is not None:  # keep the row, marked deleted, even if it never reached the table
-                    pending.append((identity, record, ("OldImage", last[1], last[2]), deleted_at))
+                    image = last[1]
+                    pending.append(
+                        (identity, record, ("OldImage", image[1], image[2]), deleted_at, mapped_key)
+                    )
                 continue
             new_image = _image(record, "NewImage")
             if new_image is None:
@@ -252,7 +274,7 @@ class ReplicationHandler:
                     f" {record.item_identifier} has none: set the stream's view type to"
                     " NEW_IMAGE or NEW_AND_OLD_IMAGES"
                 )
-            pending.append((identity, record, new_image, None))
+            pending.append((identity, record, new_image, None, mapped_key))
 
         applied, deleted = self._write(connection, row_mapper, pending, hard, soft, now=now)
         applied += ignored
@@ -280,15 +302,17 @@ class ReplicationHandler:
             database reports them (see `TableWriter.upsert`).
         """
         pending.sort(key=lambda change: change[0])
-        writer = self._writer(connection.dialect, soft=self.deleted_column is not None)
+        writer = self._writer(connection, soft=self.deleted_column is not None)
         writer.lock(connection, sorted({change[0] for change in pending} | {d.item_key for d in hard + soft}))
         applied = 0
         deleted = 0
         for start in range(0, len(pending), CHUNK_ROWS):
             chunk = pending[start : start + CHUNK_ROWS]
             upserts = [
-                self._upsert(row_mapper, record, image, identity, deleted_at)
-                for identity, record, image, deleted_at in chunk
+                self._upsert(
+                    row_mapper, record, image=image, identity=identity, deleted_at=deleted_at, key=key
+                )
+                for identity, record, image, deleted_at, key in chunk
             ]
             written = writer.upsert(connection, upserts, converted=self.mapper is None)
             # A soft delete that wrote its last image is a deletion. The count is
@@ -299,22 +323,26 @@ class ReplicationHandler:
             deleted += written - min(changes, written)
         if hard:
             hard.sort(key=lambda d: d.item_key)
-            deleted += self._writer(connection.dialect, soft=False).delete(connection, hard, now=now)
+            deleted += self._writer(connection, soft=False).delete(connection, hard, now=now)
         if soft:
             soft.sort(key=lambda d: d.item_key)
-            deleted += self._writer(connection.dialect, soft=True).delete(connection, soft, now=now)
+            deleted += self._writer(connection, soft=True).delete(connection, soft, now=now)
         return applied, deleted
 
     def _upsert(
         self,
         row_mapper: RowMapper,
         record: StreamRecord[Item],
+        *,
         image: _Image,
         identity: str,
         deleted_at: datetime | None,
+        key: Mapping[str, Any],
     ) -> Upsert:
-        sequence = encode_sequence_number(record.sequence_number)
-        row = self._map(row_mapper, record, image)
+        sequence = self._sequence(record)
+        # The row is the item's image with the key of the record's Keys: when an
+        # image disagrees with them (a hand-made event), Keys say which item it is.
+        row = {**self._map(row_mapper, record, image), **key}
         try:
             values = [row[c] for c in row_mapper.columns]
         except KeyError as missing:
@@ -327,11 +355,42 @@ class ReplicationHandler:
             values.append(deleted_at)
         return Upsert(values, identity, sequence)
 
-    def _mapper_for(self, dialect_name: str) -> RowMapper:
-        mapper = self._row_mappers.get(dialect_name)
+    def _sequence(self, record: StreamRecord[Item]) -> str:
+        """
+        Return a record's sequence number as stored, or refuse one of more than 40 digits.
+        """
+        try:
+            return encode_sequence_number(record.sequence_number)
+        except ValueError:
+            raise MalformedRecordError(
+                f"a sequence number of more than {SEQUENCE_WIDTH} digits (DynamoDB's have 21 to 40)",
+                field="dynamodb.SequenceNumber",
+                event_id=record.event_id,
+                sequence_number=record.item_identifier,
+            ) from None
+
+    def _mapper_for(self, connection: Connection) -> RowMapper:
+        """
+        Return the row mapper for the database `connection` talks to.
+
+        Built on the first batch for each dialect, after asking the database
+        about the table (character sets, key collations: see `_facts`).
+
+        Raises:
+            ConfigurationError: A key column does not compare text exactly.
+        """
+        dialect = connection.dialect
+        mapper = self._row_mappers.get(dialect.name)
         if mapper is None:
-            mapper = self.row_mapper if self._row_mapper_for is None else self._row_mapper_for(dialect_name)
-            self._row_mappers[dialect_name] = mapper
+            facts = read_table_facts(connection, self.table)
+            check_key_collations(self.table, facts, dialect)
+            if self._row_mapper_for is None:
+                mapper = self.row_mapper
+            else:
+                mapper = self._row_mapper_for(dialect, facts.charsets)
+            if facts.found or dialect.name == "sqlite":  # a missing table is asked about again
+                self._row_mappers[dialect.name] = mapper
+                self._facts[dialect.name] = facts
         return mapper
 
     def _map_key(self, row_mapper: RowMapper, record: StreamRecord[Item]) -> Mapping[str, Any]:
@@ -347,7 +406,9 @@ class ReplicationHandler:
                 return row_mapper.map_event_image(item, path=f"dynamodb.{label}")
             if as_sent:
                 item = deserialize_image(item)
-            return row_mapper(item) if self.mapper is None else self.mapper(item)
+            if self.mapper is None:
+                return row_mapper(item)
+            return row_mapper.coerce_row(self.mapper(item))
         except InvalidAttributeValue as malformed:
             raise _malformed(record, label, malformed) from None
         except MalformedRecordError as malformed:

@@ -33,12 +33,12 @@ import sqlalchemy as sa
 from .schema import tombstones
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable, Mapping, Sequence
 
     from sqlalchemy import Connection
     from sqlalchemy.engine import Dialect
 
-__all__ = ["CHUNK_ROWS", "Deletion", "TableWriter", "Upsert"]
+__all__ = ["CHUNK_ROWS", "Deletion", "TableWriter", "Upsert", "storage_type"]
 
 # A chunk's JSON stays well under MySQL's default max_allowed_packet (16 MiB
 # on MariaDB, 64 MiB on Aurora MySQL 3).
@@ -76,7 +76,7 @@ class Deletion:
     deleted_at: datetime
 
 
-def _binary_processor(dialect: Dialect, column: sa.Column[Any]) -> Callable[[Any], Any] | None:
+def _bind_processor(dialect: Dialect, column: sa.Column[Any]) -> Callable[[Any], Any] | None:
     processor: Callable[[Any], Any] | None = column.type.dialect_impl(dialect).bind_processor(dialect)
     return processor
 
@@ -93,8 +93,23 @@ def _is_plain_json(column: sa.Column[Any], dialect: Dialect) -> bool:
     )
 
 
-def _is_binary(column: sa.Column[Any]) -> bool:
-    return isinstance(column.type, sa.LargeBinary) or column.type._type_affinity is sa.LargeBinary
+def storage_type(column: sa.Column[Any], dialect: Dialect) -> sa.types.TypeEngine[Any]:
+    """
+    Return the type a column's values reach the driver as on `dialect`.
+
+    Variants resolved, type decorators unwrapped to the type they store.
+    """
+    type_: sa.types.TypeEngine[Any] = column.type.dialect_impl(dialect)
+    while isinstance(type_, sa.TypeDecorator):
+        type_ = type_.load_dialect_impl(dialect).dialect_impl(dialect)
+    return type_
+
+
+def _is_binary(column: sa.Column[Any], dialect: Dialect) -> bool:
+    """
+    Whether a column stores bytes: LargeBinary, BINARY, VARBINARY, BLOB, BYTEA...
+    """
+    return isinstance(storage_type(column, dialect), sa.types._Binary)
 
 
 class TableWriter:
@@ -108,6 +123,8 @@ class TableWriter:
         sequence_column: The column holding each row's sequence number.
         deleted_column: The soft-delete column, or `None` to delete rows.
         dialect: The dialect of the database written to.
+        collations: The collation of each text column, as MySQL reports it:
+            keys are matched under their column's own collation.
     """
 
     def __init__(
@@ -118,17 +135,19 @@ class TableWriter:
         sequence_column: str,
         deleted_column: str | None,
         dialect: Dialect,
+        collations: Mapping[str, str] | None = None,
     ) -> None:
         self.table = table
         self.dialect = dialect
+        self.collations = dict(collations or {})
         by_name = {column.name: column for column in table.columns}  # table.c is keyed by key, not name
         self.columns = [by_name[name] for name in columns]
         self.key_columns = list(table.primary_key.columns)
         self.sequence = by_name[sequence_column]
         self.deleted = None if deleted_column is None else by_name[deleted_column]
         self._sequence_index = list(columns).index(sequence_column)
-        self._processors = [_binary_processor(dialect, column) for column in self.columns]
-        self._key_processors = [_binary_processor(dialect, column) for column in self.key_columns]
+        self._processors = [_bind_processor(dialect, column) for column in self.columns]
+        self._key_processors = [_bind_processor(dialect, column) for column in self.key_columns]
         self._dialect = _DIALECTS.get(dialect.name, _SQLite)(self)
 
     def upsert(self, connection: Connection, rows: Sequence[Upsert], *, converted: bool = False) -> int:
@@ -337,6 +356,35 @@ def _tombstone_upsert(insert: Callable[[sa.Table], Any]) -> sa.Executable:
     return upsert
 
 
+def _postgresql_cast_type(column: sa.Column[Any], dialect: Dialect) -> str:
+    """
+    Return the type a chunk's text is cast to for `column` on PostgreSQL.
+
+    The column's own type, except that text and numbers are cast to `text`
+    and `numeric` without a length or scale: an explicit cast to
+    `varchar(5)` truncates and one to `numeric(10, 2)` rounds without a word,
+    where storing (an assignment cast) refuses a string that is too long.
+    The mapper has already refused what does not fit; this keeps any value
+    that slipped past from being changed on the way, and keeps comparisons
+    exact (a key is never cut down to match another row).
+    """
+    type_ = storage_type(column, dialect)
+    if (
+        isinstance(type_, sa.String)
+        and not isinstance(type_, sa.Enum)
+        and type_.__visit_name__
+        not in (
+            "CHAR",
+            "NCHAR",
+        )
+    ):
+        return "text"
+    if isinstance(type_, sa.Numeric) and not isinstance(type_, (sa.Float, sa.Integer)):
+        return "numeric"
+    compiled: str = column.type.compile(dialect=dialect)
+    return compiled
+
+
 _LOCK_NAMESPACE = 0x64796E61  # "dyna"
 _ADVISORY_LOCKS = sa.text(
     f"SELECT count(pg_advisory_xact_lock({_LOCK_NAMESPACE - 2**31}, CAST(k AS integer)))"
@@ -376,7 +424,7 @@ class _SQLite:
                 f"UPDATE {table} SET {deleted} = ?, {sequence} = ? WHERE {match} AND {sequence} < ?"
             )
         self._deleted_processor = (
-            None if writer.deleted is None else _binary_processor(writer.dialect, writer.deleted)
+            None if writer.deleted is None else _bind_processor(writer.dialect, writer.deleted)
         )
 
     def upsert(self, connection: Connection, rows: Sequence[Upsert], *, converted: bool) -> int:
@@ -455,7 +503,7 @@ class _PostgreSQL:
         count = len(writer.columns)
 
         def cast(i: int, column: sa.Column[Any]) -> str:
-            type_sql = column.type.compile(dialect=dialect)
+            type_sql = _postgresql_cast_type(column, dialect)
             if self._nested[i]:  # the value itself, not its text; JSON null is SQL NULL
                 return f"CAST(NULLIF(r.v->{i}, CAST('null' AS jsonb)) AS {type_sql})"
             return f"CAST(r.v->>{i} AS {type_sql})"
@@ -475,7 +523,7 @@ class _PostgreSQL:
             f" WHERE {table}.{sequence} < EXCLUDED.{sequence}"
         )
         match = " AND ".join(
-            f"{table}.{k} = CAST(r.v->>{i} AS {c.type.compile(dialect=dialect)})"
+            f"{table}.{k} = CAST(r.v->>{i} AS {_postgresql_cast_type(c, dialect)})"
             for i, (k, c) in enumerate(zip(keys, writer.key_columns, strict=True))
         )
         position = len(keys)
@@ -486,7 +534,7 @@ class _PostgreSQL:
             )
         else:
             deleted = quote(writer.deleted.name)
-            deleted_type = writer.deleted.type.compile(dialect=dialect)
+            deleted_type = _postgresql_cast_type(writer.deleted, dialect)
             self.delete_sql = sa.text(
                 f"UPDATE {table} SET {deleted} = CAST(r.v->>{position + 1} AS {deleted_type}),"
                 f" {sequence} = r.v->>{position}"
@@ -591,19 +639,31 @@ class _MySQL(_PostgreSQL):
     def __init__(self, writer: TableWriter) -> None:  # the shared setup is _prepare's, not super's
         dialect, quote, table, tomb, names = self._prepare(writer)
         sequence = quote(writer.sequence.name)
+        # JSON column values travel as JSON text, a string in the chunk: nested in
+        # it they would count two levels more against MariaDB's 32
+        # (https://mariadb.com/kb/en/json_depth/), and the server parses them once,
+        # when they are stored.
+        for i, nested in enumerate(self._nested):
+            if nested:
+                self._kinds[i] = _encode_json_text
+                self._processed.append((i, _encode_json_text))
+        self._nested = [False] * len(self._nested)
 
-        def source(columns: Sequence[sa.Column[Any]], extra: Sequence[str]) -> str:
+        def text_column(name: str, i: int, charset: str = "utf8mb4") -> str:
+            # The character set is stated: JSON_TABLE's text columns otherwise take
+            # the database's, and a latin1 database would turn text into "?".
+            return f"{name} LONGTEXT CHARACTER SET {charset} PATH '$[{i}]'"
+
+        def upsert_source(columns: Sequence[sa.Column[Any]]) -> str:
             defined = [
-                f"c{i} {'JSON' if _is_plain_json(c, dialect) else 'LONGTEXT'} PATH '$[{i}]'"
+                text_column(f"c{i}", i, "ascii" if _is_binary(c, dialect) else "utf8mb4")
                 for i, c in enumerate(columns)
             ]
-            defined += [f"{name} LONGTEXT PATH '$[{len(columns) + j}]'" for j, name in enumerate(extra)]
+            defined.append(text_column("item_key", len(columns), "ascii"))
             return f"JSON_TABLE(CONVERT(:rows USING utf8mb4), '$[*]' COLUMNS ({', '.join(defined)})) AS v"
 
         def value(i: int, column: sa.Column[Any]) -> str:
-            if _is_plain_json(column, dialect):  # JSON null is SQL NULL
-                return f"IF(JSON_TYPE(v.c{i}) = 'NULL', NULL, v.c{i})"
-            return f"UNHEX(v.c{i})" if _is_binary(column) else f"v.c{i}"
+            return f"UNHEX(v.c{i})" if _is_binary(column, dialect) else f"v.c{i}"
 
         selected = ", ".join(value(i, c) for i, c in enumerate(writer.columns))
         guard = f"{table}.{sequence} < VALUES({sequence})"
@@ -615,22 +675,35 @@ class _MySQL(_PostgreSQL):
         updates.append(f"{sequence} = IF({guard}, VALUES({sequence}), {table}.{sequence})")
         self.upsert_sql = sa.text(
             f"INSERT INTO {table} ({', '.join(names)}) SELECT {selected}"
-            f" FROM {source(writer.columns, ['item_key'])}"
+            f" FROM {upsert_source(writer.columns)}"
             f" WHERE NOT EXISTS (SELECT 1 FROM {tomb} AS tb WHERE tb.table_name = :table_name"
             f" AND tb.item_key = v.item_key AND tb.sequence_number >= v.c{writer._sequence_index})"
             f" ON DUPLICATE KEY UPDATE {', '.join(updates)}"
         )
+
+        # Deletes find rows by key: each key compares exactly, as its column's own
+        # type (a DECIMAL key compared with text would be compared as a double:
+        # https://dev.mysql.com/doc/refman/8.0/en/type-conversion.html), text under
+        # its column's own collation, which the replication has checked is exact.
         keys = writer.key_columns
-        match = " AND ".join(f"{table}.{quote(k.name)} = {value(i, k)}" for i, k in enumerate(keys))
+        defined = [_mysql_key_column(i, k, dialect) for i, k in enumerate(keys)]
+        defined += [
+            text_column("sequence", len(keys), "ascii"),
+            text_column("deleted_at", len(keys) + 1, "ascii"),
+        ]
+        source = f"JSON_TABLE(CONVERT(:rows USING utf8mb4), '$[*]' COLUMNS ({', '.join(defined)})) AS v"
+        match = " AND ".join(
+            f"{table}.{quote(k.name)} = {_mysql_key_value(i, k, dialect, writer.collations)}"
+            for i, k in enumerate(keys)
+        )
         if writer.deleted is None:
             self.delete_sql = sa.text(
-                f"DELETE {table} FROM {table} JOIN {source(keys, ['sequence', 'deleted_at'])} ON {match}"
-                f" WHERE {table}.{sequence} < v.sequence"
+                f"DELETE {table} FROM {table} JOIN {source} ON {match} WHERE {table}.{sequence} < v.sequence"
             )
         else:
             deleted = quote(writer.deleted.name)
             self.delete_sql = sa.text(
-                f"UPDATE {table} JOIN {source(keys, ['sequence', 'deleted_at'])} ON {match}"
+                f"UPDATE {table} JOIN {source} ON {match}"
                 f" SET {table}.{deleted} = v.deleted_at, {table}.{sequence} = v.sequence"
                 f" WHERE {table}.{sequence} < v.sequence"
             )
@@ -711,6 +784,42 @@ class _MySQL(_PostgreSQL):
                 ),
             ]
         )
+
+
+# Key types that JSON_TABLE converts from a JSON string exactly, so that the
+# key compares as its column's own type: numbers by value, times as times.
+_MYSQL_TYPED_KEYS = (sa.Integer, sa.Numeric, sa.DateTime, sa.Date, sa.Time)
+
+_encode_json_text = json.JSONEncoder(
+    ensure_ascii=False, separators=(",", ":"), allow_nan=False, check_circular=False
+).encode
+
+
+def _mysql_key_column(i: int, column: sa.Column[Any], dialect: Dialect) -> str:
+    """
+    Return the JSON_TABLE column definition of key `i` for MySQL.
+    """
+    type_ = storage_type(column, dialect)
+    if isinstance(type_, _MYSQL_TYPED_KEYS) and not isinstance(type_, sa.Boolean):
+        return f"k{i} {column.type.compile(dialect=dialect)} PATH '$[{i}]'"
+    charset = "ascii" if isinstance(type_, sa.types._Binary) else "utf8mb4"
+    return f"k{i} LONGTEXT CHARACTER SET {charset} PATH '$[{i}]'"
+
+
+def _mysql_key_value(i: int, column: sa.Column[Any], dialect: Dialect, collations: Mapping[str, str]) -> str:
+    """
+    Return the expression key `i` of a chunk row compares to its column with, on MySQL.
+    """
+    type_ = storage_type(column, dialect)
+    if isinstance(type_, sa.types._Binary):
+        return f"UNHEX(v.k{i})"
+    collation = collations.get(column.name)
+    if collation is not None and isinstance(type_, sa.String):
+        # The column's own collation (explicit, so it wins over the chunk's):
+        # the comparison is the index's, and exact where the collation is.
+        charset = collation.split("_", 1)[0]
+        return f"CONVERT(v.k{i} USING {charset}) COLLATE {collation}"
+    return f"v.k{i}"
 
 
 _RECORDS = re.compile(rb"Records: (\d+)")

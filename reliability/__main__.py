@@ -59,7 +59,7 @@ metadata = sa.MetaData()
 items = sa.Table(
     "reliability_items",
     metadata,
-    sa.Column("pk", sa.String(20), primary_key=True),
+    sa.Column("pk", dynastream.ExactString(20), primary_key=True),
     sa.Column("version", sa.Integer, nullable=False),
     dynastream.sequence_column(),
 )

@@ -28,7 +28,7 @@ metadata = sa.MetaData()
 everything = sa.Table(
     "backfilled_everything",
     metadata,
-    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("id", dynastream.ExactString(64), primary_key=True),
     sa.Column("s", sa.String(200)),
     sa.Column("n", sa.Numeric(20, 4)),
     sa.Column("b", sa.LargeBinary),
@@ -44,7 +44,7 @@ everything = sa.Table(
 mirror = sa.Table(
     "backfilled_mirror",
     metadata,
-    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("id", dynastream.ExactString(64), primary_key=True),
     sa.Column("s", sa.String(64), nullable=False),
     sa.Column("n", sa.Numeric(20, 4), nullable=False),
     sa.Column("version", sa.Integer, nullable=False),
@@ -653,7 +653,7 @@ metadata = sa.MetaData()
 mirror = sa.Table(
     "backfilled_mirror",
     metadata,
-    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("id", dynastream.ExactString(64), primary_key=True),
     sa.Column("s", sa.String(64), nullable=False),
     sa.Column("n", sa.Numeric(20, 4), nullable=False),
     sa.Column("version", sa.Integer, nullable=False),

@@ -21,7 +21,7 @@ metadata = sa.MetaData()
 counters = sa.Table(
     "concurrent_items",
     metadata,
-    sa.Column("pk", sa.String(20), primary_key=True),
+    sa.Column("pk", dynastream.ExactString(20), primary_key=True),
     sa.Column("amount", sa.Numeric(20, 0)),
     dynastream.sequence_column(),
 )

@@ -43,7 +43,7 @@ def orders_table(name: str) -> sa.Table:
     return sa.Table(
         name,
         sa.MetaData(),
-        sa.Column("id", sa.String(40), primary_key=True),
+        sa.Column("id", dynastream.ExactString(40), primary_key=True),
         sa.Column("n", sa.Integer),
         dynastream.sequence_column(),
     )

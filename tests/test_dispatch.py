@@ -30,7 +30,7 @@ metadata = sa.MetaData()
 rows = sa.Table(
     "dispatch_rows",
     metadata,
-    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("id", dynastream.ExactString(40), primary_key=True),
     sa.Column("n", sa.Integer, nullable=False),
 )
 
@@ -41,7 +41,7 @@ class Base(DeclarativeBase):
 
 class Row(Base):
     __tablename__ = "dispatch_orm_rows"
-    id: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
+    id: Mapped[str] = mapped_column(dynastream.ExactString(40), primary_key=True)
     n: Mapped[int]
 
 

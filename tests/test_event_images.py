@@ -26,7 +26,7 @@ metadata = sa.MetaData()
 wide = sa.Table(
     "event_image_wide",
     metadata,
-    sa.Column("pk", sa.String(20), primary_key=True),
+    sa.Column("pk", dynastream.ExactString(20), primary_key=True),
     sa.Column("amount", sa.Numeric(12, 3)),
     sa.Column("count", sa.Integer),
     sa.Column("ratio", sa.Float),
@@ -144,7 +144,7 @@ def test_an_unmapped_malformed_attribute_is_refused() -> None:
 items = sa.Table(
     "event_image_items",
     sa.MetaData(),
-    sa.Column("pk", sa.String(20), primary_key=True),
+    sa.Column("pk", dynastream.ExactString(20), primary_key=True),
     sa.Column("amount", sa.Numeric(20, 4)),
     dynastream.sequence_column(),
 )

@@ -35,6 +35,7 @@ def test_public_names_are_pinned() -> None:
         "EmfMetrics",
         "EventBatch",
         "EventName",
+        "ExactString",
         "Item",
         "JsonFormatter",
         "MalformedEventError",

@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 from sqlalchemy.dialects import mysql, postgresql
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+import dynastream
 from dynastream._mapping import RowMapper
 from dynastream.exceptions import ColumnValueError, ConfigurationError
 
@@ -39,7 +40,9 @@ def naive_utc(text: str) -> datetime:
 
 def table_with(*columns: sa.Column[Any], name: str = "mapping_t") -> sa.Table:
     """A table keyed by `id` (String) with `columns` after it."""
-    return sa.Table(name, sa.MetaData(), sa.Column("id", sa.String(40), primary_key=True), *columns)
+    return sa.Table(
+        name, sa.MetaData(), sa.Column("id", dynastream.ExactString(40), primary_key=True), *columns
+    )
 
 
 def map_value(column_type: Any, value: Any, *, dialect: str | None = None, **options: Any) -> Any:
@@ -175,20 +178,32 @@ def test_numeric_without_precision_is_decimal_10_0_on_mysql() -> None:
     assert "decimal places" in refusal(sa.Numeric(), Decimal("0.5"), dialect="mysql").reason
 
 
-def test_numeric_on_sqlite_takes_15_significant_digits() -> None:
-    assert Decimal("123456789.012345") == map_value(
-        sa.Numeric(), Decimal("123456789.012345"), dialect="sqlite"
-    )
+def test_numeric_on_sqlite_takes_what_reads_back_the_same() -> None:
+    # SQLite stores the float; SQLAlchemy reads it back through "%.2f": 12.34 survives.
+    assert Decimal("1234567890.12") == map_value(sa.Numeric(12, 2), Decimal("1234567890.12"), dialect="sqlite")
 
 
-def test_numeric_on_sqlite_refuses_16_significant_digits() -> None:
-    error = refusal(sa.Numeric(), Decimal("1234567890.123456"), dialect="sqlite")
+@pytest.mark.parametrize(
+    ("column_type", "text"),
+    [
+        # read back through "%.10f" as 1234567890.1199998856
+        (sa.Numeric(38, 10), "1234567890.12"),
+        # read back through "%.18f" as 0.100000000000000006
+        (sa.Numeric(20, 18), "0.1"),
+        # beyond 2**53 a float skips integers
+        (sa.Numeric(30, 0), "12345678901234567891"),
+    ],
+)
+def test_numeric_on_sqlite_refuses_what_reads_back_as_another_number(
+    column_type: sa.Numeric[Any], text: str
+) -> None:
+    error = refusal(column_type, Decimal(text), dialect="sqlite")
 
-    assert "more than 15 significant digits (Numeric is stored as a float on SQLite)" == error.reason
+    assert "would give back as another number" in error.reason
 
 
 def test_numeric_on_sqlite_counts_digits_without_trailing_zeros() -> None:
-    assert Decimal("1E+100") == map_value(sa.Numeric(), Decimal("1E+100"), dialect="sqlite")
+    assert Decimal("1E+100") == map_value(sa.Numeric(asdecimal=False), Decimal("1E+100"), dialect="sqlite")
 
 
 def fits_numeric(value: Decimal, precision: int, scale: int) -> bool:
@@ -292,8 +307,11 @@ def test_string_takes_text() -> None:
     assert CANARY == map_value(sa.String(40), CANARY)
 
 
-def test_string_takes_a_number_as_its_exact_text() -> None:
-    assert ["1.50", "1E+2"] == [map_value(sa.String(10), Decimal(t)) for t in ("1.50", "1E+2")]
+def test_string_takes_a_number_as_dynamodb_keeps_it() -> None:
+    # 1.50, 1.5 and 15E-1 are one DynamoDB number (and one key): one text, plain, no trailing zeros.
+    assert ["1.5", "1.5", "1.5", "100", "0", "0.001"] == [
+        map_value(sa.String(10), Decimal(t)) for t in ("1.50", "1.5", "15E-1", "1E+2", "-0", "1E-3")
+    ]
 
 
 def test_string_refuses_more_characters_than_its_length() -> None:
@@ -442,8 +460,11 @@ def test_jsonb_on_postgresql_refuses_nul_in_text() -> None:
     assert "text containing a NUL character, which PostgreSQL's JSONB cannot store" == error.reason
 
 
-def test_json_on_postgresql_takes_nul_in_text() -> None:
-    assert {"note": "a\x00"} == map_value(sa.JSON(), {"note": "a\x00"}, dialect="postgresql")
+def test_json_on_postgresql_refuses_nul_in_text() -> None:
+    # JSON (not only JSONB) values reach PostgreSQL inside a JSONB document, which cannot hold NUL.
+    error = refusal(sa.JSON(), {"note": "a\x00"}, dialect="postgresql")
+
+    assert "NUL" in error.reason
 
 
 def test_json_refuses_a_set_of_mixed_members() -> None:
@@ -697,7 +718,7 @@ def test_not_null_column_with_a_callable_default_refuses_a_missing_attribute() -
 
 def test_primary_key_refuses_a_missing_attribute_even_with_a_default() -> None:
     table = sa.Table(
-        "mapping_t", sa.MetaData(), sa.Column("id", sa.String(10), primary_key=True, default="x")
+        "mapping_t", sa.MetaData(), sa.Column("id", dynastream.ExactString(10), primary_key=True, default="x")
     )
 
     with pytest.raises(ColumnValueError) as caught:
@@ -830,9 +851,9 @@ def test_columns_are_in_table_order_and_keys_in_key_order() -> None:
     table = sa.Table(
         "mapping_t",
         sa.MetaData(),
-        sa.Column("b", sa.String(5), primary_key=True),
+        sa.Column("b", dynastream.ExactString(5), primary_key=True),
         sa.Column("x", sa.Integer),
-        sa.Column("a", sa.String(5), primary_key=True),
+        sa.Column("a", dynastream.ExactString(5), primary_key=True),
         sa.Column("rest", sa.JSON),
     )
     mapper = RowMapper(table, extra="rest")
@@ -852,7 +873,7 @@ class Base(DeclarativeBase):
 
 class Order(Base):
     __tablename__ = "mapping_orders"
-    order_id: Mapped[str] = mapped_column(sa.String(20), primary_key=True)
+    order_id: Mapped[str] = mapped_column(dynastream.ExactString(20), primary_key=True)
     total: Mapped[Decimal] = mapped_column(sa.Numeric(10, 2))
 
 
@@ -1029,7 +1050,7 @@ def test_the_round_trip_item_maps_to_the_expected_values(dialect: str | None) ->
         "big": 2**63 - 1,
         "ratio": 0.1,
         "exact": 0.30000000000000004,
-        "number_text": "1.50E+3",
+        "number_text": "1500",
         "updated": naive_utc("2023-11-14T22:13:20Z"),
         "day": date(2024, 2, 29),
         "at": time(23, 59, 58),
@@ -1129,7 +1150,7 @@ def test_json_numbers_are_ints_when_integral_and_floats_otherwise(text: str, exp
     table = sa.Table(
         "mapping_json_numbers",
         sa.MetaData(),
-        sa.Column("id", sa.String(5), primary_key=True),
+        sa.Column("id", dynastream.ExactString(5), primary_key=True),
         sa.Column("doc", sa.JSON),
     )
 

@@ -25,14 +25,14 @@ metadata = sa.MetaData()
 orders = sa.Table(
     "observed_orders",
     metadata,
-    sa.Column("pk", sa.String(20), primary_key=True),
+    sa.Column("pk", dynastream.ExactString(20), primary_key=True),
     sa.Column("total", sa.Numeric(12, 2)),
     dynastream.sequence_column(),
 )
 soft_orders = sa.Table(
     "observed_soft_orders",
     metadata,
-    sa.Column("pk", sa.String(20), primary_key=True),
+    sa.Column("pk", dynastream.ExactString(20), primary_key=True),
     sa.Column("total", sa.Numeric(12, 2)),
     dynastream.sequence_column(),
     dynastream.deleted_column(),

@@ -24,7 +24,7 @@ PERSONAL = "canary-4f1e@example.com"
 people = sa.Table(
     "privacy_people",
     sa.MetaData(),
-    sa.Column("pk", sa.String(60), primary_key=True),
+    sa.Column("pk", dynastream.ExactString(60), primary_key=True),
     sa.Column("email", sa.String(20)),  # too short for the canary: a mapping error
     sa.Column("age", sa.Integer),
     dynastream.sequence_column(),

@@ -22,11 +22,11 @@ metadata = sa.MetaData()
 orders = sa.Table(
     "orders",
     metadata,
-    sa.Column("id", sa.String(20), primary_key=True),
+    sa.Column("id", dynastream.ExactString(20), primary_key=True),
     sa.Column("total", sa.Numeric(10, 2)),
     dynastream.sequence_column(),
 )
-audit = sa.Table("audit", metadata, sa.Column("event_id", sa.String(40), primary_key=True))
+audit = sa.Table("audit", metadata, sa.Column("event_id", dynastream.ExactString(40), primary_key=True))
 
 app = dynastream.App(database_url="sqlite:///never-used.sqlite")
 app.replicate("Orders", into=orders)

@@ -22,7 +22,7 @@ class OrderRow(Base):
 
     __tablename__ = "orders"
 
-    order_id: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    order_id: Mapped[str] = mapped_column(dynastream.ExactString(64), primary_key=True)
     customer: Mapped[str] = mapped_column(sa.String(200))
     status: Mapped[str] = mapped_column(sa.String(20))
     total: Mapped[Decimal] = mapped_column(sa.Numeric(12, 2))

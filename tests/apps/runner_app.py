@@ -21,7 +21,7 @@ metadata = sa.MetaData()
 items = sa.Table(
     "runner_items",
     metadata,
-    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("id", dynastream.ExactString(64), primary_key=True),
     sa.Column("n", sa.Integer),
     sa.Column("note", sa.String(200)),
     dynastream.sequence_column(),

@@ -78,7 +78,7 @@ class Base(DeclarativeBase):
 
 class OrderRow(Base):
     __tablename__ = "orders"
-    order_id: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    order_id: Mapped[str] = mapped_column(dynastream.ExactString(64), primary_key=True)
     total: Mapped[Decimal] = mapped_column(sa.Numeric(12, 2))
     dynastream_sequence = dynastream.sequence_column()
 
