@@ -180,7 +180,8 @@ def test_numeric_without_precision_is_decimal_10_0_on_mysql() -> None:
 
 def test_numeric_on_sqlite_takes_what_reads_back_the_same() -> None:
     # SQLite stores the float; SQLAlchemy reads it back through "%.2f": 12.34 survives.
-    assert Decimal("1234567890.12") == map_value(sa.Numeric(12, 2), Decimal("1234567890.12"), dialect="sqlite")
+    number = Decimal("1234567890.12")
+    assert number == map_value(sa.Numeric(12, 2), number, dialect="sqlite")
 
 
 @pytest.mark.parametrize(
