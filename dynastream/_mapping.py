@@ -12,9 +12,9 @@ column and saying what does not fit, never quoting the value.
 | SmallInteger / Integer / BigInteger | N, integral and in range     | `int`                       |
 | Numeric(p, s)                       | N within p and s             | `Decimal`                   |
 | Float / Double / REAL               | N that a float keeps exactly | `float`                     |
-| String / Text / Enum                | S, or N as its exact text    | `str`                       |
+| String / Text / Enum / ExactString  | S, or N as canonical text    | `str`                       |
 | Boolean                             | BOOL                         | `bool`                      |
-| LargeBinary                         | B                            | `bytes`                     |
+| LargeBinary / VARBINARY / BINARY    | B                            | `bytes`                     |
 | JSON / JSONB                        | any value                    | what `json.dumps` takes     |
 | DateTime                            | N epoch seconds, S ISO 8601  | `datetime` in UTC           |
 | Date / Time                         | S ISO 8601                   | `date` / `time`             |
