@@ -287,19 +287,35 @@ class App:
         """
         return self._registry.registrations
 
-    def check(self) -> None:
+    def check(self, *, database: bool = False) -> None:
         """
         Build every handler and mapper once, so wiring mistakes surface early.
 
         Call it at start-up or in a test rather than wait for the first batch.
 
+        Args:
+            database: Also connect and check each replicated table against the
+                database, as the first batch would: its text key columns must
+                compare exactly (see "Keys" in the replication guide).
+
         Raises:
             ConfigurationError: A handler or mapper needs a provider the
-                container does not have.
+                container does not have, or (with `database=True`) a replicated
+                table's key columns do not compare text exactly.
         """
+        from ._replication import ReplicationHandler
+
+        handlers = [
+            build_handler(registration, self.container) for registration in self._registry.registrations
+        ]
         for registration in self._registry.registrations:
-            build_handler(registration, self.container)
             build_mapper(registration, self.container)
+        if not database:
+            return
+        with self.container.engine().connect() as connection:
+            for handler in handlers:
+                if isinstance(handler, ReplicationHandler):
+                    handler.check_table(connection)
 
     def dispatch(
         self,

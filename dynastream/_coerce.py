@@ -1003,18 +1003,26 @@ def _precision_check(type_: Any, *, mysql: bool, label: str) -> Callable[[int], 
 
     MySQL's DATETIME and TIME keep `fsp` fractional digits, none by default,
     and round (MariaDB: truncate) the rest
-    (https://dev.mysql.com/doc/refman/8.0/en/fractional-seconds.html).
+    (https://dev.mysql.com/doc/refman/8.0/en/fractional-seconds.html);
+    PostgreSQL's `timestamp(p)` and `time(p)` round to `p` digits, six when
+    not given (https://www.postgresql.org/docs/current/datatype-datetime.html).
     """
-    if not mysql:
+    if mysql:
+        digits = getattr(type_, "fsp", None) or 0
+        where = f"{label}({digits}) on MySQL"
+    else:
+        precision = getattr(type_, "precision", None)  # PostgreSQL's TIMESTAMP and TIME
+        if precision is None:
+            return None
+        digits = precision
+        where = f"{label}({digits})"
+    if digits >= 6:
         return None
-    fsp = getattr(type_, "fsp", None) or 0
-    if fsp >= 6:
-        return None
-    unit = 10 ** (6 - fsp)
+    unit = 10 ** (6 - digits)
 
     def check(microseconds: int) -> None:
         if microseconds % unit:
-            raise Unfit(f"more than {fsp} fractional-second digits ({label}({fsp}) on MySQL)")
+            raise Unfit(f"more than {digits} fractional-second digits ({where})")
 
     return check
 
@@ -1162,7 +1170,7 @@ def _passthrough_converter(type_: sa.types.TypeEngine[Any]) -> Callable[[Any], A
 
     def convert(value: Any) -> Any:
         if isinstance(value, python_type) and (python_type is bool or value.__class__ is not bool):
-            return value
+            return check_text(value) if isinstance(value, str) else value
         raise Unfit(f"{_kind(value)} is not a {python_type.__name__} ({label} column)")
 
     return convert

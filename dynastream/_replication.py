@@ -369,6 +369,15 @@ class ReplicationHandler:
                 sequence_number=record.item_identifier,
             ) from None
 
+    def check_table(self, connection: Connection) -> None:
+        """
+        Check the table against the database `connection` talks to.
+
+        Raises:
+            ConfigurationError: A key column does not compare text exactly.
+        """
+        check_key_collations(self.table, read_table_facts(connection, self.table), connection.dialect)
+
     def _mapper_for(self, connection: Connection) -> RowMapper:
         """
         Return the row mapper for the database `connection` talks to.

@@ -678,3 +678,23 @@ def test_a_soft_delete_keeps_the_removal_time_to_the_microsecond(engine: sa.Engi
         deleted_at = connection.scalar(sa.select(table.c.dynastream_deleted_at))
     expected = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(seconds=1_790_000_000, microseconds=123456)
     assert expected == (deleted_at if deleted_at.tzinfo else deleted_at.replace(tzinfo=UTC))
+
+
+def test_check_with_the_database_refuses_a_key_column_that_ignores_case(engine: sa.Engine) -> None:
+    key_type = sa.String(10, collation="NOCASE") if engine.dialect.name == "sqlite" else sa.String(10)
+    table = sa.Table(
+        "exact_checked",
+        sa.MetaData(),
+        sa.Column("pk", key_type, primary_key=True),
+        dynastream.sequence_column(),
+    )
+    table.create(engine)
+    app = dynastream.App(engine=engine)
+    app.replicate("Items", into=table)
+
+    app.check()  # without the database: nothing to see
+    if engine.dialect.name == "postgresql":
+        app.check(database=True)  # PostgreSQL's default collation is deterministic
+    else:
+        with pytest.raises(ConfigurationError, match="exact_checked.pk"):
+            app.check(database=True)
