@@ -182,7 +182,8 @@ class ReplicationHandler:
                 dialect=dialect,
                 collations=self._facts.get(dialect.name, TableFacts()).collations,
             )
-            self._writers[key] = writer
+            if dialect.name in self._facts:  # built from what the database said, not before it said
+                self._writers[key] = writer
         return writer
 
     def __call__(self, records: Sequence[StreamRecord[Item]], uow: UnitOfWork) -> None:

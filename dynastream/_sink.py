@@ -655,8 +655,12 @@ class _MySQL(_PostgreSQL):
             return f"{name} LONGTEXT CHARACTER SET {charset} PATH '$[{i}]'"
 
         def upsert_source(columns: Sequence[sa.Column[Any]]) -> str:
+            # Hex and sequence numbers are ASCII, which compares with text of any
+            # collation (no "illegal mix of collations" against the tombstones').
             defined = [
-                text_column(f"c{i}", i, "ascii" if _is_binary(c, dialect) else "utf8mb4")
+                text_column(
+                    f"c{i}", i, "ascii" if _is_binary(c, dialect) or c is writer.sequence else "utf8mb4"
+                )
                 for i, c in enumerate(columns)
             ]
             defined.append(text_column("item_key", len(columns), "ascii"))
@@ -814,7 +818,7 @@ def _mysql_key_value(i: int, column: sa.Column[Any], dialect: Dialect, collation
     if isinstance(type_, sa.types._Binary):
         return f"UNHEX(v.k{i})"
     collation = collations.get(column.name)
-    if collation is not None and isinstance(type_, sa.String):
+    if collation is not None and not isinstance(type_, _MYSQL_TYPED_KEYS):
         # The column's own collation (explicit, so it wins over the chunk's):
         # the comparison is the index's, and exact where the collation is.
         charset = collation.split("_", 1)[0]

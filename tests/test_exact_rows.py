@@ -696,5 +696,29 @@ def test_check_with_the_database_refuses_a_key_column_that_ignores_case(engine: 
     if engine.dialect.name == "postgresql":
         app.check(database=True)  # PostgreSQL's default collation is deterministic
     else:
-        with pytest.raises(ConfigurationError, match="exact_checked.pk"):
+        with pytest.raises(ConfigurationError, match=r"exact_checked\.pk"):
             app.check(database=True)
+
+
+def test_a_table_whose_collation_is_not_the_databases_default_replicates(server_engine: sa.Engine) -> None:
+    table = sa.Table(
+        "exact_collated",
+        sa.MetaData(),
+        sa.Column("pk", dynastream.ExactString(10), primary_key=True),
+        sa.Column("ref", sa.Uuid, primary_key=True),
+        sa.Column("label", sa.String(10)),
+        dynastream.sequence_column(),
+        mysql_collate="utf8mb4_unicode_ci",
+    )
+    app = replicate(server_engine, table)
+    ref = uuid.UUID("0b9e2f4c-7a51-4c1e-9f1e-3c2d1b0a9e8f")
+    keys = {"pk": "k", "ref": str(ref)}
+
+    results = [
+        dispatch(app, record("INSERT", BASE + 1, keys, {**keys, "label": "a"})),
+        dispatch(app, remove(BASE + 3, keys)),
+        dispatch(app, record("INSERT", BASE + 2, keys, {**keys, "label": "late"})),
+    ]
+
+    assert [None, None, None] == [r.failure for r in results]
+    assert set() == all_rows(server_engine, table)
