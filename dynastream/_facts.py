@@ -141,27 +141,33 @@ def check_key_collations(table: sa.Table, facts: TableFacts, dialect: Any) -> No
 
 def _key_problem(column: sa.Column[Any], facts: TableFacts, dialect: Any) -> str | None:
     if dialect.name in ("mysql", "mariadb"):
-        import sqlalchemy as sa
-
-        from ._sink import storage_type
-
-        collation = facts.collations.get(column.name)
-        if (
-            collation is None
-            or not isinstance(storage_type(column, dialect), sa.String)  # a UUID's hex digits, say
-            or collation == "binary"
-            or collation.endswith(_MYSQL_EXACT_SUFFIXES)
-        ):
-            return None
-        return f"compares text under the collation {collation}, which ignores case or trailing spaces"
+        return _mysql_key_problem(column, facts, dialect)
     if dialect.name == "postgresql":
         if column.name in facts.nondeterministic:
             return "has a nondeterministic collation, under which different strings can compare equal"
+        if getattr(column.type, "__visit_name__", "").upper() == "CITEXT":
+            return "is CITEXT, which compares text ignoring case"
         return None
     declared = str(getattr(column.type, "collation", None) or "").upper()
     if dialect.name == "sqlite" and declared in ("NOCASE", "RTRIM"):
         return f"is declared with the collation {declared}, which ignores case or trailing spaces"
     return None
+
+
+def _mysql_key_problem(column: sa.Column[Any], facts: TableFacts, dialect: Any) -> str | None:
+    import sqlalchemy as sa
+
+    from ._sink import storage_type
+
+    collation = facts.collations.get(column.name)
+    if (
+        collation is None
+        or not isinstance(storage_type(column, dialect), sa.String)  # a UUID's hex digits, say
+        or collation == "binary"
+        or collation.endswith(_MYSQL_EXACT_SUFFIXES)
+    ):
+        return None
+    return f"compares text under the collation {collation}, which ignores case or trailing spaces"
 
 
 def _remedy(column: sa.Column[Any], dialect: Any) -> str:
@@ -174,5 +180,5 @@ def _remedy(column: sa.Column[Any], dialect: Any) -> str:
             f" ALTER TABLE ... MODIFY {column.name} VARCHAR({size}) COLLATE {collation}."
         )
     if dialect.name == "postgresql":
-        return 'Declare it with a deterministic collation (the database default, or "C").'
+        return 'Declare it TEXT or VARCHAR with a deterministic collation (the database default, or "C").'
     return "Declare it without a collation (SQLite's BINARY compares byte for byte)."

@@ -343,7 +343,8 @@ class ReplicationHandler:
         sequence = self._sequence(record)
         # The row is the item's image with the key of the record's Keys: when an
         # image disagrees with them (a hand-made event), Keys say which item it is.
-        row = {**self._map(row_mapper, record, image), **key}
+        row = self._map(row_mapper, record, image)
+        row.update(key)
         try:
             values = [row[c] for c in row_mapper.columns]
         except KeyError as missing:
@@ -409,7 +410,10 @@ class ReplicationHandler:
         except Exception as cause:
             raise self._mapping_error(record, "Keys", cause) from cause
 
-    def _map(self, row_mapper: RowMapper, record: StreamRecord[Item], image: _Image) -> Mapping[str, Any]:
+    def _map(self, row_mapper: RowMapper, record: StreamRecord[Item], image: _Image) -> dict[str, Any]:
+        """
+        Return the row of an image, a new dict; or raise a typed error naming the record.
+        """
         label, item, as_sent = image
         try:
             if as_sent and self.mapper is None:

@@ -369,15 +369,8 @@ def _postgresql_cast_type(column: sa.Column[Any], dialect: Dialect) -> str:
     exact (a key is never cut down to match another row).
     """
     type_ = storage_type(column, dialect)
-    if (
-        isinstance(type_, sa.String)
-        and not isinstance(type_, sa.Enum)
-        and type_.__visit_name__
-        not in (
-            "CHAR",
-            "NCHAR",
-        )
-    ):
+    own_type = isinstance(type_, sa.Enum) or type_.__visit_name__ in ("CHAR", "NCHAR", "CITEXT")
+    if isinstance(type_, sa.String) and not own_type:
         return "text"
     if isinstance(type_, sa.Numeric) and not isinstance(type_, (sa.Float, sa.Integer)):
         return "numeric"
