@@ -118,7 +118,8 @@ def check_text(text: str) -> str:
     Such a string has no UTF-8 form, so no database (and no quarantine) can
     take it; DynamoDB never sends one.
     """
-    if text.isascii() or _SURROGATE(text) is None:
+    # A surrogate is not printable: most text is decided by the two quick tests.
+    if text.isascii() or text.isprintable() or _SURROGATE(text) is None:
         return text
     raise Unfit("text that is not valid Unicode (a lone surrogate)")
 
@@ -642,7 +643,7 @@ def _string_converter(type_: sa.String, dialect: str | None, *, charset: str | N
     def convert(value: Any) -> str:
         if isinstance(value, str):
             text = value
-            if not text.isascii() and _SURROGATE(text) is not None:
+            if not (text.isascii() or text.isprintable()) and _SURROGATE(text) is not None:
                 raise Unfit("text that is not valid Unicode (a lone surrogate)")
         elif isinstance(value, Decimal):
             if not value.is_finite():
