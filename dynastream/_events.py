@@ -430,10 +430,13 @@ def _arn_table(arn: str) -> str | None:
 
 def _is_ttl_identity(identity: Any) -> bool:
     # https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/time-to-live-ttl-streams.html
-    return (
-        isinstance(identity, Mapping)
-        and identity.get("type") == "Service"
-        and identity.get("principalId") == _TTL_PRINCIPAL
+    # Lambda spells the identity {"type", "principalId"}; the Streams API, and so
+    # boto3's get_records, {"Type", "PrincipalId"}
+    # (https://docs.aws.amazon.com/amazondynamodbstreams/latest/APIReference/API_Identity.html).
+    if not isinstance(identity, Mapping):
+        return False
+    return (identity.get("type") == "Service" and identity.get("principalId") == _TTL_PRINCIPAL) or (
+        identity.get("Type") == "Service" and identity.get("PrincipalId") == _TTL_PRINCIPAL
     )
 
 

@@ -301,6 +301,108 @@ def test_insert_with_the_ttl_identity_is_not_a_ttl_delete() -> None:
     assert not record.is_ttl_delete
 
 
+# The Streams API spells the identity {"PrincipalId", "Type"}
+# (https://docs.aws.amazon.com/amazondynamodbstreams/latest/APIReference/API_Identity.html).
+API_TTL_IDENTITY = {"PrincipalId": "dynamodb.amazonaws.com", "Type": "Service"}
+
+
+def boto3_get_records(*records: dict[str, Any]) -> dict[str, Any]:
+    """
+    A `GetRecords` response exactly as boto3 returns it: the JSON the API sends,
+    parsed by botocore's own parser (datetimes, bytes, `ResponseMetadata`).
+    """
+    import botocore.session
+    from botocore.parsers import create_parser
+
+    service = botocore.session.get_session().get_service_model("dynamodbstreams")
+    operation = service.operation_model("GetRecords")
+    body = json.dumps({"Records": list(records), "NextShardIterator": "iterator-2"}).encode()
+    response = {"body": body, "headers": {}, "status_code": 200}
+    return create_parser("json").parse(response, operation.output_shape)  # type: ignore[no-any-return]
+
+
+def api_ttl_remove(sequence_number: str = SEQUENCE_NUMBER, **identity: Any) -> dict[str, Any]:
+    """A TTL REMOVE as the Streams API sends it: no eventSourceARN, the API's identity spelling."""
+    return {
+        "eventID": "e-ttl",
+        "eventName": "REMOVE",
+        "eventVersion": "1.1",
+        "eventSource": "aws:dynamodb",
+        "awsRegion": "eu-west-1",
+        "dynamodb": {
+            "ApproximateCreationDateTime": CREATED,
+            "Keys": {"id": {"S": "o-1"}},
+            "OldImage": {"id": {"S": "o-1"}, "photo": {"B": b64(b"\x00\xff")}},
+            "SequenceNumber": sequence_number,
+            "SizeBytes": 40,
+            "StreamViewType": "NEW_AND_OLD_IMAGES",
+        },
+        "userIdentity": identity or API_TTL_IDENTITY,
+    }
+
+
+def test_get_records_remove_by_the_ttl_process_is_a_ttl_delete() -> None:
+    response = boto3_get_records(api_ttl_remove())
+    sent = response["Records"][0]
+    assert (datetime, bytes) == (  # the shape boto3 hands over, not Lambda's
+        type(sent["dynamodb"]["ApproximateCreationDateTime"]),
+        type(sent["dynamodb"]["OldImage"]["photo"]["B"]),
+    )
+
+    [record] = parse_event(response, table_name="Orders")
+
+    assert (True, CREATED_AT, {"id": "o-1", "photo": b"\x00\xff"}) == (
+        record.is_ttl_delete,
+        record.approximate_creation_time,
+        record.old_image,
+    )
+
+
+@pytest.mark.parametrize(
+    "identity",
+    [
+        {"PrincipalId": "lambda.amazonaws.com", "Type": "Service"},
+        {"PrincipalId": "dynamodb.amazonaws.com", "Type": "User"},
+    ],
+    ids=["other-service", "not-a-service"],
+)
+def test_get_records_remove_by_another_identity_is_not_a_ttl_delete(identity: dict[str, str]) -> None:
+    [record] = parse_event(boto3_get_records(api_ttl_remove(**identity)), table_name="Orders")
+
+    assert not record.is_ttl_delete
+
+
+def test_get_records_ttl_delete_is_ignored_by_replication_that_ignores_ttl() -> None:
+    import sqlalchemy as sa
+
+    import dynastream
+
+    rows = sa.Table(
+        "ttl_orders",
+        sa.MetaData(),
+        sa.Column("id", sa.String(20), primary_key=True),
+        sa.Column("photo", sa.LargeBinary),
+        dynastream.sequence_column(),
+    )
+    engine = sa.create_engine("sqlite://", poolclass=sa.StaticPool)
+    rows.metadata.create_all(engine)
+    app = dynastream.App(engine=engine)
+    app.create_tables()
+    app.replicate("Orders", into=rows, ttl="ignore")
+    insert = api_ttl_remove() | {"eventName": "INSERT", "eventID": "e-put"}
+    insert["dynamodb"] = insert["dynamodb"] | {"NewImage": insert["dynamodb"]["OldImage"]}
+    del insert["dynamodb"]["OldImage"], insert["userIdentity"]
+    app.dispatch(boto3_get_records(insert), table_name="Orders")
+
+    result = app.dispatch(
+        boto3_get_records(api_ttl_remove(str(int(SEQUENCE_NUMBER) + 1))), table_name="Orders"
+    )
+
+    assert [] == result.response()["batchItemFailures"]
+    with engine.connect() as connection:
+        assert [("o-1", b"\x00\xff")] == connection.execute(sa.select(rows.c.id, rows.c.photo)).all()
+
+
 # --- values ----------------------------------------------------------------
 
 
