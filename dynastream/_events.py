@@ -12,6 +12,10 @@ Shapes read (DESIGN §2.1):
 
 Reading stops at the first record that cannot be read: the records before it
 are returned with the error, so the dispatcher can apply them and report it.
+
+An image (`NewImage`, `OldImage`) that is absent, `null` or `{}` is no image
+(`None`); where the view type says a record carries it, any of the three is
+malformed. `Keys` must be present and non-empty.
 """
 
 from __future__ import annotations
@@ -335,14 +339,18 @@ def _read_record(
     keys = _read_image(dynamodb, "Keys", reader)
     if not keys:
         raise reader.error("dynamodb.Keys", "empty: a record must name its item's key")
-    new_image = _read_image(dynamodb, "NewImage", reader) if new_images and "NewImage" in dynamodb else None
-    old_image = _read_image(dynamodb, "OldImage", reader) if old_images and "OldImage" in dynamodb else None
+    new_sent = dynamodb.get("NewImage")
+    old_sent = dynamodb.get("OldImage")
+    new_image = _read_image(dynamodb, "NewImage", reader) if new_images and _is_image(new_sent) else None
+    old_image = _read_image(dynamodb, "OldImage", reader) if old_images and _is_image(old_sent) else None
     if view_type is not None:
         for required in _REQUIRED_IMAGES[view_type].get(event_name, ()):
-            if required not in dynamodb:
+            sent = new_sent if required == "NewImage" else old_sent
+            if not _is_image(sent):
+                state = "missing" if sent is None and required not in dynamodb else _NO_IMAGE[type(sent)]
                 raise reader.error(
                     f"dynamodb.{required}",
-                    f"missing: a {event_name.value} record of a {view_type.value} stream carries it",
+                    f"{state}: a {event_name.value} record of a {view_type.value} stream carries it",
                 )
 
     try:
@@ -378,6 +386,16 @@ def _read_record(
 def _is_mapping(value: Any) -> bool:
     # Parsed JSON holds dicts: skip the slower ABC check for them.
     return value.__class__ is dict or isinstance(value, Mapping)
+
+
+def _is_image(sent: Any) -> bool:
+    # An image that is absent, null or {} is no image: DynamoDB never writes an
+    # item without its key attributes, so {} can only stand for "none here".
+    # Anything else, even a falsy [] or "", is read (and refused if malformed).
+    return sent is not None and not (sent.__class__ is dict and not sent)
+
+
+_NO_IMAGE = {type(None): "null", dict: "empty"}
 
 
 def _missing_or_wrong(container: Mapping[str, Any], key: str, expected: str) -> str:

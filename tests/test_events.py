@@ -262,6 +262,45 @@ def test_record_without_stream_view_type_takes_the_images_it_has() -> None:
     assert (None, NEW_ITEM, None) == (read.stream_view_type, read.new_image, read.old_image)
 
 
+@pytest.mark.parametrize("sent", [{}, None], ids=["empty", "null"])
+@pytest.mark.parametrize(
+    ("image", "expected"), [("NewImage", (None, OLD_ITEM)), ("OldImage", (NEW_ITEM, None))]
+)
+def test_empty_or_null_image_is_no_image(image: str, expected: tuple[Any, Any], sent: Any) -> None:
+    record = lambda_record("MODIFY")
+    del record["dynamodb"]["StreamViewType"]
+    record["dynamodb"][image] = sent
+
+    [read] = parse_event(record)
+
+    assert expected == (read.new_image, read.old_image)
+
+
+@pytest.mark.parametrize(("sent", "state"), [({}, "empty"), (None, "null")], ids=["empty", "null"])
+@pytest.mark.parametrize(("view_type", "event_name", "image"), REQUIRED_IMAGES)
+def test_record_with_an_empty_or_null_image_its_view_type_writes_is_malformed(
+    view_type: str, event_name: str, image: str, sent: Any, state: str
+) -> None:
+    record = lambda_record(event_name, view_type=view_type)
+    record["dynamodb"][image] = sent
+
+    error = malformed_record([record])
+
+    assert (f"dynamodb.{image}", f"{state}: a {event_name} record of a {view_type} stream carries it") == (
+        error.field,
+        error.reason,
+    )
+
+
+def test_empty_required_image_is_malformed_even_when_images_are_left_unread() -> None:
+    record = lambda_record("MODIFY", view_type="NEW_IMAGE")
+    record["dynamodb"]["NewImage"] = {}
+
+    batch = read_event(record, old_images=False, new_images=False)
+
+    assert ("dynamodb.NewImage", "empty") == (batch.error.field, batch.error.reason.split(":")[0])  # type: ignore[union-attr]
+
+
 # --- TTL deletes -----------------------------------------------------------
 
 TTL_IDENTITY = {"type": "Service", "principalId": "dynamodb.amazonaws.com"}
@@ -903,6 +942,8 @@ def test_unknown_or_missing_event_name_is_malformed(change: Any) -> None:
             id="deep-in-old-image",
         ),
         pytest.param(_set("dynamodb/OldImage", []), "dynamodb.OldImage", id="image-not-an-object"),
+        pytest.param(_set("dynamodb/OldImage", ""), "dynamodb.OldImage", id="image-empty-string"),
+        pytest.param(_set("dynamodb/NewImage", False), "dynamodb.NewImage", id="image-false"),
     ],
 )
 def test_malformed_attribute_value_is_named_by_its_path(change: Any, field: str) -> None:
