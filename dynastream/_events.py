@@ -124,6 +124,11 @@ def load_event(path: str | os.PathLike[str]) -> Any:
 
 
 def _decode_json(text: str | bytes | bytearray) -> Any:
+    # A file saved by some Windows editors starts with a byte-order mark. json
+    # skips it in bytes (and so in load_event) but refuses it in a str; read
+    # the same event the same way whichever form it comes in.
+    if isinstance(text, str) and text.startswith("\ufeff"):
+        text = text[1:]
     try:
         return json.loads(text, parse_float=Decimal)
     except json.JSONDecodeError as error:

@@ -542,6 +542,27 @@ def test_json_text_and_bytes_read_as_the_dict_does() -> None:
     assert expected == [fields(record) for record in parse_event(json.dumps(event).encode())]
 
 
+@pytest.mark.parametrize("form", ["text", "bytes", "file"])
+def test_json_starting_with_a_byte_order_mark_reads_as_the_dict_does(form: str, tmp_path: Path) -> None:
+    event = {"Records": [lambda_record("INSERT", number=1), lambda_record("REMOVE", number=2)]}
+    text = "\ufeff" + json.dumps(event)
+    path = tmp_path / "event.json"
+    path.write_text(text, encoding="utf-8")
+    sent = {"text": text, "bytes": text.encode(), "file": load_event(path)}[form]
+
+    assert [fields(record) for record in parse_event(event)] == [
+        fields(record) for record in parse_event(sent)
+    ]
+    assert 2 == len(read_event(sent).records)
+
+
+@pytest.mark.parametrize("form", ["text", "bytes"])
+def test_json_with_two_byte_order_marks_is_malformed(form: str) -> None:
+    text = "\ufeff\ufeff" + json.dumps({"Records": []})
+
+    assert "" == malformed_event(text if form == "text" else text.encode()).field
+
+
 def test_json_text_keeps_numbers_exact() -> None:
     text = json.dumps(lambda_record("INSERT")).replace('"12.50"', '"1.500E+1"')
 
