@@ -22,6 +22,9 @@ fast path accepts nothing the checked path refuses.
 | SS       | `set[str]`                               |
 | NS       | `set[Decimal]`                           |
 | BS       | `set[bytes]`                             |
+
+A set must have at least one member, each once (NS members compare as numbers):
+DynamoDB stores nothing else, so an empty set or a repeated member is malformed.
 """
 
 from __future__ import annotations
@@ -173,11 +176,15 @@ def _list(value: Any) -> list[Any]:
 
 
 def _set_of(tag: str, convert: Callable[[Any], Any]) -> Callable[[Any], set[Any]]:
+    # DynamoDB sets hold at least one member, each once: it refuses to store an
+    # empty set or repeated members (numbers compare by value, so "1.5" and
+    # "1.50" are the same member), so a record carrying either is malformed
+    # (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/HowItWorks.NamingRulesDataTypes.html#HowItWorks.DataTypes.SetTypes).
     def decode(value: Any) -> set[Any]:
         if not isinstance(value, list):
             raise InvalidAttributeValue(f"'{tag}' value must be an array, got {type_name(value)}")
         try:
-            return {convert(member) for member in value}
+            members = {convert(member) for member in value}
         except InvalidAttributeValue as error:
             for position, member in enumerate(value):
                 try:
@@ -187,8 +194,26 @@ def _set_of(tag: str, convert: Callable[[Any], Any]) -> Callable[[Any], set[Any]
                     error.path.append(f"[{position}]")
                     break
             raise
+        if len(members) != len(value) or not members:
+            raise _set_problem(tag, value, convert)
+        return members
 
     return decode
+
+
+def _set_problem(tag: str, value: list[Any], convert: Callable[[Any], Any]) -> InvalidAttributeValue:
+    if not value:
+        reason = f"'{tag}' value is an empty set (a DynamoDB set has at least one member)"
+        return InvalidAttributeValue(reason)
+    seen: set[Any] = set()
+    error = InvalidAttributeValue(f"'{tag}' member: repeats an earlier member (set members are unique)")
+    for position, member in enumerate(value):
+        converted = convert(member)
+        if converted in seen:
+            error.path.append(f"[{position}]")
+            break
+        seen.add(converted)
+    return error
 
 
 def _set_string(value: Any) -> str:

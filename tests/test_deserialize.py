@@ -370,6 +370,44 @@ def test_malformed_set_member_is_reported_by_position(value: Any, path: str, rea
     assert reason in error.reason
 
 
+EMPTY_SET = "value is an empty set (a DynamoDB set has at least one member)"
+REPEATED = "member: repeats an earlier member (set members are unique)"
+# DynamoDB refuses to store an empty set or a set with a member twice
+# (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/HowItWorks.NamingRulesDataTypes.html).
+MALFORMED_SETS = [
+    pytest.param({"SS": []}, "", "'SS' " + EMPTY_SET, id="SS-empty"),
+    pytest.param({"NS": []}, "", "'NS' " + EMPTY_SET, id="NS-empty"),
+    pytest.param({"BS": []}, "", "'BS' " + EMPTY_SET, id="BS-empty"),
+    pytest.param({"SS": ["a", "b", "a"]}, "[2]", "'SS' " + REPEATED, id="SS-repeated"),
+    pytest.param({"NS": ["1.5", "2", "1.50"]}, "[2]", "'NS' " + REPEATED, id="NS-equal-numbers"),
+    pytest.param({"NS": ["0", "-0"]}, "[1]", "'NS' " + REPEATED, id="NS-minus-zero"),
+    pytest.param({"BS": ["AAE=", "AAE="]}, "[1]", "'BS' " + REPEATED, id="BS-repeated"),
+    pytest.param({"BS": [b"\x00\x01", "AAE="]}, "[1]", "'BS' " + REPEATED, id="BS-bytes-and-base64"),
+]
+
+
+@pytest.mark.parametrize(("value", "path", "reason"), MALFORMED_SETS)
+def test_empty_set_or_repeated_set_member_is_malformed(value: Any, path: str, reason: str) -> None:
+    error = invalid({"id": {"S": "o-1"}, "tags": value})
+
+    assert (f"{PREFIX}.tags{path}", reason) == (error.field(PREFIX), error.reason)
+
+
+@pytest.mark.parametrize(
+    "value", [case.values[0] for case in MALFORMED_SETS], ids=[str(case.id) for case in MALFORMED_SETS]
+)
+@pytest.mark.parametrize("where", ["top", "nested"])
+def test_empty_set_or_repeated_set_member_is_refused_by_the_fast_path(value: Any, where: str) -> None:
+    from dynastream._deserialize import _fast_map
+
+    image = {"id": {"S": "o-1"}, "tags": value}
+    if where == "nested":
+        image = {"id": {"S": "o-1"}, "rows": {"L": [{"M": {"tags": value}}]}}
+
+    with pytest.raises(InvalidAttributeValue):
+        _fast_map(image)
+
+
 def test_malformed_value_deep_inside_map_list_map_is_reported_by_full_path() -> None:
     image = {
         "id": {"S": "o-1"},
@@ -435,13 +473,17 @@ def test_first_malformed_attribute_is_the_one_reported() -> None:
 # A malformed value placed anywhere in a tree of valid maps and lists is
 # reported at exactly the path where it was placed.
 
-BAD_VALUES: list[dict[str, Any]] = [
-    {"N": 20},
-    {},
-    {"S": "a", "N": "1"},
-    {"B": "%%"},
-    {"NULL": False},
-    {"SS": ["a", None]},
+# Each with the path below it where it is reported.
+BAD_VALUES: list[tuple[dict[str, Any], str]] = [
+    ({"N": 20}, ""),
+    ({}, ""),
+    ({"S": "a", "N": "1"}, ""),
+    ({"B": "%%"}, ""),
+    ({"NULL": False}, ""),
+    ({"SS": ["a", None]}, "[1]"),
+    ({"SS": []}, ""),
+    ({"NS": ["1.5", "1.50"]}, "[1]"),
+    ({"BS": ["AAE=", "AAE="]}, "[1]"),
 ]
 valid_values = st.recursive(
     st.one_of(st.text(max_size=5).map(lambda text: {"S": text}), st.just({"N": "1.50"})),
@@ -462,9 +504,8 @@ def label(name: str) -> str:
 
 @st.composite
 def images_with_one_malformed_value(draw: st.DrawFn) -> tuple[dict[str, Any], str]:
-    bad = draw(st.sampled_from(BAD_VALUES))
+    bad, path = draw(st.sampled_from(BAD_VALUES))
     value: Any = dict(bad)
-    path = ""
     for _ in range(draw(st.integers(0, 4))):
         if draw(st.booleans()):
             name = draw(attribute_names)
@@ -480,8 +521,6 @@ def images_with_one_malformed_value(draw: st.DrawFn) -> tuple[dict[str, Any], st
     name = draw(attribute_names)
     siblings = draw(st.dictionaries(attribute_names, valid_values, max_size=3))
     siblings.pop(name, None)
-    if isinstance(bad.get("SS"), list):
-        path += "[1]"
     return {**siblings, name: value}, PREFIX + label(name) + path
 
 
@@ -525,7 +564,9 @@ _payloads = st.one_of(
     st.integers(),
     st.floats(allow_nan=True),
     st.text(max_size=6),
-    st.sampled_from(["1", "1.50", "-0", "1e5", " 1", "1_0", "NaN", "Infinity", "\u0661", "", "AAEC", "1 "]),
+    st.sampled_from(
+        ["1", "1.50", "1.5", "-0", "0", "1e5", " 1", "1_0", "NaN", "Infinity", "\u0661", "", "AAEC", "1 "]
+    ),
     st.binary(max_size=4),
 )
 _tags = st.sampled_from(["S", "N", "B", "BOOL", "NULL", "M", "L", "SS", "NS", "BS", "X"])

@@ -71,7 +71,26 @@ nested = st.recursive(
     ),
     max_leaves=6,
 )
-event_images = st.dictionaries(st.sampled_from([*NAMES, "other", "Other"]), nested, max_size=8)
+
+
+def _malformed_string_sets(value: Any) -> bool:
+    """Whether a value holds an SS of strings that is empty or repeats a member, at any depth."""
+    if isinstance(value, dict):
+        payload = value.get("SS")
+        strings = isinstance(payload, list) and all(isinstance(member, str) for member in payload)
+        if strings and (not payload or len(set(payload)) != len(payload)):
+            return True
+        return any(_malformed_string_sets(member) for member in value.values())
+    if isinstance(value, list):
+        return any(_malformed_string_sets(member) for member in value)
+    return False
+
+
+# Left out until RowMapper refuses them (see KNOWN_GAPS below): an SS of strings that is
+# empty or repeats a member, which the deserializer refuses as malformed.
+event_images = st.dictionaries(st.sampled_from([*NAMES, "other", "Other"]), nested, max_size=8).filter(
+    lambda image: not _malformed_string_sets(image)
+)
 
 
 def outcome(call: Any) -> tuple[str, str]:
@@ -117,6 +136,30 @@ def test_valid_images_give_the_same_rows(item: dict[str, Any]) -> None:
 
     image = {"pk": {"S": "k"}, "doc": {"M": {name: lambda_shape(value) for name, value in item.items()}}}
     mapper = dynastream.RowMapper(wide, dialect="postgresql")
+
+    assert outcome(lambda: checked(mapper, image)) == outcome(lambda: mapper.map_event_image(image))
+
+
+# Known gaps of RowMapper.map_event_image against the deserializer, left to the mapping
+# code's owners: its one-pass walk of JSON columns takes an SS of strings inline and
+# does not refuse an empty set or a repeated member, which DynamoDB never sends and
+# parse_event refuses. Strict: each turns into a failure the day the mapper refuses it,
+# and then this list and the filter on `event_images` go.
+KNOWN_GAPS = [
+    pytest.param({"pk": {"S": "k"}, "doc": {"M": {"t": {"SS": []}}}}, id="empty-SS-in-json"),
+    pytest.param({"pk": {"S": "k"}, "tags": {"SS": ["a", "a"]}}, id="repeated-SS-member-in-json"),
+]
+
+
+@pytest.mark.xfail(
+    reason="RowMapper's JSON walk does not yet refuse what the deserializer refuses", strict=True
+)
+@pytest.mark.parametrize("image", KNOWN_GAPS)
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_an_image_the_deserializer_refuses_is_refused_by_the_mapper(
+    image: dict[str, Any], dialect: str | None
+) -> None:
+    mapper = dynastream.RowMapper(wide, dialect=dialect)
 
     assert outcome(lambda: checked(mapper, image)) == outcome(lambda: mapper.map_event_image(image))
 

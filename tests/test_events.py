@@ -963,6 +963,12 @@ def test_unknown_or_missing_event_name_is_malformed(change: Any) -> None:
             id="deep-in-old-image",
         ),
         pytest.param(_set("dynamodb/OldImage", []), "dynamodb.OldImage", id="image-not-an-object"),
+        pytest.param(_set("dynamodb/NewImage/tags", {"SS": []}), "dynamodb.NewImage.tags", id="empty-set"),
+        pytest.param(
+            _set("dynamodb/OldImage/tags", {"NS": ["1.5", "1.50"]}),
+            "dynamodb.OldImage.tags[1]",
+            id="repeated-member",
+        ),
         pytest.param(_set("dynamodb/OldImage", ""), "dynamodb.OldImage", id="image-empty-string"),
         pytest.param(_set("dynamodb/NewImage", False), "dynamodb.NewImage", id="image-false"),
     ],
