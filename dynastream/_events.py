@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -60,6 +61,9 @@ _REQUIRED_IMAGES: dict[StreamViewType, dict[EventName, tuple[str, ...]]] = {
         EventName.REMOVE: ("OldImage",),
     },
 }
+# https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/HowItWorks.NamingRulesDataTypes.html#HowItWorks.NamingRules
+is_table_name = re.compile(r"[a-zA-Z0-9_.-]{3,255}").fullmatch
+TABLE_NAME_RULE = "3 to 255 characters among a-z, A-Z, 0-9, '_', '-' and '.'"
 _TTL_PRINCIPAL = "dynamodb.amazonaws.com"
 _EVENT_NAMES = {name.value: name for name in EventName}
 _VIEW_TYPES = {view.value: view for view in StreamViewType}
@@ -437,12 +441,23 @@ def _table_from_arn(arn: Any, reader: _RecordReader) -> str:
         raise reader.error("eventSourceARN", f"must be a string, got {type_name(arn)}")
     table = _arn_table(arn)
     if table is None:
-        raise reader.error("eventSourceARN", "not a DynamoDB table or stream ARN")
+        if _arn_resource(arn) is None:
+            raise reader.error("eventSourceARN", "not a DynamoDB table or stream ARN")
+        # For example an unrendered template placeholder, "table/{{{table}}}/stream/...".
+        raise reader.error(
+            "eventSourceARN", f"its table name is not a DynamoDB table name ({TABLE_NAME_RULE})"
+        )
     return table
 
 
 @functools.lru_cache(maxsize=64)  # every record of a batch names the same stream
 def _arn_table(arn: str) -> str | None:
+    name = _arn_resource(arn)
+    return name if name is not None and is_table_name(name) else None
+
+
+def _arn_resource(arn: str) -> str | None:
+    # The name after "table/", whatever it is, or None when the ARN names no DynamoDB table.
     parts = arn.split(":", 5)
     if len(parts) == 6 and parts[0] == "arn" and parts[2] == "dynamodb":
         resource = parts[5].split("/")

@@ -1040,6 +1040,51 @@ def test_bad_or_missing_event_source_arn_is_malformed(change: Any) -> None:
     assert_names(malformed_record(mutated(change)), "eventSourceARN", "e-2", SECOND)
 
 
+def arn_of(table: str) -> str:
+    return f"arn:aws:dynamodb:us-east-1:123456789012:table/{table}/stream/2026-11-01T00:00:00.000"
+
+
+# Table names are 3 to 255 of a-z, A-Z, 0-9, "_", "-" and "."
+# (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/HowItWorks.NamingRulesDataTypes.html#HowItWorks.NamingRules).
+@pytest.mark.parametrize(
+    "table",
+    ["{{{table}}}", "${TableName}", "Q7", "x" * 256, "My Orders", "Ordérs", "Orders\n", "a\ud800b"],
+    ids=[
+        "sam-placeholder",
+        "cfn-placeholder",
+        "too-short",
+        "too-long",
+        "space",
+        "not-ascii",
+        "newline",
+        "surrogate",
+    ],
+)
+def test_event_source_arn_whose_table_name_dynamodb_cannot_have_is_malformed(table: str) -> None:
+    error = malformed_record(mutated(_set("eventSourceARN", arn_of(table))))
+
+    assert_names(error, "eventSourceARN", "e-2", SECOND)
+    assert table not in str(error)
+    assert error.reason.startswith("its table name is not a DynamoDB table name")
+
+
+@pytest.mark.parametrize("table", ["abc", "x" * 255, "Orders.v2-eu_1", "0-_."])
+def test_event_source_arn_with_any_valid_table_name_names_that_table(table: str) -> None:
+    [record] = parse_event(lambda_record() | {"eventSourceARN": arn_of(table)})
+
+    assert table == record.table_name
+
+
+SAVED_EVENTS = sorted(
+    [*FIXTURES.glob("*.json"), *(FIXTURES.parent.parent.parent / "examples").glob("*/events/*.json")]
+)
+
+
+@pytest.mark.parametrize("path", SAVED_EVENTS, ids=[path.name for path in SAVED_EVENTS])
+def test_every_saved_event_of_the_project_is_read(path: Path) -> None:
+    assert parse_event(load_event(path))
+
+
 def test_unknown_stream_view_type_is_malformed() -> None:
     error = malformed_record(mutated(_set("dynamodb/StreamViewType", "ALL")))
 
