@@ -268,15 +268,12 @@ def fast_number(value: Any) -> Decimal:
     """
     # The same language as _is_number_text: Decimal() also takes white space
     # around the number, "_" between digits, other scripts' digits, NaN and
-    # Infinity, and each of those is excluded here.
-    if (
-        type(value) is str
-        and value.isascii()
-        and "_" not in value
-        and value[0] > " "  # IndexError for "" is caught by the caller
-        and value[-1] > " "
-    ):
-        number = Decimal(value)
+    # Infinity, and each of those is excluded here. White space is what
+    # Decimal() and str.strip() both strip; strip() returns the very same str
+    # when there is none, so one call and no copy tell (elsewhere than CPython
+    # it may copy, and every number then takes the checked path: slower, as correct).
+    if type(value) is str and value.isascii() and "_" not in value and value.strip() is value:
+        number = Decimal(value)  # InvalidOperation for "" and any other text
         if number.is_finite():
             return number
     raise InvalidAttributeValue("'N' value is not a decimal number")
@@ -300,8 +297,7 @@ def _fast_map(value: dict[str, Any]) -> Item:
             and payload.__class__ is str
             and payload.isascii()
             and "_" not in payload
-            and payload[0] > " "
-            and payload[-1] > " "
+            and payload.strip() is payload  # as in fast_number
         ):
             number = Decimal(payload)
             if not number.is_finite():

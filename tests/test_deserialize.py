@@ -593,6 +593,25 @@ def test_fast_path_accepts_only_what_the_checked_path_accepts(image: dict[str, A
     assert _checked_image(image) == fast
 
 
+@settings(max_examples=1000)
+@given(
+    st.text(
+        alphabet=st.sampled_from("019.eE+-_ \t\n\r\x00\x01\x0b\x0c\x1c\x1f\xa0\u0661\u3000NaInfity"),
+        max_size=7,
+    )
+)
+def test_fast_number_accepts_only_what_the_checked_path_accepts(text: str) -> None:
+    """Ends with white space or control characters included: Decimal() strips some of them."""
+    from dynastream._deserialize import fast_number
+
+    try:
+        fast = fast_number(text)
+    except Exception:  # the fast path may refuse by any exception
+        return
+    checked = deserialize_value({"N": text})
+    assert (Decimal, checked.as_tuple()) == (type(fast), fast.as_tuple())
+
+
 def test_a_value_without_tag_next_to_one_with_two_is_refused() -> None:
     """Two wrongs must not add up to a right: the tags are counted per value."""
     with pytest.raises(InvalidAttributeValue) as raised:
