@@ -25,6 +25,8 @@ fast path accepts nothing the checked path refuses.
 
 A set must have at least one member, each once (NS members compare as numbers):
 DynamoDB stores nothing else, so an empty set or a repeated member is malformed.
+DynamoDB strings are UTF-8, so a string or a name holding a lone surrogate (which
+JSON's "\ud800" escape produces) is malformed too.
 """
 
 from __future__ import annotations
@@ -54,6 +56,12 @@ Item = dict[str, Any]
 # ASCII only, since \d and Decimal() also take other scripts' digits ("١٢").
 _is_number_text = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?", re.ASCII).fullmatch
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*").fullmatch
+# JSON's "\ud800" escape gives a str holding half of a surrogate pair, which no
+# UTF-8 text can hold (DynamoDB strings are UTF-8): left in, it fails much later,
+# in a driver or a log line, as a bare UnicodeEncodeError. Most strings are
+# ASCII, which str.isascii() tells at C speed; the rest are searched.
+_lone_surrogate = re.compile("[\ud800-\udfff]").search
+LONE_SURROGATE = "not valid Unicode: a lone surrogate"
 
 
 class InvalidAttributeValue(Exception):  # noqa: N818 - internal signal, wrapped before it escapes
@@ -93,9 +101,18 @@ def type_name(value: object) -> str:
     return _JSON_TYPE_NAMES.get(type(value), type(value).__name__)
 
 
+def is_unicode(text: str) -> bool:
+    """
+    Return whether `text` is valid Unicode, so can be encoded as UTF-8: it holds no lone surrogate.
+    """
+    return text.isascii() or not _lone_surrogate(text)
+
+
 def _string(value: Any) -> str:
     if isinstance(value, str):
-        return str(value)
+        if value.isascii() or not _lone_surrogate(value):
+            return str(value)
+        raise InvalidAttributeValue(LONE_SURROGATE)
     raise InvalidAttributeValue(f"'S' value must be a string, got {type_name(value)}")
 
 
@@ -144,18 +161,31 @@ def _member_label(name: str) -> str:
 def _map(value: Any) -> Item:
     if not isinstance(value, dict):
         raise InvalidAttributeValue(f"'M' value must be an object, got {type_name(value)}")
+    return _members(value)
+
+
+def _members(value: dict[Any, Any]) -> Item:
+    # The members of a map, or the attributes of an image: each name, then its value.
     try:
-        return {name: deserialize_value(member) for name, member in value.items()}
+        return {_name(name): deserialize_value(member) for name, member in value.items()}
     except InvalidAttributeValue as error:
         _locate_in_map(value, error)
         raise
 
 
+def _name(name: Any) -> Any:
+    if name.__class__ is str and not name.isascii() and _lone_surrogate(name):
+        raise InvalidAttributeValue(LONE_SURROGATE)
+    return name
+
+
 def _locate_in_map(value: dict[Any, Any], error: InvalidAttributeValue) -> None:
     for name, member in value.items():
         try:
+            _name(name)
             deserialize_value(member)
         except InvalidAttributeValue:
+            # repr() escapes a lone surrogate in the name: the path stays valid text.
             error.path.append(_member_label(str(name)))
             return
 
@@ -218,7 +248,9 @@ def _set_problem(tag: str, value: list[Any], convert: Callable[[Any], Any]) -> I
 
 def _set_string(value: Any) -> str:
     if type(value) is str:
-        return value
+        if value.isascii() or not _lone_surrogate(value):
+            return value
+        raise InvalidAttributeValue(LONE_SURROGATE)
     raise InvalidAttributeValue(f"must be a string, got {type_name(value)}")
 
 
@@ -286,11 +318,18 @@ def fast_number(value: Any) -> Decimal:
 def _fast_map(value: dict[str, Any]) -> Item:
     # S, N and M, most of every image, are decoded inline: a loop that saves a
     # call per value beats a comprehension that makes one.
+    # Names and S values are tested for lone surrogates inline too, as _name and
+    # _string do: isascii() first, isprintable() next (a surrogate is not
+    # printable), so that only the rarest strings are searched.
     out: Item = {}
     for name, member in value.items():
+        if not name.isascii() and _lone_surrogate(name):
+            raise InvalidAttributeValue(LONE_SURROGATE)
         (tag,) = member
         payload = member[tag]
         if tag == "S" and payload.__class__ is str:
+            if not (payload.isascii() or payload.isprintable()) and _lone_surrogate(payload):
+                raise InvalidAttributeValue(LONE_SURROGATE)
             out[name] = payload
         elif (
             tag == "N"
@@ -310,6 +349,12 @@ def _fast_map(value: dict[str, Any]) -> Item:
     return out
 
 
+def _fast_string(value: Any) -> str:
+    if value.__class__ is str and (value.isascii() or not _lone_surrogate(value)):
+        return value
+    return _string(value)
+
+
 def _fast_list(value: list[Any]) -> list[Any]:
     if type(value) is not list:
         raise InvalidAttributeValue("'L' value must be an array")
@@ -318,7 +363,7 @@ def _fast_list(value: list[Any]) -> list[Any]:
 
 FAST_DECODERS: dict[str, Callable[[Any], Any]] = {
     **_DECODERS,
-    "S": str.__str__,  # a C-level type check: raises TypeError for anything but a str
+    "S": _fast_string,
     "N": fast_number,
     "M": _fast_map,
     "L": _fast_list,
@@ -344,8 +389,4 @@ def deserialize_image(image: Any) -> Item:
 def _checked_image(image: Any) -> Item:
     if not isinstance(image, dict):
         raise InvalidAttributeValue(f"image must be an object, got {type_name(image)}")
-    try:
-        return {name: deserialize_value(value) for name, value in image.items()}
-    except InvalidAttributeValue as error:
-        _locate_in_map(image, error)
-        raise
+    return _members(image)

@@ -16,6 +16,10 @@ are returned with the error, so the dispatcher can apply them and report it.
 An image (`NewImage`, `OldImage`) that is absent, `null` or `{}` is no image
 (`None`); where the view type says a record carries it, any of the three is
 malformed. `Keys` must be present and non-empty.
+
+Text the record carries that is kept (`eventID`, `eventSourceARN`, `awsRegion`, and
+every string and name of `Keys` and the images) must be valid Unicode: a lone
+surrogate, which JSON can escape but UTF-8 cannot hold, makes the record malformed.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from ._deserialize import InvalidAttributeValue, deserialize_image, type_name
+from ._deserialize import LONE_SURROGATE, InvalidAttributeValue, deserialize_image, is_unicode, type_name
 from ._records import EventName, StreamRecord, StreamViewType
 from .exceptions import MalformedEventError, MalformedRecordError
 
@@ -300,7 +304,7 @@ def _read_record(
 
     # Identify the record first, so every later error can name it.
     event_id = raw.get("eventID")
-    if isinstance(event_id, str) and event_id:
+    if isinstance(event_id, str) and event_id and is_unicode(event_id):
         reader.event_id = event_id
     dynamodb = raw.get("dynamodb")
     if _is_mapping(dynamodb):
@@ -314,7 +318,8 @@ def _read_record(
         raise reader.error("eventSource", "not a DynamoDB stream record (expected 'aws:dynamodb')")
 
     if reader.event_id is None:
-        raise reader.error("eventID", _missing_or_wrong(raw, "eventID", "a non-empty string"))
+        problem = LONE_SURROGATE if isinstance(event_id, str) and event_id else None
+        raise reader.error("eventID", problem or _missing_or_wrong(raw, "eventID", "a non-empty string"))
     if not _is_mapping(dynamodb):
         raise reader.error("dynamodb", _missing_or_wrong(raw, "dynamodb", "an object"))
     if reader.sequence_number is None:
@@ -333,7 +338,7 @@ def _read_record(
             f"unknown event name {str(name_text)[:20]!r} (expected INSERT, MODIFY or REMOVE)",
         )
 
-    arn = raw.get("eventSourceARN", envelope_arn)
+    arn = _kept_text(raw.get("eventSourceARN", envelope_arn), "eventSourceARN", reader)
     table = _table_from_arn(arn, reader) if table_name is None else table_name
 
     view_text = dynamodb.get("StreamViewType")
@@ -353,14 +358,7 @@ def _read_record(
     new_image = _read_image(dynamodb, "NewImage", reader) if new_images and _is_image(new_sent) else None
     old_image = _read_image(dynamodb, "OldImage", reader) if old_images and _is_image(old_sent) else None
     if view_type is not None:
-        for required in _REQUIRED_IMAGES[view_type].get(event_name, ()):
-            sent = new_sent if required == "NewImage" else old_sent
-            if not _is_image(sent):
-                state = "missing" if sent is None and required not in dynamodb else _NO_IMAGE[type(sent)]
-                raise reader.error(
-                    f"dynamodb.{required}",
-                    f"{state}: a {event_name.value} record of a {view_type.value} stream carries it",
-                )
+        _check_required_images(dynamodb, view_type, event_name, reader)
 
     try:
         created = dynamodb.get("ApproximateCreationDateTime")
@@ -372,7 +370,7 @@ def _read_record(
     if size is not None and (type(size) is not int or size < 0):
         raise reader.error("dynamodb.SizeBytes", "must be a non-negative integer")
 
-    region = raw.get("awsRegion")
+    region = _kept_text(raw.get("awsRegion"), "awsRegion", reader)
     return StreamRecord(
         event_id=reader.event_id,
         event_name=event_name,
@@ -390,6 +388,26 @@ def _read_record(
         size_bytes=size,
         raw=raw,
     )
+
+
+def _kept_text(value: Any, field: str, reader: _RecordReader) -> Any:
+    # Text kept on the record must be writable (UTF-8): no lone surrogate.
+    if value.__class__ is str and not is_unicode(value):
+        raise reader.error(field, LONE_SURROGATE)
+    return value
+
+
+def _check_required_images(
+    dynamodb: Mapping[str, Any], view_type: StreamViewType, event_name: EventName, reader: _RecordReader
+) -> None:
+    for required in _REQUIRED_IMAGES[view_type].get(event_name, ()):
+        sent = dynamodb.get(required)
+        if not _is_image(sent):
+            state = "missing" if required not in dynamodb else _NO_IMAGE[type(sent)]
+            raise reader.error(
+                f"dynamodb.{required}",
+                f"{state}: a {event_name.value} record of a {view_type.value} stream carries it",
+            )
 
 
 def _is_mapping(value: Any) -> bool:

@@ -408,6 +408,68 @@ def test_empty_set_or_repeated_set_member_is_refused_by_the_fast_path(value: Any
         _fast_map(image)
 
 
+# A str that holds a lone surrogate (JSON's "\ud800" gives one) cannot be UTF-8, as every
+# DynamoDB string is: refused wherever it is, never quoted.
+LONE_SURROGATE = "not valid Unicode: a lone surrogate"
+UNENCODABLE = [
+    pytest.param({"email": {"S": CANARY + "\ud800"}}, ".email", LONE_SURROGATE, id="S"),
+    pytest.param({"email": {"S": "é" + CANARY + "\udfff"}}, ".email", LONE_SURROGATE, id="S-not-ascii"),
+    pytest.param({"email": {"S": CANARY + "\ud83d\ude00"}}, ".email", LONE_SURROGATE, id="S-two-halves"),
+    pytest.param(
+        {"tags": {"SS": ["a", CANARY + "\udc00"]}}, ".tags[1]", "'SS' member: " + LONE_SURROGATE, id="SS"
+    ),
+    pytest.param(
+        {"lines": {"L": [{"S": "a"}, {"S": CANARY + "\ud800"}]}}, ".lines[1]", LONE_SURROGATE, id="L"
+    ),
+    pytest.param({"a\ud800": {"S": "x"}}, "['a\\ud800']", LONE_SURROGATE, id="name"),
+    pytest.param(
+        {"doc": {"M": {"x": {"L": [{"M": {"b\udc00": {"N": "1"}}}]}}}},
+        ".doc.x[0]['b\\udc00']",
+        LONE_SURROGATE,
+        id="name-deep",
+    ),
+    pytest.param({"doc": {"M": {"x": {"S": CANARY + "\ud800"}}}}, ".doc.x", LONE_SURROGATE, id="S-in-M"),
+]
+
+
+@pytest.mark.parametrize(("image", "path", "reason"), UNENCODABLE)
+def test_lone_surrogate_is_malformed_at_its_path_and_never_quoted(image: Any, path: str, reason: str) -> None:
+    error = invalid({"id": {"S": "o-1"}, **image})
+
+    assert (PREFIX + path, reason) == (error.field(PREFIX), error.reason)
+    assert CANARY not in error.field(PREFIX) + error.reason
+    error.field(PREFIX).encode()  # the path itself is valid text
+
+
+@pytest.mark.parametrize(
+    "image", [case.values[0] for case in UNENCODABLE], ids=[str(case.id) for case in UNENCODABLE]
+)
+def test_lone_surrogate_is_refused_by_the_fast_path(image: Any) -> None:
+    from dynastream._deserialize import FAST_DECODERS, _fast_map
+
+    for decode, value in [
+        (_fast_map, image),
+        (FAST_DECODERS["M"], image),
+        (FAST_DECODERS["L"], [{"M": image}]),
+    ]:
+        with pytest.raises(InvalidAttributeValue):
+            decode(value)
+
+
+@pytest.mark.parametrize("text", ["\ud800", "a\udfff"])
+def test_lone_surrogate_in_a_list_of_strings_is_refused_by_the_fast_decoder_of_s(text: str) -> None:
+    from dynastream._deserialize import FAST_DECODERS
+
+    with pytest.raises(InvalidAttributeValue):
+        FAST_DECODERS["S"](text)
+
+
+def test_text_that_is_valid_unicode_is_kept_as_it_is() -> None:
+    image = {"a": {"S": "Zürich 😀 \u2028"}, "é😀": {"SS": ["ß", "\U0010ffff"]}, "l": {"L": [{"S": "日本"}]}}
+
+    assert {"a": "Zürich 😀 \u2028", "é😀": {"ß", "\U0010ffff"}, "l": ["日本"]} == deserialize_image(image)
+
+
 def test_malformed_value_deep_inside_map_list_map_is_reported_by_full_path() -> None:
     image = {
         "id": {"S": "o-1"},
@@ -484,6 +546,10 @@ BAD_VALUES: list[tuple[dict[str, Any], str]] = [
     ({"SS": []}, ""),
     ({"NS": ["1.5", "1.50"]}, "[1]"),
     ({"BS": ["AAE=", "AAE="]}, "[1]"),
+    ({"S": "x\ud800"}, ""),
+    ({"SS": ["a", "\udfff"]}, "[1]"),
+    ({"L": [{"S": "ok"}, {"S": "\udc00"}]}, "[1]"),
+    ({"M": {"\ud800": {"S": "ok"}}}, "['\\ud800']"),
 ]
 valid_values = st.recursive(
     st.one_of(st.text(max_size=5).map(lambda text: {"S": text}), st.just({"N": "1.50"})),
@@ -558,12 +624,16 @@ def test_error_never_quotes_an_attribute_value(value: Any) -> None:
 
 # The fast path must accept nothing the checked path refuses, and agree with it.
 
+# Lone surrogates (and a pair, which in a Python str is two of them: only JSON joins them).
+_unencodable = st.sampled_from(["\ud800", "a\udfff", "\xe9\udc00x", "\ud83d\ude00"])
+_loose_names = st.one_of(st.text(max_size=3), _unencodable)
 _payloads = st.one_of(
     st.none(),
     st.booleans(),
     st.integers(),
     st.floats(allow_nan=True),
     st.text(max_size=6),
+    _unencodable,
     st.sampled_from(
         ["1", "1.50", "1.5", "-0", "0", "1e5", " 1", "1_0", "NaN", "Infinity", "\u0661", "", "AAEC", "1 "]
     ),
@@ -573,7 +643,7 @@ _tags = st.sampled_from(["S", "N", "B", "BOOL", "NULL", "M", "L", "SS", "NS", "B
 _loose_values = st.recursive(
     st.dictionaries(_tags, _payloads, max_size=2),
     lambda children: st.one_of(
-        st.dictionaries(_tags, st.dictionaries(st.text(max_size=3), children, max_size=3), max_size=2),
+        st.dictionaries(_tags, st.dictionaries(_loose_names, children, max_size=3), max_size=2),
         st.dictionaries(_tags, st.lists(children, max_size=3), max_size=2),
         st.dictionaries(_tags, st.lists(_payloads, max_size=3), max_size=2),
     ),
@@ -582,7 +652,7 @@ _loose_values = st.recursive(
 
 
 @settings(max_examples=500)
-@given(st.dictionaries(st.text(max_size=3), _loose_values, max_size=4))
+@given(st.dictionaries(_loose_names, _loose_values, max_size=4))
 def test_fast_path_accepts_only_what_the_checked_path_accepts(image: dict[str, Any]) -> None:
     from dynastream._deserialize import _checked_image, _fast_map
 

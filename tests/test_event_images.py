@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from sqlalchemy.dialects import postgresql
 
 import dynastream
-from dynastream._deserialize import InvalidAttributeValue, deserialize_image
+from dynastream._deserialize import InvalidAttributeValue, deserialize_image, is_unicode
 from dynastream.exceptions import ColumnValueError, MalformedRecordError
 from dynastream.testing import EventFactory
 from tests.test_deserialize import _loose_values, images, number_texts
@@ -73,23 +73,28 @@ nested = st.recursive(
 )
 
 
-def _malformed_string_sets(value: Any) -> bool:
-    """Whether a value holds an SS of strings that is empty or repeats a member, at any depth."""
+def _in_known_gap(value: Any) -> bool:
+    """
+    Whether a value holds, at any depth, an SS of strings that is empty or repeats a
+    member, or a string or name with a lone surrogate: see KNOWN_GAPS.
+    """
+    if isinstance(value, str):
+        return not is_unicode(value)
     if isinstance(value, dict):
         payload = value.get("SS")
         strings = isinstance(payload, list) and all(isinstance(member, str) for member in payload)
         if strings and (not payload or len(set(payload)) != len(payload)):
             return True
-        return any(_malformed_string_sets(member) for member in value.values())
+        return any(_in_known_gap(name) or _in_known_gap(member) for name, member in value.items())
     if isinstance(value, list):
-        return any(_malformed_string_sets(member) for member in value)
+        return any(_in_known_gap(member) for member in value)
     return False
 
 
-# Left out until RowMapper refuses them (see KNOWN_GAPS below): an SS of strings that is
-# empty or repeats a member, which the deserializer refuses as malformed.
+# Left out until RowMapper refuses them (see KNOWN_GAPS below): what the deserializer
+# refuses and RowMapper.map_event_image does not yet.
 event_images = st.dictionaries(st.sampled_from([*NAMES, "other", "Other"]), nested, max_size=8).filter(
-    lambda image: not _malformed_string_sets(image)
+    lambda image: not _in_known_gap(image)
 )
 
 
@@ -142,17 +147,26 @@ def test_valid_images_give_the_same_rows(item: dict[str, Any]) -> None:
 
 # Known gaps of RowMapper.map_event_image against the deserializer, left to the mapping
 # code's owners: its one-pass walk of JSON columns takes an SS of strings inline and
-# does not refuse an empty set or a repeated member, which DynamoDB never sends and
-# parse_event refuses. Strict: each turns into a failure the day the mapper refuses it,
-# and then this list and the filter on `event_images` go.
+# does not refuse an empty set or a repeated member, and it takes S values and names
+# inline without testing them for lone surrogates (which no UTF-8 text holds); DynamoDB
+# never sends either, and parse_event refuses both. Strict: each turns into a failure
+# the day the mapper refuses it, and then the case and its part of `_in_known_gap` go.
 KNOWN_GAPS = [
     pytest.param({"pk": {"S": "k"}, "doc": {"M": {"t": {"SS": []}}}}, id="empty-SS-in-json"),
     pytest.param({"pk": {"S": "k"}, "tags": {"SS": ["a", "a"]}}, id="repeated-SS-member-in-json"),
+    pytest.param({"pk": {"S": "k"}, "label": {"S": "a\ud800"}}, id="lone-surrogate-in-a-string-column"),
+    pytest.param({"pk": {"S": "k\udc00"}}, id="lone-surrogate-in-the-key-column"),
+    pytest.param({"pk": {"S": "k"}, "doc": {"M": {"a": {"S": "\ud800"}}}}, id="lone-surrogate-in-json"),
+    pytest.param(
+        {"pk": {"S": "k"}, "doc": {"M": {"\ud800": {"S": "x"}}}}, id="lone-surrogate-in-a-json-name"
+    ),
+    pytest.param({"pk": {"S": "k"}, "tags": {"SS": ["\udfff"]}}, id="lone-surrogate-in-an-SS-in-json"),
+    pytest.param({"pk": {"S": "k"}, "\ud800": {"S": "x"}}, id="lone-surrogate-in-an-unmapped-name"),
 ]
 
 
 @pytest.mark.xfail(
-    reason="RowMapper's JSON walk does not yet refuse what the deserializer refuses", strict=True
+    reason="RowMapper.map_event_image does not yet refuse what the deserializer refuses", strict=True
 )
 @pytest.mark.parametrize("image", KNOWN_GAPS)
 @pytest.mark.parametrize("dialect", DIALECTS)
