@@ -58,8 +58,10 @@ _is_number_text = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?", re.AS
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*").fullmatch
 # JSON's "\ud800" escape gives a str holding half of a surrogate pair, which no
 # UTF-8 text can hold (DynamoDB strings are UTF-8): left in, it fails much later,
-# in a driver or a log line, as a bare UnicodeEncodeError. Most strings are
-# ASCII, which str.isascii() tells at C speed; the rest are searched.
+# in a driver or a log line, as a bare UnicodeEncodeError. Each string is tested
+# at C speed: str.isascii() clears most, str.isprintable() most others (a
+# surrogate is not printable), and only what is left (text with line breaks,
+# say) is searched.
 _lone_surrogate = re.compile("[\ud800-\udfff]").search
 LONE_SURROGATE = "not valid Unicode: a lone surrogate"
 
@@ -105,12 +107,12 @@ def is_unicode(text: str) -> bool:
     """
     Return whether `text` is valid Unicode, so can be encoded as UTF-8: it holds no lone surrogate.
     """
-    return text.isascii() or not _lone_surrogate(text)
+    return text.isascii() or text.isprintable() or not _lone_surrogate(text)
 
 
 def _string(value: Any) -> str:
     if isinstance(value, str):
-        if value.isascii() or not _lone_surrogate(value):
+        if value.isascii() or value.isprintable() or not _lone_surrogate(value):
             return str(value)
         raise InvalidAttributeValue(LONE_SURROGATE)
     raise InvalidAttributeValue(f"'S' value must be a string, got {type_name(value)}")
@@ -174,7 +176,7 @@ def _members(value: dict[Any, Any]) -> Item:
 
 
 def _name(name: Any) -> Any:
-    if name.__class__ is str and not name.isascii() and _lone_surrogate(name):
+    if name.__class__ is str and not is_unicode(name):
         raise InvalidAttributeValue(LONE_SURROGATE)
     return name
 
@@ -248,7 +250,7 @@ def _set_problem(tag: str, value: list[Any], convert: Callable[[Any], Any]) -> I
 
 def _set_string(value: Any) -> str:
     if type(value) is str:
-        if value.isascii() or not _lone_surrogate(value):
+        if value.isascii() or value.isprintable() or not _lone_surrogate(value):
             return value
         raise InvalidAttributeValue(LONE_SURROGATE)
     raise InvalidAttributeValue(f"must be a string, got {type_name(value)}")
@@ -318,12 +320,10 @@ def fast_number(value: Any) -> Decimal:
 def _fast_map(value: dict[str, Any]) -> Item:
     # S, N and M, most of every image, are decoded inline: a loop that saves a
     # call per value beats a comprehension that makes one.
-    # Names and S values are tested for lone surrogates inline too, as _name and
-    # _string do: isascii() first, isprintable() next (a surrogate is not
-    # printable), so that only the rarest strings are searched.
+    # Names and S values are tested for lone surrogates inline, as is_unicode does.
     out: Item = {}
     for name, member in value.items():
-        if not name.isascii() and _lone_surrogate(name):
+        if not (name.isascii() or name.isprintable()) and _lone_surrogate(name):
             raise InvalidAttributeValue(LONE_SURROGATE)
         (tag,) = member
         payload = member[tag]
@@ -350,7 +350,7 @@ def _fast_map(value: dict[str, Any]) -> Item:
 
 
 def _fast_string(value: Any) -> str:
-    if value.__class__ is str and (value.isascii() or not _lone_surrogate(value)):
+    if value.__class__ is str and (value.isascii() or value.isprintable() or not _lone_surrogate(value)):
         return value
     return _string(value)
 
