@@ -22,6 +22,11 @@ fast path accepts nothing the checked path refuses.
 | SS       | `set[str]`                               |
 | NS       | `set[Decimal]`                           |
 | BS       | `set[bytes]`                             |
+
+A set must have at least one member, each once (NS members compare as numbers):
+DynamoDB stores nothing else, so an empty set or a repeated member is malformed.
+DynamoDB strings are UTF-8, so a string or a name holding a lone surrogate (which
+JSON's "\ud800" escape produces) is malformed too.
 """
 
 from __future__ import annotations
@@ -51,6 +56,14 @@ Item = dict[str, Any]
 # ASCII only, since \d and Decimal() also take other scripts' digits ("١٢").
 _is_number_text = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?", re.ASCII).fullmatch
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*").fullmatch
+# JSON's "\ud800" escape gives a str holding half of a surrogate pair, which no
+# UTF-8 text can hold (DynamoDB strings are UTF-8): left in, it fails much later,
+# in a driver or a log line, as a bare UnicodeEncodeError. Each string is tested
+# at C speed: str.isascii() clears most, str.isprintable() most others (a
+# surrogate is not printable), and only what is left (text with line breaks,
+# say) is searched.
+_lone_surrogate = re.compile("[\ud800-\udfff]").search
+LONE_SURROGATE = "not valid Unicode: a lone surrogate"
 
 
 class InvalidAttributeValue(Exception):  # noqa: N818 - internal signal, wrapped before it escapes
@@ -90,9 +103,18 @@ def type_name(value: object) -> str:
     return _JSON_TYPE_NAMES.get(type(value), type(value).__name__)
 
 
+def is_unicode(text: str) -> bool:
+    """
+    Return whether `text` is valid Unicode, so can be encoded as UTF-8: it holds no lone surrogate.
+    """
+    return text.isascii() or text.isprintable() or not _lone_surrogate(text)
+
+
 def _string(value: Any) -> str:
     if isinstance(value, str):
-        return str(value)
+        if value.isascii() or value.isprintable() or not _lone_surrogate(value):
+            return str(value)
+        raise InvalidAttributeValue(LONE_SURROGATE)
     raise InvalidAttributeValue(f"'S' value must be a string, got {type_name(value)}")
 
 
@@ -141,18 +163,31 @@ def _member_label(name: str) -> str:
 def _map(value: Any) -> Item:
     if not isinstance(value, dict):
         raise InvalidAttributeValue(f"'M' value must be an object, got {type_name(value)}")
+    return _members(value)
+
+
+def _members(value: dict[Any, Any]) -> Item:
+    # The members of a map, or the attributes of an image: each name, then its value.
     try:
-        return {name: deserialize_value(member) for name, member in value.items()}
+        return {_name(name): deserialize_value(member) for name, member in value.items()}
     except InvalidAttributeValue as error:
         _locate_in_map(value, error)
         raise
 
 
+def _name(name: Any) -> Any:
+    if name.__class__ is str and not is_unicode(name):
+        raise InvalidAttributeValue(LONE_SURROGATE)
+    return name
+
+
 def _locate_in_map(value: dict[Any, Any], error: InvalidAttributeValue) -> None:
     for name, member in value.items():
         try:
+            _name(name)
             deserialize_value(member)
         except InvalidAttributeValue:
+            # repr() escapes a lone surrogate in the name: the path stays valid text.
             error.path.append(_member_label(str(name)))
             return
 
@@ -173,11 +208,15 @@ def _list(value: Any) -> list[Any]:
 
 
 def _set_of(tag: str, convert: Callable[[Any], Any]) -> Callable[[Any], set[Any]]:
+    # DynamoDB sets hold at least one member, each once: it refuses to store an
+    # empty set or repeated members (numbers compare by value, so "1.5" and
+    # "1.50" are the same member), so a record carrying either is malformed
+    # (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/HowItWorks.NamingRulesDataTypes.html#HowItWorks.DataTypes.SetTypes).
     def decode(value: Any) -> set[Any]:
         if not isinstance(value, list):
             raise InvalidAttributeValue(f"'{tag}' value must be an array, got {type_name(value)}")
         try:
-            return {convert(member) for member in value}
+            members = {convert(member) for member in value}
         except InvalidAttributeValue as error:
             for position, member in enumerate(value):
                 try:
@@ -187,13 +226,33 @@ def _set_of(tag: str, convert: Callable[[Any], Any]) -> Callable[[Any], set[Any]
                     error.path.append(f"[{position}]")
                     break
             raise
+        if len(members) != len(value) or not members:
+            raise _set_problem(tag, value, convert)
+        return members
 
     return decode
 
 
+def _set_problem(tag: str, value: list[Any], convert: Callable[[Any], Any]) -> InvalidAttributeValue:
+    if not value:
+        reason = f"'{tag}' value is an empty set (a DynamoDB set has at least one member)"
+        return InvalidAttributeValue(reason)
+    seen: set[Any] = set()
+    error = InvalidAttributeValue(f"'{tag}' member: repeats an earlier member (set members are unique)")
+    for position, member in enumerate(value):
+        converted = convert(member)
+        if converted in seen:
+            error.path.append(f"[{position}]")
+            break
+        seen.add(converted)
+    return error
+
+
 def _set_string(value: Any) -> str:
     if type(value) is str:
-        return value
+        if value.isascii() or value.isprintable() or not _lone_surrogate(value):
+            return value
+        raise InvalidAttributeValue(LONE_SURROGATE)
     raise InvalidAttributeValue(f"must be a string, got {type_name(value)}")
 
 
@@ -243,15 +302,12 @@ def fast_number(value: Any) -> Decimal:
     """
     # The same language as _is_number_text: Decimal() also takes white space
     # around the number, "_" between digits, other scripts' digits, NaN and
-    # Infinity, and each of those is excluded here.
-    if (
-        type(value) is str
-        and value.isascii()
-        and "_" not in value
-        and value[0] > " "  # IndexError for "" is caught by the caller
-        and value[-1] > " "
-    ):
-        number = Decimal(value)
+    # Infinity, and each of those is excluded here. White space is what
+    # Decimal() and str.strip() both strip; strip() returns the very same str
+    # when there is none, so one call and no copy tell (elsewhere than CPython
+    # it may copy, and every number then takes the checked path: slower, as correct).
+    if type(value) is str and value.isascii() and "_" not in value and value.strip() is value:
+        number = Decimal(value)  # InvalidOperation for "" and any other text
         if number.is_finite():
             return number
     raise InvalidAttributeValue("'N' value is not a decimal number")
@@ -264,19 +320,23 @@ def fast_number(value: Any) -> Decimal:
 def _fast_map(value: dict[str, Any]) -> Item:
     # S, N and M, most of every image, are decoded inline: a loop that saves a
     # call per value beats a comprehension that makes one.
+    # Names and S values are tested for lone surrogates inline, as is_unicode does.
     out: Item = {}
     for name, member in value.items():
+        if not (name.isascii() or name.isprintable()) and _lone_surrogate(name):
+            raise InvalidAttributeValue(LONE_SURROGATE)
         (tag,) = member
         payload = member[tag]
         if tag == "S" and payload.__class__ is str:
+            if not (payload.isascii() or payload.isprintable()) and _lone_surrogate(payload):
+                raise InvalidAttributeValue(LONE_SURROGATE)
             out[name] = payload
         elif (
             tag == "N"
             and payload.__class__ is str
             and payload.isascii()
             and "_" not in payload
-            and payload[0] > " "
-            and payload[-1] > " "
+            and payload.strip() is payload  # as in fast_number
         ):
             number = Decimal(payload)
             if not number.is_finite():
@@ -289,6 +349,12 @@ def _fast_map(value: dict[str, Any]) -> Item:
     return out
 
 
+def _fast_string(value: Any) -> str:
+    if value.__class__ is str and (value.isascii() or value.isprintable() or not _lone_surrogate(value)):
+        return value
+    return _string(value)
+
+
 def _fast_list(value: list[Any]) -> list[Any]:
     if type(value) is not list:
         raise InvalidAttributeValue("'L' value must be an array")
@@ -297,7 +363,7 @@ def _fast_list(value: list[Any]) -> list[Any]:
 
 FAST_DECODERS: dict[str, Callable[[Any], Any]] = {
     **_DECODERS,
-    "S": str.__str__,  # a C-level type check: raises TypeError for anything but a str
+    "S": _fast_string,
     "N": fast_number,
     "M": _fast_map,
     "L": _fast_list,
@@ -323,8 +389,4 @@ def deserialize_image(image: Any) -> Item:
 def _checked_image(image: Any) -> Item:
     if not isinstance(image, dict):
         raise InvalidAttributeValue(f"image must be an object, got {type_name(image)}")
-    try:
-        return {name: deserialize_value(value) for name, value in image.items()}
-    except InvalidAttributeValue as error:
-        _locate_in_map(image, error)
-        raise
+    return _members(image)

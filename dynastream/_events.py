@@ -12,12 +12,21 @@ Shapes read (DESIGN §2.1):
 
 Reading stops at the first record that cannot be read: the records before it
 are returned with the error, so the dispatcher can apply them and report it.
+
+An image (`NewImage`, `OldImage`) that is absent, `null` or `{}` is no image
+(`None`); where the view type says a record carries it, any of the three is
+malformed. `Keys` must be present and non-empty.
+
+Text the record carries that is kept (`eventID`, `eventSourceARN`, `awsRegion`, and
+every string and name of `Keys` and the images) must be valid Unicode: a lone
+surrogate, which JSON can escape but UTF-8 cannot hold, makes the record malformed.
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -25,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from ._deserialize import InvalidAttributeValue, deserialize_image, type_name
+from ._deserialize import LONE_SURROGATE, InvalidAttributeValue, deserialize_image, is_unicode, type_name
 from ._records import EventName, StreamRecord, StreamViewType
 from .exceptions import MalformedEventError, MalformedRecordError
 
@@ -56,6 +65,9 @@ _REQUIRED_IMAGES: dict[StreamViewType, dict[EventName, tuple[str, ...]]] = {
         EventName.REMOVE: ("OldImage",),
     },
 }
+# https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/HowItWorks.NamingRulesDataTypes.html#HowItWorks.NamingRules
+is_table_name = re.compile(r"[a-zA-Z0-9_.-]{3,255}").fullmatch
+TABLE_NAME_RULE = "3 to 255 characters among a-z, A-Z, 0-9, '_', '-' and '.'"
 _TTL_PRINCIPAL = "dynamodb.amazonaws.com"
 _EVENT_NAMES = {name.value: name for name in EventName}
 _VIEW_TYPES = {view.value: view for view in StreamViewType}
@@ -120,6 +132,11 @@ def load_event(path: str | os.PathLike[str]) -> Any:
 
 
 def _decode_json(text: str | bytes | bytearray) -> Any:
+    # A file saved by some Windows editors starts with a byte-order mark. json
+    # skips it in bytes (and so in load_event) but refuses it in a str; read
+    # the same event the same way whichever form it comes in.
+    if isinstance(text, str) and text.startswith("\ufeff"):
+        text = text[1:]
     try:
         return json.loads(text, parse_float=Decimal)
     except json.JSONDecodeError as error:
@@ -287,7 +304,7 @@ def _read_record(
 
     # Identify the record first, so every later error can name it.
     event_id = raw.get("eventID")
-    if isinstance(event_id, str) and event_id:
+    if isinstance(event_id, str) and event_id and is_unicode(event_id):
         reader.event_id = event_id
     dynamodb = raw.get("dynamodb")
     if _is_mapping(dynamodb):
@@ -301,7 +318,8 @@ def _read_record(
         raise reader.error("eventSource", "not a DynamoDB stream record (expected 'aws:dynamodb')")
 
     if reader.event_id is None:
-        raise reader.error("eventID", _missing_or_wrong(raw, "eventID", "a non-empty string"))
+        problem = LONE_SURROGATE if isinstance(event_id, str) and event_id else None
+        raise reader.error("eventID", problem or _missing_or_wrong(raw, "eventID", "a non-empty string"))
     if not _is_mapping(dynamodb):
         raise reader.error("dynamodb", _missing_or_wrong(raw, "dynamodb", "an object"))
     if reader.sequence_number is None:
@@ -320,7 +338,7 @@ def _read_record(
             f"unknown event name {str(name_text)[:20]!r} (expected INSERT, MODIFY or REMOVE)",
         )
 
-    arn = raw.get("eventSourceARN", envelope_arn)
+    arn = _kept_text(raw.get("eventSourceARN", envelope_arn), "eventSourceARN", reader)
     table = _table_from_arn(arn, reader) if table_name is None else table_name
 
     view_text = dynamodb.get("StreamViewType")
@@ -335,15 +353,12 @@ def _read_record(
     keys = _read_image(dynamodb, "Keys", reader)
     if not keys:
         raise reader.error("dynamodb.Keys", "empty: a record must name its item's key")
-    new_image = _read_image(dynamodb, "NewImage", reader) if new_images and "NewImage" in dynamodb else None
-    old_image = _read_image(dynamodb, "OldImage", reader) if old_images and "OldImage" in dynamodb else None
+    new_sent = dynamodb.get("NewImage")
+    old_sent = dynamodb.get("OldImage")
+    new_image = _read_image(dynamodb, "NewImage", reader) if new_images and _is_image(new_sent) else None
+    old_image = _read_image(dynamodb, "OldImage", reader) if old_images and _is_image(old_sent) else None
     if view_type is not None:
-        for required in _REQUIRED_IMAGES[view_type].get(event_name, ()):
-            if required not in dynamodb:
-                raise reader.error(
-                    f"dynamodb.{required}",
-                    f"missing: a {event_name.value} record of a {view_type.value} stream carries it",
-                )
+        _check_required_images(dynamodb, view_type, event_name, reader)
 
     try:
         created = dynamodb.get("ApproximateCreationDateTime")
@@ -355,7 +370,7 @@ def _read_record(
     if size is not None and (type(size) is not int or size < 0):
         raise reader.error("dynamodb.SizeBytes", "must be a non-negative integer")
 
-    region = raw.get("awsRegion")
+    region = _kept_text(raw.get("awsRegion"), "awsRegion", reader)
     return StreamRecord(
         event_id=reader.event_id,
         event_name=event_name,
@@ -375,9 +390,39 @@ def _read_record(
     )
 
 
+def _kept_text(value: Any, field: str, reader: _RecordReader) -> Any:
+    # Text kept on the record must be writable (UTF-8): no lone surrogate.
+    if value.__class__ is str and not is_unicode(value):
+        raise reader.error(field, LONE_SURROGATE)
+    return value
+
+
+def _check_required_images(
+    dynamodb: Mapping[str, Any], view_type: StreamViewType, event_name: EventName, reader: _RecordReader
+) -> None:
+    for required in _REQUIRED_IMAGES[view_type].get(event_name, ()):
+        sent = dynamodb.get(required)
+        if not _is_image(sent):
+            state = "missing" if required not in dynamodb else _NO_IMAGE[type(sent)]
+            raise reader.error(
+                f"dynamodb.{required}",
+                f"{state}: a {event_name.value} record of a {view_type.value} stream carries it",
+            )
+
+
 def _is_mapping(value: Any) -> bool:
     # Parsed JSON holds dicts: skip the slower ABC check for them.
     return value.__class__ is dict or isinstance(value, Mapping)
+
+
+def _is_image(sent: Any) -> bool:
+    # An image that is absent, null or {} is no image: DynamoDB never writes an
+    # item without its key attributes, so {} can only stand for "none here".
+    # Anything else, even a falsy [] or "", is read (and refused if malformed).
+    return sent is not None and not (sent.__class__ is dict and not sent)
+
+
+_NO_IMAGE = {type(None): "null", dict: "empty"}
 
 
 def _missing_or_wrong(container: Mapping[str, Any], key: str, expected: str) -> str:
@@ -414,12 +459,23 @@ def _table_from_arn(arn: Any, reader: _RecordReader) -> str:
         raise reader.error("eventSourceARN", f"must be a string, got {type_name(arn)}")
     table = _arn_table(arn)
     if table is None:
-        raise reader.error("eventSourceARN", "not a DynamoDB table or stream ARN")
+        if _arn_resource(arn) is None:
+            raise reader.error("eventSourceARN", "not a DynamoDB table or stream ARN")
+        # For example an unrendered template placeholder, "table/{{{table}}}/stream/...".
+        raise reader.error(
+            "eventSourceARN", f"its table name is not a DynamoDB table name ({TABLE_NAME_RULE})"
+        )
     return table
 
 
 @functools.lru_cache(maxsize=64)  # every record of a batch names the same stream
 def _arn_table(arn: str) -> str | None:
+    name = _arn_resource(arn)
+    return name if name is not None and is_table_name(name) else None
+
+
+def _arn_resource(arn: str) -> str | None:
+    # The name after "table/", whatever it is, or None when the ARN names no DynamoDB table.
     parts = arn.split(":", 5)
     if len(parts) == 6 and parts[0] == "arn" and parts[2] == "dynamodb":
         resource = parts[5].split("/")
@@ -430,10 +486,13 @@ def _arn_table(arn: str) -> str | None:
 
 def _is_ttl_identity(identity: Any) -> bool:
     # https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/time-to-live-ttl-streams.html
-    return (
-        isinstance(identity, Mapping)
-        and identity.get("type") == "Service"
-        and identity.get("principalId") == _TTL_PRINCIPAL
+    # Lambda spells the identity {"type", "principalId"}; the Streams API, and so
+    # boto3's get_records, {"Type", "PrincipalId"}
+    # (https://docs.aws.amazon.com/amazondynamodbstreams/latest/APIReference/API_Identity.html).
+    if not isinstance(identity, Mapping):
+        return False
+    return (identity.get("type") == "Service" and identity.get("principalId") == _TTL_PRINCIPAL) or (
+        identity.get("Type") == "Service" and identity.get("PrincipalId") == _TTL_PRINCIPAL
     )
 
 

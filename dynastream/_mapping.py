@@ -311,6 +311,8 @@ class RowMapper:
             row[column] = {_name(name, self._no_nul): typed(image[name]) for name in unmapped}
         else:
             for name in unmapped:  # not kept, but checked all the same
+                if not name.isascii():
+                    check_text(name)
                 member = image[name]
                 (tag,) = member
                 FAST_DECODERS[tag](member[tag])

@@ -370,6 +370,106 @@ def test_malformed_set_member_is_reported_by_position(value: Any, path: str, rea
     assert reason in error.reason
 
 
+EMPTY_SET = "value is an empty set (a DynamoDB set has at least one member)"
+REPEATED = "member: repeats an earlier member (set members are unique)"
+# DynamoDB refuses to store an empty set or a set with a member twice
+# (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/HowItWorks.NamingRulesDataTypes.html).
+MALFORMED_SETS = [
+    pytest.param({"SS": []}, "", "'SS' " + EMPTY_SET, id="SS-empty"),
+    pytest.param({"NS": []}, "", "'NS' " + EMPTY_SET, id="NS-empty"),
+    pytest.param({"BS": []}, "", "'BS' " + EMPTY_SET, id="BS-empty"),
+    pytest.param({"SS": ["a", "b", "a"]}, "[2]", "'SS' " + REPEATED, id="SS-repeated"),
+    pytest.param({"NS": ["1.5", "2", "1.50"]}, "[2]", "'NS' " + REPEATED, id="NS-equal-numbers"),
+    pytest.param({"NS": ["0", "-0"]}, "[1]", "'NS' " + REPEATED, id="NS-minus-zero"),
+    pytest.param({"BS": ["AAE=", "AAE="]}, "[1]", "'BS' " + REPEATED, id="BS-repeated"),
+    pytest.param({"BS": [b"\x00\x01", "AAE="]}, "[1]", "'BS' " + REPEATED, id="BS-bytes-and-base64"),
+]
+
+
+@pytest.mark.parametrize(("value", "path", "reason"), MALFORMED_SETS)
+def test_empty_set_or_repeated_set_member_is_malformed(value: Any, path: str, reason: str) -> None:
+    error = invalid({"id": {"S": "o-1"}, "tags": value})
+
+    assert (f"{PREFIX}.tags{path}", reason) == (error.field(PREFIX), error.reason)
+
+
+@pytest.mark.parametrize(
+    "value", [case.values[0] for case in MALFORMED_SETS], ids=[str(case.id) for case in MALFORMED_SETS]
+)
+@pytest.mark.parametrize("where", ["top", "nested"])
+def test_empty_set_or_repeated_set_member_is_refused_by_the_fast_path(value: Any, where: str) -> None:
+    from dynastream._deserialize import _fast_map
+
+    image = {"id": {"S": "o-1"}, "tags": value}
+    if where == "nested":
+        image = {"id": {"S": "o-1"}, "rows": {"L": [{"M": {"tags": value}}]}}
+
+    with pytest.raises(InvalidAttributeValue):
+        _fast_map(image)
+
+
+# A str that holds a lone surrogate (JSON's "\ud800" gives one) cannot be UTF-8, as every
+# DynamoDB string is: refused wherever it is, never quoted.
+LONE_SURROGATE = "not valid Unicode: a lone surrogate"
+UNENCODABLE = [
+    pytest.param({"email": {"S": CANARY + "\ud800"}}, ".email", LONE_SURROGATE, id="S"),
+    pytest.param({"email": {"S": "é" + CANARY + "\udfff"}}, ".email", LONE_SURROGATE, id="S-not-ascii"),
+    pytest.param({"email": {"S": CANARY + "\ud83d\ude00"}}, ".email", LONE_SURROGATE, id="S-two-halves"),
+    pytest.param(
+        {"tags": {"SS": ["a", CANARY + "\udc00"]}}, ".tags[1]", "'SS' member: " + LONE_SURROGATE, id="SS"
+    ),
+    pytest.param(
+        {"lines": {"L": [{"S": "a"}, {"S": CANARY + "\ud800"}]}}, ".lines[1]", LONE_SURROGATE, id="L"
+    ),
+    pytest.param({"a\ud800": {"S": "x"}}, "['a\\ud800']", LONE_SURROGATE, id="name"),
+    pytest.param(
+        {"doc": {"M": {"x": {"L": [{"M": {"b\udc00": {"N": "1"}}}]}}}},
+        ".doc.x[0]['b\\udc00']",
+        LONE_SURROGATE,
+        id="name-deep",
+    ),
+    pytest.param({"doc": {"M": {"x": {"S": CANARY + "\ud800"}}}}, ".doc.x", LONE_SURROGATE, id="S-in-M"),
+]
+
+
+@pytest.mark.parametrize(("image", "path", "reason"), UNENCODABLE)
+def test_lone_surrogate_is_malformed_at_its_path_and_never_quoted(image: Any, path: str, reason: str) -> None:
+    error = invalid({"id": {"S": "o-1"}, **image})
+
+    assert (PREFIX + path, reason) == (error.field(PREFIX), error.reason)
+    assert CANARY not in error.field(PREFIX) + error.reason
+    error.field(PREFIX).encode()  # the path itself is valid text
+
+
+@pytest.mark.parametrize(
+    "image", [case.values[0] for case in UNENCODABLE], ids=[str(case.id) for case in UNENCODABLE]
+)
+def test_lone_surrogate_is_refused_by_the_fast_path(image: Any) -> None:
+    from dynastream._deserialize import FAST_DECODERS, _fast_map
+
+    for decode, value in [
+        (_fast_map, image),
+        (FAST_DECODERS["M"], image),
+        (FAST_DECODERS["L"], [{"M": image}]),
+    ]:
+        with pytest.raises(InvalidAttributeValue):
+            decode(value)
+
+
+@pytest.mark.parametrize("text", ["\ud800", "a\udfff"])
+def test_lone_surrogate_in_a_list_of_strings_is_refused_by_the_fast_decoder_of_s(text: str) -> None:
+    from dynastream._deserialize import FAST_DECODERS
+
+    with pytest.raises(InvalidAttributeValue):
+        FAST_DECODERS["S"](text)
+
+
+def test_text_that_is_valid_unicode_is_kept_as_it_is() -> None:
+    image = {"a": {"S": "Zürich 😀 \u2028"}, "é😀": {"SS": ["ß", "\U0010ffff"]}, "l": {"L": [{"S": "日本"}]}}
+
+    assert {"a": "Zürich 😀 \u2028", "é😀": {"ß", "\U0010ffff"}, "l": ["日本"]} == deserialize_image(image)
+
+
 def test_malformed_value_deep_inside_map_list_map_is_reported_by_full_path() -> None:
     image = {
         "id": {"S": "o-1"},
@@ -435,13 +535,21 @@ def test_first_malformed_attribute_is_the_one_reported() -> None:
 # A malformed value placed anywhere in a tree of valid maps and lists is
 # reported at exactly the path where it was placed.
 
-BAD_VALUES: list[dict[str, Any]] = [
-    {"N": 20},
-    {},
-    {"S": "a", "N": "1"},
-    {"B": "%%"},
-    {"NULL": False},
-    {"SS": ["a", None]},
+# Each with the path below it where it is reported.
+BAD_VALUES: list[tuple[dict[str, Any], str]] = [
+    ({"N": 20}, ""),
+    ({}, ""),
+    ({"S": "a", "N": "1"}, ""),
+    ({"B": "%%"}, ""),
+    ({"NULL": False}, ""),
+    ({"SS": ["a", None]}, "[1]"),
+    ({"SS": []}, ""),
+    ({"NS": ["1.5", "1.50"]}, "[1]"),
+    ({"BS": ["AAE=", "AAE="]}, "[1]"),
+    ({"S": "x\ud800"}, ""),
+    ({"SS": ["a", "\udfff"]}, "[1]"),
+    ({"L": [{"S": "ok"}, {"S": "\udc00"}]}, "[1]"),
+    ({"M": {"\ud800": {"S": "ok"}}}, "['\\ud800']"),
 ]
 valid_values = st.recursive(
     st.one_of(st.text(max_size=5).map(lambda text: {"S": text}), st.just({"N": "1.50"})),
@@ -462,9 +570,8 @@ def label(name: str) -> str:
 
 @st.composite
 def images_with_one_malformed_value(draw: st.DrawFn) -> tuple[dict[str, Any], str]:
-    bad = draw(st.sampled_from(BAD_VALUES))
+    bad, path = draw(st.sampled_from(BAD_VALUES))
     value: Any = dict(bad)
-    path = ""
     for _ in range(draw(st.integers(0, 4))):
         if draw(st.booleans()):
             name = draw(attribute_names)
@@ -480,8 +587,6 @@ def images_with_one_malformed_value(draw: st.DrawFn) -> tuple[dict[str, Any], st
     name = draw(attribute_names)
     siblings = draw(st.dictionaries(attribute_names, valid_values, max_size=3))
     siblings.pop(name, None)
-    if isinstance(bad.get("SS"), list):
-        path += "[1]"
     return {**siblings, name: value}, PREFIX + label(name) + path
 
 
@@ -519,20 +624,26 @@ def test_error_never_quotes_an_attribute_value(value: Any) -> None:
 
 # The fast path must accept nothing the checked path refuses, and agree with it.
 
+# Lone surrogates (and a pair, which in a Python str is two of them: only JSON joins them).
+_unencodable = st.sampled_from(["\ud800", "a\udfff", "\xe9\udc00x", "\ud83d\ude00"])
+_loose_names = st.one_of(st.text(max_size=3), _unencodable)
 _payloads = st.one_of(
     st.none(),
     st.booleans(),
     st.integers(),
     st.floats(allow_nan=True),
     st.text(max_size=6),
-    st.sampled_from(["1", "1.50", "-0", "1e5", " 1", "1_0", "NaN", "Infinity", "\u0661", "", "AAEC", "1 "]),
+    _unencodable,
+    st.sampled_from(
+        ["1", "1.50", "1.5", "-0", "0", "1e5", " 1", "1_0", "NaN", "Infinity", "\u0661", "", "AAEC", "1 "]
+    ),
     st.binary(max_size=4),
 )
 _tags = st.sampled_from(["S", "N", "B", "BOOL", "NULL", "M", "L", "SS", "NS", "BS", "X"])
 _loose_values = st.recursive(
     st.dictionaries(_tags, _payloads, max_size=2),
     lambda children: st.one_of(
-        st.dictionaries(_tags, st.dictionaries(st.text(max_size=3), children, max_size=3), max_size=2),
+        st.dictionaries(_tags, st.dictionaries(_loose_names, children, max_size=3), max_size=2),
         st.dictionaries(_tags, st.lists(children, max_size=3), max_size=2),
         st.dictionaries(_tags, st.lists(_payloads, max_size=3), max_size=2),
     ),
@@ -541,7 +652,7 @@ _loose_values = st.recursive(
 
 
 @settings(max_examples=500)
-@given(st.dictionaries(st.text(max_size=3), _loose_values, max_size=4))
+@given(st.dictionaries(_loose_names, _loose_values, max_size=4))
 def test_fast_path_accepts_only_what_the_checked_path_accepts(image: dict[str, Any]) -> None:
     from dynastream._deserialize import _checked_image, _fast_map
 
@@ -550,6 +661,25 @@ def test_fast_path_accepts_only_what_the_checked_path_accepts(image: dict[str, A
     except Exception:
         return
     assert _checked_image(image) == fast
+
+
+@settings(max_examples=1000)
+@given(
+    st.text(
+        alphabet=st.sampled_from("019.eE+-_ \t\n\r\x00\x01\x0b\x0c\x1c\x1f\xa0\u0661\u3000NaInfity"),
+        max_size=7,
+    )
+)
+def test_fast_number_accepts_only_what_the_checked_path_accepts(text: str) -> None:
+    """Ends with white space or control characters included: Decimal() strips some of them."""
+    from dynastream._deserialize import fast_number
+
+    try:
+        fast = fast_number(text)
+    except Exception:  # the fast path may refuse by any exception
+        return
+    checked = deserialize_value({"N": text})
+    assert (Decimal, checked.as_tuple()) == (type(fast), fast.as_tuple())
 
 
 def test_a_value_without_tag_next_to_one_with_two_is_refused() -> None:

@@ -71,6 +71,8 @@ nested = st.recursive(
     ),
     max_leaves=6,
 )
+
+
 event_images = st.dictionaries(st.sampled_from([*NAMES, "other", "Other"]), nested, max_size=8)
 
 
@@ -117,6 +119,33 @@ def test_valid_images_give_the_same_rows(item: dict[str, Any]) -> None:
 
     image = {"pk": {"S": "k"}, "doc": {"M": {name: lambda_shape(value) for name, value in item.items()}}}
     mapper = dynastream.RowMapper(wide, dialect="postgresql")
+
+    assert outcome(lambda: checked(mapper, image)) == outcome(lambda: mapper.map_event_image(image))
+
+
+# What the deserializer refuses and the mapper's one-pass walk takes inline, where it
+# must look for it: an empty SS or one that repeats a member, and lone surrogates (which
+# no UTF-8 text holds) in S values and names; DynamoDB never sends either.
+INLINE_REFUSALS = [
+    pytest.param({"pk": {"S": "k"}, "doc": {"M": {"t": {"SS": []}}}}, id="empty-SS-in-json"),
+    pytest.param({"pk": {"S": "k"}, "tags": {"SS": ["a", "a"]}}, id="repeated-SS-member-in-json"),
+    pytest.param({"pk": {"S": "k"}, "label": {"S": "a\ud800"}}, id="lone-surrogate-in-a-string-column"),
+    pytest.param({"pk": {"S": "k\udc00"}}, id="lone-surrogate-in-the-key-column"),
+    pytest.param({"pk": {"S": "k"}, "doc": {"M": {"a": {"S": "\ud800"}}}}, id="lone-surrogate-in-json"),
+    pytest.param(
+        {"pk": {"S": "k"}, "doc": {"M": {"\ud800": {"S": "x"}}}}, id="lone-surrogate-in-a-json-name"
+    ),
+    pytest.param({"pk": {"S": "k"}, "tags": {"SS": ["\udfff"]}}, id="lone-surrogate-in-an-SS-in-json"),
+    pytest.param({"pk": {"S": "k"}, "\ud800": {"S": "x"}}, id="lone-surrogate-in-an-unmapped-name"),
+]
+
+
+@pytest.mark.parametrize("image", INLINE_REFUSALS)
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_an_image_the_deserializer_refuses_is_refused_by_the_mapper(
+    image: dict[str, Any], dialect: str | None
+) -> None:
+    mapper = dynastream.RowMapper(wide, dialect=dialect)
 
     assert outcome(lambda: checked(mapper, image)) == outcome(lambda: mapper.map_event_image(image))
 

@@ -262,6 +262,45 @@ def test_record_without_stream_view_type_takes_the_images_it_has() -> None:
     assert (None, NEW_ITEM, None) == (read.stream_view_type, read.new_image, read.old_image)
 
 
+@pytest.mark.parametrize("sent", [{}, None], ids=["empty", "null"])
+@pytest.mark.parametrize(
+    ("image", "expected"), [("NewImage", (None, OLD_ITEM)), ("OldImage", (NEW_ITEM, None))]
+)
+def test_empty_or_null_image_is_no_image(image: str, expected: tuple[Any, Any], sent: Any) -> None:
+    record = lambda_record("MODIFY")
+    del record["dynamodb"]["StreamViewType"]
+    record["dynamodb"][image] = sent
+
+    [read] = parse_event(record)
+
+    assert expected == (read.new_image, read.old_image)
+
+
+@pytest.mark.parametrize(("sent", "state"), [({}, "empty"), (None, "null")], ids=["empty", "null"])
+@pytest.mark.parametrize(("view_type", "event_name", "image"), REQUIRED_IMAGES)
+def test_record_with_an_empty_or_null_image_its_view_type_writes_is_malformed(
+    view_type: str, event_name: str, image: str, sent: Any, state: str
+) -> None:
+    record = lambda_record(event_name, view_type=view_type)
+    record["dynamodb"][image] = sent
+
+    error = malformed_record([record])
+
+    assert (f"dynamodb.{image}", f"{state}: a {event_name} record of a {view_type} stream carries it") == (
+        error.field,
+        error.reason,
+    )
+
+
+def test_empty_required_image_is_malformed_even_when_images_are_left_unread() -> None:
+    record = lambda_record("MODIFY", view_type="NEW_IMAGE")
+    record["dynamodb"]["NewImage"] = {}
+
+    batch = read_event(record, old_images=False, new_images=False)
+
+    assert ("dynamodb.NewImage", "empty") == (batch.error.field, batch.error.reason.split(":")[0])  # type: ignore[union-attr]
+
+
 # --- TTL deletes -----------------------------------------------------------
 
 TTL_IDENTITY = {"type": "Service", "principalId": "dynamodb.amazonaws.com"}
@@ -299,6 +338,108 @@ def test_insert_with_the_ttl_identity_is_not_a_ttl_delete() -> None:
     [record] = parse_event(lambda_record("INSERT") | {"userIdentity": TTL_IDENTITY})
 
     assert not record.is_ttl_delete
+
+
+# The Streams API spells the identity {"PrincipalId", "Type"}
+# (https://docs.aws.amazon.com/amazondynamodbstreams/latest/APIReference/API_Identity.html).
+API_TTL_IDENTITY = {"PrincipalId": "dynamodb.amazonaws.com", "Type": "Service"}
+
+
+def boto3_get_records(*records: dict[str, Any]) -> dict[str, Any]:
+    """
+    A `GetRecords` response exactly as boto3 returns it: the JSON the API sends,
+    parsed by botocore's own parser (datetimes, bytes, `ResponseMetadata`).
+    """
+    import botocore.session
+    from botocore.parsers import create_parser
+
+    service = botocore.session.get_session().get_service_model("dynamodbstreams")
+    operation = service.operation_model("GetRecords")
+    body = json.dumps({"Records": list(records), "NextShardIterator": "iterator-2"}).encode()
+    response = {"body": body, "headers": {}, "status_code": 200}
+    return create_parser("json").parse(response, operation.output_shape)  # type: ignore[no-any-return]
+
+
+def api_ttl_remove(sequence_number: str = SEQUENCE_NUMBER, **identity: Any) -> dict[str, Any]:
+    """A TTL REMOVE as the Streams API sends it: no eventSourceARN, the API's identity spelling."""
+    return {
+        "eventID": "e-ttl",
+        "eventName": "REMOVE",
+        "eventVersion": "1.1",
+        "eventSource": "aws:dynamodb",
+        "awsRegion": "eu-west-1",
+        "dynamodb": {
+            "ApproximateCreationDateTime": CREATED,
+            "Keys": {"id": {"S": "o-1"}},
+            "OldImage": {"id": {"S": "o-1"}, "photo": {"B": b64(b"\x00\xff")}},
+            "SequenceNumber": sequence_number,
+            "SizeBytes": 40,
+            "StreamViewType": "NEW_AND_OLD_IMAGES",
+        },
+        "userIdentity": identity or API_TTL_IDENTITY,
+    }
+
+
+def test_get_records_remove_by_the_ttl_process_is_a_ttl_delete() -> None:
+    response = boto3_get_records(api_ttl_remove())
+    sent = response["Records"][0]
+    assert (datetime, bytes) == (  # the shape boto3 hands over, not Lambda's
+        type(sent["dynamodb"]["ApproximateCreationDateTime"]),
+        type(sent["dynamodb"]["OldImage"]["photo"]["B"]),
+    )
+
+    [record] = parse_event(response, table_name="Orders")
+
+    assert (True, CREATED_AT, {"id": "o-1", "photo": b"\x00\xff"}) == (
+        record.is_ttl_delete,
+        record.approximate_creation_time,
+        record.old_image,
+    )
+
+
+@pytest.mark.parametrize(
+    "identity",
+    [
+        {"PrincipalId": "lambda.amazonaws.com", "Type": "Service"},
+        {"PrincipalId": "dynamodb.amazonaws.com", "Type": "User"},
+    ],
+    ids=["other-service", "not-a-service"],
+)
+def test_get_records_remove_by_another_identity_is_not_a_ttl_delete(identity: dict[str, str]) -> None:
+    [record] = parse_event(boto3_get_records(api_ttl_remove(**identity)), table_name="Orders")
+
+    assert not record.is_ttl_delete
+
+
+def test_get_records_ttl_delete_is_ignored_by_replication_that_ignores_ttl() -> None:
+    import sqlalchemy as sa
+
+    import dynastream
+
+    rows = sa.Table(
+        "ttl_orders",
+        sa.MetaData(),
+        sa.Column("id", sa.String(20), primary_key=True),
+        sa.Column("photo", sa.LargeBinary),
+        dynastream.sequence_column(),
+    )
+    engine = sa.create_engine("sqlite://", poolclass=sa.StaticPool)
+    rows.metadata.create_all(engine)
+    app = dynastream.App(engine=engine)
+    app.create_tables()
+    app.replicate("Orders", into=rows, ttl="ignore")
+    insert = api_ttl_remove() | {"eventName": "INSERT", "eventID": "e-put"}
+    insert["dynamodb"] = insert["dynamodb"] | {"NewImage": insert["dynamodb"]["OldImage"]}
+    del insert["dynamodb"]["OldImage"], insert["userIdentity"]
+    app.dispatch(boto3_get_records(insert), table_name="Orders")
+
+    result = app.dispatch(
+        boto3_get_records(api_ttl_remove(str(int(SEQUENCE_NUMBER) + 1))), table_name="Orders"
+    )
+
+    assert [] == result.response()["batchItemFailures"]
+    with engine.connect() as connection:
+        assert [("o-1", b"\x00\xff")] == connection.execute(sa.select(rows.c.id, rows.c.photo)).all()
 
 
 # --- values ----------------------------------------------------------------
@@ -399,6 +540,27 @@ def test_json_text_and_bytes_read_as_the_dict_does() -> None:
 
     assert expected == [fields(record) for record in parse_event(json.dumps(event))]
     assert expected == [fields(record) for record in parse_event(json.dumps(event).encode())]
+
+
+@pytest.mark.parametrize("form", ["text", "bytes", "file"])
+def test_json_starting_with_a_byte_order_mark_reads_as_the_dict_does(form: str, tmp_path: Path) -> None:
+    event = {"Records": [lambda_record("INSERT", number=1), lambda_record("REMOVE", number=2)]}
+    text = "\ufeff" + json.dumps(event)
+    path = tmp_path / "event.json"
+    path.write_text(text, encoding="utf-8")
+    sent = {"text": text, "bytes": text.encode(), "file": load_event(path)}[form]
+
+    assert [fields(record) for record in parse_event(event)] == [
+        fields(record) for record in parse_event(sent)
+    ]
+    assert 2 == len(read_event(sent).records)
+
+
+@pytest.mark.parametrize("form", ["text", "bytes"])
+def test_json_with_two_byte_order_marks_is_malformed(form: str) -> None:
+    text = "\ufeff\ufeff" + json.dumps({"Records": []})
+
+    assert "" == malformed_event(text if form == "text" else text.encode()).field
 
 
 def test_json_text_keeps_numbers_exact() -> None:
@@ -801,6 +963,14 @@ def test_unknown_or_missing_event_name_is_malformed(change: Any) -> None:
             id="deep-in-old-image",
         ),
         pytest.param(_set("dynamodb/OldImage", []), "dynamodb.OldImage", id="image-not-an-object"),
+        pytest.param(_set("dynamodb/NewImage/tags", {"SS": []}), "dynamodb.NewImage.tags", id="empty-set"),
+        pytest.param(
+            _set("dynamodb/OldImage/tags", {"NS": ["1.5", "1.50"]}),
+            "dynamodb.OldImage.tags[1]",
+            id="repeated-member",
+        ),
+        pytest.param(_set("dynamodb/OldImage", ""), "dynamodb.OldImage", id="image-empty-string"),
+        pytest.param(_set("dynamodb/NewImage", False), "dynamodb.NewImage", id="image-false"),
     ],
 )
 def test_malformed_attribute_value_is_named_by_its_path(change: Any, field: str) -> None:
@@ -870,6 +1040,50 @@ def test_bad_or_missing_event_source_arn_is_malformed(change: Any) -> None:
     assert_names(malformed_record(mutated(change)), "eventSourceARN", "e-2", SECOND)
 
 
+def arn_of(table: str) -> str:
+    return f"arn:aws:dynamodb:us-east-1:123456789012:table/{table}/stream/2026-11-01T00:00:00.000"
+
+
+# Table names are 3 to 255 of a-z, A-Z, 0-9, "_", "-" and "."
+# (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/HowItWorks.NamingRulesDataTypes.html#HowItWorks.NamingRules).
+@pytest.mark.parametrize(
+    "table",
+    ["{{{table}}}", "${TableName}", "Q7", "x" * 256, "My Orders", "Ordérs", "Orders\n"],
+    ids=[
+        "sam-placeholder",
+        "cfn-placeholder",
+        "too-short",
+        "too-long",
+        "space",
+        "not-ascii",
+        "newline",
+    ],
+)
+def test_event_source_arn_whose_table_name_dynamodb_cannot_have_is_malformed(table: str) -> None:
+    error = malformed_record(mutated(_set("eventSourceARN", arn_of(table))))
+
+    assert_names(error, "eventSourceARN", "e-2", SECOND)
+    assert table not in str(error)
+    assert error.reason.startswith("its table name is not a DynamoDB table name")
+
+
+@pytest.mark.parametrize("table", ["abc", "x" * 255, "Orders.v2-eu_1", "0-_."])
+def test_event_source_arn_with_any_valid_table_name_names_that_table(table: str) -> None:
+    [record] = parse_event(lambda_record() | {"eventSourceARN": arn_of(table)})
+
+    assert table == record.table_name
+
+
+SAVED_EVENTS = sorted(
+    [*FIXTURES.glob("*.json"), *(FIXTURES.parent.parent.parent / "examples").glob("*/events/*.json")]
+)
+
+
+@pytest.mark.parametrize("path", SAVED_EVENTS, ids=[path.name for path in SAVED_EVENTS])
+def test_every_saved_event_of_the_project_is_read(path: Path) -> None:
+    assert parse_event(load_event(path))
+
+
 def test_unknown_stream_view_type_is_malformed() -> None:
     error = malformed_record(mutated(_set("dynamodb/StreamViewType", "ALL")))
 
@@ -916,6 +1130,100 @@ def test_parse_event_raises_the_error_read_event_reports() -> None:
     error = malformed_record({"Records": records})
 
     assert (1, "dynamodb.NewImage.total") == (error.index, error.field)
+
+
+# --- lone surrogates -----------------------------------------------------------
+# JSON's "\ud800" escape gives a str that no UTF-8 text (every DynamoDB string) can
+# hold: refused where it is, before it reaches a driver or a log line.
+
+LONE_SURROGATE = "not valid Unicode: a lone surrogate"
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "event_id"),
+    [
+        pytest.param(_set("eventID", "e-\ud800"), "eventID", None, id="eventID"),
+        pytest.param(_set("awsRegion", "eu-\udc00"), "awsRegion", "e-2", id="awsRegion"),
+        pytest.param(
+            _set("eventSourceARN", ARN.replace("eu-west-1", "eu-\ud800")), "eventSourceARN", "e-2", id="ARN"
+        ),
+        pytest.param(
+            _set("dynamodb/Keys/id", {"S": CANARY + "\ud800"}), "dynamodb.Keys.id", "e-2", id="Keys"
+        ),
+        pytest.param(
+            _set("dynamodb/NewImage/email", {"S": CANARY + "\udfff"}),
+            "dynamodb.NewImage.email",
+            "e-2",
+            id="S",
+        ),
+        pytest.param(
+            _set("dynamodb/OldImage/\ud800", {"S": CANARY}), "dynamodb.OldImage['\\ud800']", "e-2", id="name"
+        ),
+    ],
+)
+def test_lone_surrogate_in_the_record_is_malformed_and_never_quoted(
+    change: Any, field: str, event_id: str | None
+) -> None:
+    error = malformed_record(mutated(change))
+
+    assert_names(error, field, event_id, SECOND)
+    assert LONE_SURROGATE == error.reason
+    assert CANARY not in str(error)
+    str(error).encode()  # the message itself is valid text
+
+
+def test_lone_surrogate_in_the_arn_is_malformed_when_table_name_is_given_too() -> None:
+    error = malformed_record(mutated(_set("eventSourceARN", ARN + "\ud800")), table_name="Orders")
+
+    assert ("eventSourceARN", LONE_SURROGATE) == (error.field, error.reason)
+
+
+def test_lone_surrogate_escaped_in_json_text_is_malformed() -> None:
+    text = json.dumps(mutated(_set("dynamodb/NewImage/email", {"S": "x"}))).replace(
+        '"S": "x"', '"S": "x\\ud800"'
+    )
+    assert "\\ud800" in text
+
+    error = malformed_record(text)
+
+    assert ("dynamodb.NewImage.email", LONE_SURROGATE) == (error.field, error.reason)
+
+
+def test_lone_surrogate_encoded_in_json_bytes_is_malformed() -> None:
+    # json.loads reads bytes with "surrogatepass": a UTF-8-style encoded surrogate gets through it.
+    data = json.dumps(mutated(_set("dynamodb/NewImage/email", {"S": "x"}))).encode()
+    data = data.replace(b'"S": "x"', b'"S": "x\xed\xa0\x80"')
+
+    error = malformed_record(data)
+
+    assert ("dynamodb.NewImage.email", LONE_SURROGATE) == (error.field, error.reason)
+
+
+def test_lone_surrogate_is_reported_by_the_dispatcher_and_the_records_before_it_handled() -> None:
+    import sqlalchemy as sa
+
+    import dynastream
+
+    app = dynastream.App(engine=sa.create_engine("sqlite://", poolclass=sa.StaticPool))
+    handled: list[str] = []
+
+    @app.handler("Orders")
+    def collect(records: Any, uow: Any) -> None:
+        handled.extend(record.new_image["email"] for record in records)
+
+    result = app.dispatch(mutated(_set("dynamodb/NewImage/email", {"S": "x\ud800"})))
+
+    assert [{"itemIdentifier": SECOND}] == result.response()["batchItemFailures"]
+    assert isinstance(result.failure and result.failure.error, MalformedRecordError)
+    assert [CANARY] == handled
+
+
+def test_surrogate_pair_escaped_in_json_text_is_the_character_it_encodes() -> None:
+    text = json.dumps(lambda_record("INSERT")).replace('"S": "PAID"', '"S": "\\ud83d\\ude00"')
+
+    [record] = parse_event(text)
+
+    assert "\U0001f600" == record.new_image["status"]  # type: ignore[index]
 
 
 # --- no attribute values in errors or reprs ----------------------------------

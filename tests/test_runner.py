@@ -441,9 +441,16 @@ def wait_for(condition: Any, timeout: float = 15.0) -> None:
 
 # Killed at random points
 
+BATCH_SIZE = 25
 
-def start_runner(database_url: str, table: str, endpoint: str) -> subprocess.Popen[bytes]:
+
+def start_runner(
+    database_url: str, table: str, endpoint: str, *, hang_at_batch: int | None = None
+) -> subprocess.Popen[bytes]:
     environment = dict(os.environ, DYNASTREAM_DATABASE_URL=database_url, RUNNER_TABLE=table)
+    environment.pop("RUNNER_HANG_AT_BATCH", None)
+    if hang_at_batch is not None:
+        environment["RUNNER_HANG_AT_BATCH"] = str(hang_at_batch)
     return subprocess.Popen(  # noqa: S603 - this interpreter, this project's module
         [
             sys.executable,
@@ -459,7 +466,7 @@ def start_runner(database_url: str, table: str, endpoint: str) -> subprocess.Pop
             "--region",
             "us-east-1",
             "--batch-size",
-            "25",
+            str(BATCH_SIZE),
             "--until-caught-up",
         ],
         cwd=ROOT,
@@ -467,6 +474,11 @@ def start_runner(database_url: str, table: str, endpoint: str) -> subprocess.Pop
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
+
+
+def wait_until_applying(engine: sa.Engine, process: subprocess.Popen[bytes], applied: int) -> None:
+    """Wait until the runner has committed a batch (its log grew past `applied`), or ended."""
+    wait_for(lambda: len(logged(engine)) > applied or process.poll() is not None, timeout=120)
 
 
 def test_a_runner_killed_at_random_points_and_restarted_ends_with_the_source(
@@ -480,20 +492,28 @@ def test_a_runner_killed_at_random_points_and_restarted_ends_with_the_source(
     metadata.create_all(engine)
     dynastream.App(engine=engine).create_tables()
     rng = random.Random(20261129)
-    kills = 0
     for _ in range(6):
         write_history(dynamodb, source_table, count=250, rng=rng)
-        process = start_runner(database_url, source_table, moto_endpoint)
-        time.sleep(rng.uniform(0.6, 2.5))  # imports take about half a second
-        if process.poll() is None:
-            process.send_signal(signal.SIGKILL)
-            kills += 1
+        applied = len(logged(engine))
+        pending_batches = (len(stream_sequence_numbers(aws_clients, source_table)) - applied) // BATCH_SIZE
+        # The runner stops for good inside a random one of the batches this round holds, so
+        # it is still running when it is killed, on any machine; the kill lands at a random
+        # point between its first commit of the round and that stop.
+        process = start_runner(
+            database_url, source_table, moto_endpoint, hang_at_batch=rng.randint(2, pending_batches)
+        )
+        wait_until_applying(engine, process, applied)
+        time.sleep(rng.uniform(0, 0.5))
+        if process.poll() is not None:
+            raise AssertionError(
+                f"the runner ended before it was killed: {process.communicate()[1].decode()}"
+            )
+        process.send_signal(signal.SIGKILL)
         process.communicate()
     process = start_runner(database_url, source_table, moto_endpoint)
     _, errors = process.communicate(timeout=120)
 
     assert 0 == process.returncode, errors.decode()
-    assert kills >= 3
     assert source_rows(dynamodb, source_table) == replica_rows(engine)
     assert stream_sequence_numbers(aws_clients, source_table) == logged(engine)  # nothing twice, nothing lost
 

@@ -66,7 +66,9 @@ def test_every_attribute_type_reads_back_to_the_same_python_values(item: dict[st
     events = EventFactory()
 
     [inserted, modified, removed] = read_back(
-        events.event(events.insert("T", item), events.modify("T", item), events.remove("T", item))
+        events.event(
+            events.insert("Things", item), events.modify("Things", item), events.remove("Things", item)
+        )
     )
 
     assert item == inserted.new_image == modified.new_image == modified.old_image == removed.old_image
@@ -75,7 +77,7 @@ def test_every_attribute_type_reads_back_to_the_same_python_values(item: dict[st
 
 @given(numbers)
 def test_numbers_keep_their_exact_text(number: int | Decimal) -> None:
-    [record] = read_back(EventFactory().inserts("T", [{"id": "n", "n": number}]))
+    [record] = read_back(EventFactory().inserts("Things", [{"id": "n", "n": number}]))
 
     assert record.new_image is not None
     assert str(number) == str(record.new_image["n"])
@@ -239,10 +241,10 @@ def test_sequence_numbers_are_long_text_and_strictly_increase() -> None:
     events = EventFactory()
 
     records = [
-        events.insert("A", {"id": "1"}),
-        events.modify("B", {"id": "1"}),
-        events.remove("A", {"id": "1"}),
-        *events.inserts("A", [{"id": "2"}, {"id": "3"}])["Records"],
+        events.insert("Alpha", {"id": "1"}),
+        events.modify("Beta", {"id": "1"}),
+        events.remove("Alpha", {"id": "1"}),
+        *events.inserts("Alpha", [{"id": "2"}, {"id": "3"}])["Records"],
     ]
 
     texts = [r["dynamodb"]["SequenceNumber"] for r in records]
@@ -254,8 +256,8 @@ def test_sequence_numbers_are_long_text_and_strictly_increase() -> None:
 def test_a_given_sequence_number_is_used_and_the_factory_goes_on_with_its_own() -> None:
     events = EventFactory(first_sequence_number=10**25)
 
-    given_one = events.insert("T", {"id": "a"}, sequence_number=7)
-    first, second = events.insert("T", {"id": "b"}), events.insert("T", {"id": "c"})
+    given_one = events.insert("Things", {"id": "a"}, sequence_number=7)
+    first, second = events.insert("Things", {"id": "b"}), events.insert("Things", {"id": "c"})
 
     assert ["7", str(10**25), str(10**25 + 1)] == [
         r["dynamodb"]["SequenceNumber"] for r in (given_one, first, second)
@@ -265,10 +267,10 @@ def test_a_given_sequence_number_is_used_and_the_factory_goes_on_with_its_own() 
 def test_a_record_built_again_has_the_same_event_id_and_others_differ() -> None:
     events = EventFactory()
 
-    first = events.insert("T", {"id": "a"}, sequence_number=10**21)
-    again = events.insert("T", {"id": "a"}, sequence_number=10**21)
-    other_table = events.insert("U", {"id": "a"}, sequence_number=10**21)
-    next_one = events.insert("T", {"id": "a"})
+    first = events.insert("Things", {"id": "a"}, sequence_number=10**21)
+    again = events.insert("Things", {"id": "a"}, sequence_number=10**21)
+    other_table = events.insert("Others", {"id": "a"}, sequence_number=10**21)
+    next_one = events.insert("Things", {"id": "a"})
 
     assert first["eventID"] == again["eventID"]
     assert len({first["eventID"], other_table["eventID"], next_one["eventID"]}) == 3
@@ -294,19 +296,19 @@ def test_modify_takes_the_last_image_the_factory_built_as_the_old_one() -> None:
 def test_modify_keeps_a_given_old_image_and_refuses_one_of_another_item() -> None:
     events = EventFactory()
 
-    record = events.modify("T", {"id": "a", "v": 2}, {"id": "a", "v": 1})
+    record = events.modify("Things", {"id": "a", "v": 2}, {"id": "a", "v": 1})
 
     assert {"id": {"S": "a"}, "v": {"N": "1"}} == record["dynamodb"]["OldImage"]
     with pytest.raises(ValueError, match="key attributes differ"):
-        events.modify("T", {"id": "a"}, {"id": "b"})
+        events.modify("Things", {"id": "a"}, {"id": "b"})
 
 
 def test_remove_forgets_the_item() -> None:
     events = EventFactory()
-    events.insert("T", {"id": "a", "v": 1})
-    events.remove("T", {"id": "a", "v": 1})
+    events.insert("Things", {"id": "a", "v": 1})
+    events.remove("Things", {"id": "a", "v": 1})
 
-    record = events.modify("T", {"id": "a", "v": 3})
+    record = events.modify("Things", {"id": "a", "v": 3})
 
     assert {"id": {"S": "a"}, "v": {"N": "3"}} == record["dynamodb"]["OldImage"]
 
@@ -315,7 +317,7 @@ def test_ttl_deletes_carry_the_dynamodb_service_identity() -> None:
     events = EventFactory()
 
     ttl, user = read_back(
-        events.event(events.remove("T", {"id": "a"}, ttl=True), events.remove("T", {"id": "b"}))
+        events.event(events.remove("Things", {"id": "a"}, ttl=True), events.remove("Things", {"id": "b"}))
     )
 
     assert (True, False) == (ttl.is_ttl_delete, user.is_ttl_delete)
@@ -335,6 +337,13 @@ def test_keys_may_differ_per_table_and_every_table_needs_its_keys() -> None:
         events.insert("Other", {"orderId": "o-1"})
 
 
+@pytest.mark.parametrize("table", ["T", "{{{table}}}", "My Orders", "x" * 256])
+def test_a_table_name_dynamodb_cannot_have_is_refused(table: str) -> None:
+    """The factory never builds a record that parse_event would refuse at eventSourceARN."""
+    with pytest.raises(ValueError, match="is not a DynamoDB table name"):
+        EventFactory().insert(table, {"id": "a"})
+
+
 @pytest.mark.parametrize(
     ("item", "error", "message"),
     [
@@ -346,7 +355,7 @@ def test_keys_may_differ_per_table_and_every_table_needs_its_keys() -> None:
 )
 def test_items_need_a_valid_key(item: dict[str, Any], error: type[Exception], message: str) -> None:
     with pytest.raises(error, match=message):
-        EventFactory().insert("T", item)
+        EventFactory().insert("Things", item)
 
 
 @pytest.mark.parametrize(
@@ -359,7 +368,7 @@ def test_a_factory_refuses_settings_no_stream_has(options: dict[str, Any]) -> No
 
 
 def test_the_view_type_may_be_given_as_the_enum() -> None:
-    record = EventFactory(view_type=StreamViewType.KEYS_ONLY).insert("T", {"id": "a", "x": 1})
+    record = EventFactory(view_type=StreamViewType.KEYS_ONLY).insert("Things", {"id": "a", "x": 1})
 
     assert ("KEYS_ONLY", False) == (
         json.loads(json.dumps(record))["dynamodb"]["StreamViewType"],
@@ -370,14 +379,14 @@ def test_the_view_type_may_be_given_as_the_enum() -> None:
 def test_numbers_and_binary_keys_work() -> None:
     events = EventFactory(keys=["pk", "sk"])
 
-    [record] = read_back(events.inserts("T", [{"pk": b"\x01", "sk": Decimal("2.50")}]))
+    [record] = read_back(events.inserts("Things", [{"pk": b"\x01", "sk": Decimal("2.50")}]))
 
     assert {"pk": b"\x01", "sk": Decimal("2.50")} == record.keys
 
 
 def test_repr_shows_settings_not_items() -> None:
     events = EventFactory()
-    events.insert("T", {"id": "canary-93a1"})
+    events.insert("Things", {"id": "canary-93a1"})
 
     assert "canary" not in repr(events)
 

@@ -18,6 +18,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from dynastream._events import TABLE_NAME_RULE, is_table_name
+
 from ._values import image_size, serialize_image
 
 __all__ = ["EventFactory"]
@@ -173,10 +175,17 @@ class EventFactory:
         """
         Return the `eventSourceARN` of `table`'s stream.
 
+        Raises:
+            ValueError: `table` is not a name DynamoDB gives a table (3 to 255
+                characters among a-z, A-Z, 0-9, "_", "-" and "."): records
+                naming it would be read as malformed.
+
         Examples:
             >>> EventFactory(created_at=0).stream_arn("Orders")
             'arn:aws:dynamodb:eu-west-1:123456789012:table/Orders/stream/1970-01-01T00:00:00.000'
         """
+        if not is_table_name(table):
+            raise ValueError(f"{table!r} is not a DynamoDB table name ({TABLE_NAME_RULE})")
         return f"arn:aws:dynamodb:{self.region}:{self.account_id}:table/{table}/stream/{self._stream_label}"
 
     def insert(
@@ -200,7 +209,8 @@ class EventFactory:
 
         Raises:
             ValueError: The item lacks a key attribute, or holds a value
-                DynamoDB refuses (see `attribute_value`).
+                DynamoDB refuses (see `attribute_value`), or `table` is not
+                a DynamoDB table name (see `stream_arn`).
             TypeError: A key or value of a type DynamoDB cannot store.
 
         Examples:
@@ -238,7 +248,8 @@ class EventFactory:
 
         Raises:
             ValueError: `new` lacks a key attribute, `old` has other key
-                values than `new`, or a value DynamoDB refuses.
+                values than `new`, a value DynamoDB refuses, or `table` is
+                not a DynamoDB table name.
             TypeError: A key or value of a type DynamoDB cannot store.
 
         Examples:
@@ -282,8 +293,8 @@ class EventFactory:
             created_at: As for `insert`.
 
         Raises:
-            ValueError: `old` lacks a key attribute, or holds a value DynamoDB
-                refuses.
+            ValueError: `old` lacks a key attribute, holds a value DynamoDB
+                refuses, or `table` is not a DynamoDB table name.
             TypeError: A key or value of a type DynamoDB cannot store.
 
         Examples:
