@@ -59,9 +59,10 @@ _FRACTION: Final = re.compile(r"[.,](\d+)").search
 _ISO_DATE: Final = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII).fullmatch
 # SQLite has 64-bit integers only (https://www.sqlite.org/datatype3.html).
 _SQLITE_INTEGERS: Final = range(-(2**63), 2**63)
-# MariaDB's JSON documents nest 32 levels at most (JSON_DEPTH 32; deeper ones
-# fail JSON_VALID, the check of its JSON columns); MySQL 8.0 takes 100.
-_MARIADB_JSON_DEPTH: Final = 32
+# MariaDB parses JSON documents 32 levels deep at most (JSON_DEPTH 32; deeper
+# ones fail JSON_VALID, the check of its JSON columns, and JSON_TABLE); MySQL 8.0
+# takes 100. A value travels inside the chunk's array of rows: two levels more.
+_MARIADB_JSON_DEPTH: Final = 32 - 2
 # Text no encoding can carry: a lone UTF-16 surrogate.
 _SURROGATE: Final = re.compile("[\ud800-\udfff]").search
 # MySQL's latin1 is cp1252 plus the five bytes cp1252 leaves undefined, read as
@@ -814,7 +815,8 @@ def _json_walkers(
     typed = _typed_walker(walk, number, text, no_nul=no_nul)
     checks: list[Callable[[Any], Any]] = []
     if mariadb:
-        checks.append(_mariadb_depth)
+        # A member of the extra column's object is one level deeper than a column's value.
+        checks.append(_mariadb_depth if top_level else _mariadb_member_depth)
     if dialect == "sqlite" and top_level:
         checks.append(_sqlite_top_level)
     if not checks:
@@ -832,9 +834,13 @@ def _json_walkers(
     return checked(walk), checked(typed)
 
 
-def _mariadb_depth(value: Any) -> None:
+def _mariadb_member_depth(value: Any) -> None:
+    _mariadb_depth(value, limit=_MARIADB_JSON_DEPTH - 1)
+
+
+def _mariadb_depth(value: Any, limit: int = _MARIADB_JSON_DEPTH) -> None:
     """
-    Refuse a JSON value that nests deeper than MariaDB takes (JSON_DEPTH 32).
+    Refuse a JSON value that nests deeper than MariaDB takes in a chunk (JSON_DEPTH 30).
 
     JSON_DEPTH counts a scalar or an empty array or object as 1, and a
     non-empty one as one more than its deepest member
@@ -847,8 +853,8 @@ def _mariadb_depth(value: Any) -> None:
         if not filled:
             return
         depth += 1
-        if depth > _MARIADB_JSON_DEPTH:
-            raise Unfit(f"JSON nested deeper than the {_MARIADB_JSON_DEPTH} levels MariaDB takes")
+        if depth > limit:
+            raise Unfit(f"JSON nested deeper than the {limit} levels MariaDB takes here")
         level = [
             member
             for container in filled

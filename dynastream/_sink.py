@@ -632,15 +632,6 @@ class _MySQL(_PostgreSQL):
     def __init__(self, writer: TableWriter) -> None:  # the shared setup is _prepare's, not super's
         dialect, quote, table, tomb, names = self._prepare(writer)
         sequence = quote(writer.sequence.name)
-        # JSON column values travel as JSON text, a string in the chunk: nested in
-        # it they would count two levels more against MariaDB's 32
-        # (https://mariadb.com/kb/en/json_depth/), and the server parses them once,
-        # when they are stored.
-        for i, nested in enumerate(self._nested):
-            if nested:
-                self._kinds[i] = _encode_json_text
-                self._processed.append((i, _encode_json_text))
-        self._nested = [False] * len(self._nested)
 
         def text_column(name: str, i: int, charset: str = "utf8mb4") -> str:
             # The character set is stated: JSON_TABLE's text columns otherwise take
@@ -648,10 +639,15 @@ class _MySQL(_PostgreSQL):
             return f"{name} LONGTEXT CHARACTER SET {charset} PATH '$[{i}]'"
 
         def upsert_source(columns: Sequence[sa.Column[Any]]) -> str:
-            # Hex and sequence numbers are ASCII, which compares with text of any
-            # collation (no "illegal mix of collations" against the tombstones').
+            # JSON column values travel nested in the chunk (JSON_TABLE's JSON columns
+            # are utf8mb4 whatever the database's character set), which is why they nest
+            # two levels less than MariaDB's 32 (see _coerce). Hex and sequence numbers
+            # are ASCII, which compares with text of any collation (no "illegal mix of
+            # collations" against the tombstones').
             defined = [
-                text_column(
+                f"c{i} JSON PATH '$[{i}]'"
+                if self._nested[i]
+                else text_column(
                     f"c{i}", i, "ascii" if _is_binary(c, dialect) or c is writer.sequence else "utf8mb4"
                 )
                 for i, c in enumerate(columns)
@@ -660,6 +656,8 @@ class _MySQL(_PostgreSQL):
             return f"JSON_TABLE(CONVERT(:rows USING utf8mb4), '$[*]' COLUMNS ({', '.join(defined)})) AS v"
 
         def value(i: int, column: sa.Column[Any]) -> str:
+            if self._nested[i]:  # JSON null is SQL NULL
+                return f"IF(JSON_TYPE(v.c{i}) = 'NULL', NULL, v.c{i})"
             return f"UNHEX(v.c{i})" if _is_binary(column, dialect) else f"v.c{i}"
 
         selected = ", ".join(value(i, c) for i, c in enumerate(writer.columns))
@@ -786,10 +784,6 @@ class _MySQL(_PostgreSQL):
 # Key types that JSON_TABLE converts from a JSON string exactly, so that the
 # key compares as its column's own type: numbers by value, times as times.
 _MYSQL_TYPED_KEYS = (sa.Integer, sa.Numeric, sa.DateTime, sa.Date, sa.Time)
-
-_encode_json_text = json.JSONEncoder(
-    ensure_ascii=False, separators=(",", ":"), allow_nan=False, check_circular=False
-).encode
 
 
 def _mysql_key_column(i: int, column: sa.Column[Any], dialect: Dialect) -> str:
