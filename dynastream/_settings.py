@@ -43,7 +43,7 @@ def _hide_password(url: str | None) -> str:
 
     try:
         return repr(make_url(url).render_as_string(hide_password=True))
-    except ArgumentError:
+    except (ArgumentError, ValueError):  # ValueError: a password where the port goes (no "@host")
         return "'<unparseable URL>'"
 
 
@@ -77,8 +77,9 @@ def _database_url(_instance: Any, attribute: attrs.Attribute[Any], value: str | 
 
     try:
         make_url(value)
-    except ArgumentError:
-        # The value may hold a password: name the variable, never echo it.
+    except (ArgumentError, ValueError):
+        # The value may hold a password (a forgotten "@host" puts it where the
+        # port goes, and int() quotes it): name the variable, never echo it.
         raise ConfigurationError(
             f"{_variable(attribute)} is not a SQLAlchemy URL (dialect+driver://user@host:port/database)"
         ) from None

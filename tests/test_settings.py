@@ -4,6 +4,8 @@ Settings: every `DYNASTREAM_*` variable is read, typed and checked, and no secre
 
 from __future__ import annotations
 
+import traceback
+
 import pytest
 
 import dynastream
@@ -102,6 +104,24 @@ def test_a_bad_url_names_its_variable_without_echoing_the_password() -> None:
         Settings.from_env({"DYNASTREAM_DATABASE_URL": f"not a url {PASSWORD}"})
 
     assert PASSWORD not in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"postgresql+psycopg://app:{PASSWORD}/orders",  # "@host" forgotten: the password where the port goes
+        f"mysql+pymysql://app:{PASSWORD}:3306/orders",
+    ],
+)
+def test_a_mistyped_url_is_a_configuration_error_that_never_shows_the_password(url: str) -> None:
+    with pytest.raises(ConfigurationError, match="DYNASTREAM_DATABASE_URL") as from_env:
+        Settings.from_env({"DYNASTREAM_DATABASE_URL": url})
+    with pytest.raises(ConfigurationError, match="DYNASTREAM_DATABASE_URL") as from_app:
+        dynastream.App(database_url=url).container.settings()
+
+    for raised in (from_env, from_app):
+        assert PASSWORD not in str(raised.value)
+        assert PASSWORD not in "".join(traceback.format_exception(raised.value))
 
 
 def test_secrets_manager_needs_a_secret_id() -> None:
