@@ -41,7 +41,7 @@ _DRIVERS = {
     "aurora": "mysql+pymysql",
     "aurora-mysql": "mysql+pymysql",
 }
-_DEFAULT_PORTS = {"postgresql": 5432, "mysql": 3306}
+_DEFAULT_PORTS = {"postgresql": 5432, "mysql": 3306, "mariadb": 3306}
 
 
 @attrs.frozen

@@ -227,7 +227,7 @@ def _limit_statements(connection: Connection, seconds: float) -> None:
     if dialect.name == "postgresql":
         connection.exec_driver_sql(f"SET LOCAL statement_timeout = {milliseconds}")
         connection.exec_driver_sql(f"SET LOCAL lock_timeout = {milliseconds}")
-    elif dialect.name == "mysql":
+    elif dialect.name in ("mysql", "mariadb"):  # a mariadb+pymysql URL's dialect is "mariadb"
         connection.exec_driver_sql(f"SET SESSION innodb_lock_wait_timeout = {max(1, int(seconds))}")
         if getattr(dialect, "is_mariadb", False):
             connection.exec_driver_sql(f"SET SESSION max_statement_time = {milliseconds / 1000:.3f}")
@@ -235,7 +235,7 @@ def _limit_statements(connection: Connection, seconds: float) -> None:
 
 def _unlimit_statements(connection: Connection) -> None:
     dialect = connection.dialect
-    if dialect.name == "mysql":
+    if dialect.name in ("mysql", "mariadb"):
         connection.exec_driver_sql("SET SESSION innodb_lock_wait_timeout = DEFAULT")
         if getattr(dialect, "is_mariadb", False):
             connection.exec_driver_sql("SET SESSION max_statement_time = DEFAULT")

@@ -124,7 +124,7 @@ def tls_connect_args(url: URL, settings: Settings) -> dict[str, Any]:
         # https://www.postgresql.org/docs/current/libpq-ssl.html#LIBPQ-SSL-PROTECTION
         # sslrootcert=system (the system's CAs) needs libpq 16 or later.
         return {"sslmode": "verify-full", "sslrootcert": ca_file or "system"}
-    if backend == "mysql" and driver == "pymysql":
+    if backend in ("mysql", "mariadb") and driver == "pymysql":
         import ssl
 
         # PyMySQL turns verification off when given no CA file; a context of

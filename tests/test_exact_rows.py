@@ -262,7 +262,7 @@ def test_a_key_column_that_ignores_case_is_refused_before_anything_is_written(en
     error = failure_of(result)
     assert isinstance(error, ConfigurationError)
     assert "exact_loose_keys.pk" in str(error)
-    assert ("ExactString" in str(error)) == (engine.dialect.name == "mysql")
+    assert ("ExactString" in str(error)) == (engine.dialect.name in ("mysql", "mariadb"))
     assert set() == all_rows(engine, table)
 
 
@@ -322,6 +322,7 @@ def test_utf8mb4_columns_in_a_latin1_database_keep_every_character(latin1_engine
         sa.Column("doc", sa.JSON),
         dynastream.sequence_column(),
         mysql_charset="utf8mb4",
+        mariadb_charset="utf8mb4",
     )
     app = replicate(latin1_engine, table)
 
@@ -350,6 +351,7 @@ def test_text_a_columns_character_set_cannot_hold_is_refused_by_name(latin1_engi
         sa.Column("three_bytes", mysql.VARCHAR(20, charset="utf8mb3")),
         dynastream.sequence_column(),
         mysql_charset="utf8mb4",
+        mariadb_charset="utf8mb4",
     )
     app = replicate(latin1_engine, table)
 
@@ -542,7 +544,7 @@ def test_maps_nested_deeper_than_the_database_takes_are_refused_by_name(engine: 
 
     result = dispatch(app, put(BASE + 1, {"pk": "k", "doc": nested(30)}))
 
-    if engine.dialect.name == "mysql" and getattr(engine.dialect, "is_mariadb", False):
+    if getattr(engine.dialect, "is_mariadb", False):
         error = failure_of(result)
         assert isinstance(error, MappingError)
         assert "doc" == error.column
@@ -709,6 +711,7 @@ def test_a_table_whose_collation_is_not_the_databases_default_replicates(server_
         sa.Column("label", sa.String(10)),
         dynastream.sequence_column(),
         mysql_collate="utf8mb4_unicode_ci",
+        mariadb_collate="utf8mb4_unicode_ci",
     )
     app = replicate(server_engine, table)
     ref = uuid.UUID("0b9e2f4c-7a51-4c1e-9f1e-3c2d1b0a9e8f")
