@@ -137,3 +137,20 @@ def test_a_wrong_default_poison_policy_names_its_variable(monkeypatch: pytest.Mo
 
     with pytest.raises(dynastream.ConfigurationError, match="DYNASTREAM_ON_POISON"):
         dynastream.Settings.from_env()
+
+
+@pytest.mark.parametrize("view_type", ["KEYS_ONLY", "OLD_IMAGE"])
+def test_a_configuration_error_is_reported_never_quarantined(engine: sa.Engine, view_type: str) -> None:
+    from tests.test_replication import events
+
+    app = make_app(engine, on_poison="quarantine")
+    change = events(view_type=view_type).insert(
+        "Items", {"pk": "a", "amount": Decimal(1)}, sequence_number=S[0]
+    )
+    change["dynamodb"].pop("NewImage", None)  # these streams carry no new image
+
+    result = app.dispatch({"Records": [change, put("b", "2", S[1])]})
+
+    assert isinstance(result.failure and result.failure.error, dynastream.ConfigurationError)
+    assert {"batchItemFailures": [{"itemIdentifier": str(S[0])}]} == result.response()
+    assert ([], {}) == (set_aside(engine), rows(engine))
