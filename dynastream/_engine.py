@@ -103,11 +103,17 @@ def tls_connect_args(url: URL, settings: Settings) -> dict[str, Any]:
     With `tls="auto"`, a local host is left to the URL (and so is every host
     with `tls="disable"`, after a warning); any other connection requires TLS
     and checks the server's certificate against `tls_ca_file` (or the system's
-    CAs) and its host name, whatever TLS options the URL carries.
+    CAs) and its host name, whatever TLS options the URL carries. The host is
+    the one the driver will use: a `host`, `hostaddr` or `service` in the
+    URL's query (or libpq's `PGHOST`, `PGHOSTADDR`, `PGSERVICE`) counts, not
+    only the URL's host part.
 
     Raises:
         ConfigurationError: The driver is not one whose TLS options dynastream
-            knows (psycopg, psycopg2, PyMySQL).
+            knows (psycopg, psycopg2, PyMySQL), or, for a host that is not
+            local, the URL carries an option that would turn verification off
+            (`ssl_disabled`, `ssl_verify_cert`, `ssl_verify_identity` for
+            PyMySQL): `DYNASTREAM_TLS=disable` is the one way to do that.
     """
     if settings.tls == "disable":
         logger.warning(
@@ -116,24 +122,71 @@ def tls_connect_args(url: URL, settings: Settings) -> dict[str, Any]:
             url.host or "the local socket",
         )
         return {}
-    if settings.tls == "auto" and settings.credentials != "iam" and is_local_host(url.host):
-        return {}
     backend, driver = url.get_backend_name(), url.get_driver_name()
-    ca_file = settings.tls_ca_file
+    local = all(is_local_host(host) for host in _hosts(url))
+    if settings.tls == "auto" and settings.credentials != "iam" and local:
+        return {}
+    query = {name: url.query[name] for name in url.query}
     if backend == "postgresql" and driver in ("psycopg", "psycopg2"):
         # https://www.postgresql.org/docs/current/libpq-ssl.html#LIBPQ-SSL-PROTECTION
-        # sslrootcert=system (the system's CAs) needs libpq 16 or later.
+        # sslrootcert=system (the system's CAs) needs libpq 16 or later. These
+        # arguments win over the URL's sslmode and sslrootcert (SQLAlchemy
+        # applies connect_args last); a CA file the URL names is kept.
+        ca_file = settings.tls_ca_file or _single(query.get("sslrootcert"))
         return {"sslmode": "verify-full", "sslrootcert": ca_file or "system"}
     if backend in ("mysql", "mariadb") and driver == "pymysql":
         import ssl
 
+        # PyMySQL takes these outside its `ssl` argument and lets them replace
+        # or switch off the context given there.
+        weakening = sorted(set(query) & {"ssl_disabled", "ssl_verify_cert", "ssl_verify_identity"})
+        if weakening:
+            raise ConfigurationError(
+                f"DYNASTREAM_DATABASE_URL's {', '.join(weakening)} would weaken TLS to a host that is not"
+                " local: remove it (dynastream verifies the certificate and host name), or set"
+                " DYNASTREAM_TLS=disable to opt out explicitly"
+            )
         # PyMySQL turns verification off when given no CA file; a context of
         # our own verifies the certificate and host name in every case.
+        ca_file = settings.tls_ca_file or _single(query.get("ssl_ca"))
         return {"ssl": ssl.create_default_context(cafile=ca_file)}
     raise ConfigurationError(
         f"dynastream does not know how to verify TLS with the {backend}+{driver} driver: use psycopg or "
         "PyMySQL, or set DYNASTREAM_TLS=disable and put the driver's TLS options in the URL"
     )
+
+
+def _single(value: str | tuple[str, ...] | None) -> str | None:
+    return value[-1] if isinstance(value, tuple) else value
+
+
+def _hosts(url: URL) -> list[str | None]:
+    """
+    Return every host `url`'s driver may connect to (`None`: its default, a local socket).
+
+    libpq takes `host` and `hostaddr` from the query (each a comma-separated
+    list, `hostaddr` winning), a `service` from pg_service.conf, and the
+    `PGHOST`/`PGHOSTADDR`/`PGSERVICE` variables when the URL names no host
+    (https://www.postgresql.org/docs/current/libpq-connect.html#LIBPQ-PARAMKEYWORDS);
+    PyMySQL a `host` from the query, and connects to `unix_socket` when
+    given, or to hosts named in an option file.
+    """
+    import os
+
+    query = {name: _single(url.query[name]) or "" for name in url.query}
+    if url.get_backend_name() == "postgresql":
+        unknown = "<a service of pg_service.conf>"
+        hosts = query.get("hostaddr") or query.get("host") or url.host
+        if not hosts:
+            hosts = os.environ.get("PGHOSTADDR") or os.environ.get("PGHOST")
+        if "service" in query or (not hosts and os.environ.get("PGSERVICE")):
+            return [unknown]
+        return [host.strip() or None for host in hosts.split(",")] if hosts else [None]
+    if query.get("unix_socket"):
+        return [query["unix_socket"]]
+    if "read_default_file" in query or "read_default_group" in query:
+        return ["<a host of a MySQL option file>"]
+    return [query.get("host") or url.host]
 
 
 def enable_sqlite_savepoints(engine: Engine) -> None:

@@ -229,6 +229,121 @@ def test_disabling_tls_logs_a_warning(caplog: pytest.LogCaptureFixture) -> None:
     assert "DYNASTREAM_TLS=disable" in caplog.text
 
 
+# Every TLS- or host-related query parameter of libpq and PyMySQL, spelled to weaken TLS or
+# to move the connection to a host that is not local ("vm"), on URLs whose host part is
+# local, remote or absent.
+POSTGRESQL_QUERIES = [
+    "sslmode=disable",
+    "sslmode=allow",
+    "sslmode=prefer",
+    "sslmode=require",
+    "sslmode=verify-ca",
+    "host=vm",
+    "host=vm&sslmode=disable",
+    "host=localhost,vm",
+    "hostaddr=10.1.2.3",
+    "hostaddr=10.1.2.3&host=localhost",
+    "service=orders",
+    "sslrootcert=/tmp/ca.pem&sslmode=disable",
+    "requiressl=0",
+    "sslnegotiation=direct",
+    "sslcert=/tmp/c.pem&sslkey=/tmp/k.pem",
+    "gssencmode=require&sslmode=disable",
+]
+PYMYSQL_QUERIES = [
+    "host=vm",
+    f"ssl_ca={ssl.get_default_verify_paths().openssl_cafile}",
+    "ssl_check_hostname=false",
+    "ssl_capath=/tmp",
+    "ssl_cipher=NULL",
+]
+PYMYSQL_REFUSED = [
+    "ssl_disabled=true",
+    "ssl_disabled=false",
+    "ssl_verify_cert=false",
+    "ssl_verify_identity=false",
+    "host=vm&ssl_verify_cert=true",
+]
+
+
+def connection_options(url: sa.URL, settings: Settings) -> dict[str, Any]:
+    """What the driver receives: the URL's own options, then dynastream's (SQLAlchemy's order)."""
+    _, options = url.get_dialect()().create_connect_args(url)
+    return {**options, **tls_connect_args(url, settings)}
+
+
+@pytest.mark.parametrize("query", POSTGRESQL_QUERIES)
+@pytest.mark.parametrize(
+    "base",
+    [
+        "postgresql+psycopg://app@db.example.com/app",
+        "postgresql+psycopg://app@127.0.0.1/app",
+        "postgresql+psycopg://app@/app",
+    ],
+)
+def test_no_postgresql_url_option_gives_an_unverified_connection_to_another_host(
+    base: str, query: str
+) -> None:
+    import psycopg.conninfo
+
+    url = make_url(f"{base}?{query}")
+    conninfo = psycopg.conninfo.conninfo_to_dict(
+        psycopg.conninfo.make_conninfo("", **connection_options(url, Settings(database_url=str(url))))
+    )
+
+    hosts = (conninfo.get("hostaddr") or conninfo.get("host") or "").split(",")
+    if all(host in ("", "localhost", "127.0.0.1") for host in hosts) and "service" not in conninfo:
+        return  # local: the URL's own options stand
+    assert "verify-full" == conninfo["sslmode"]
+
+
+@pytest.mark.parametrize("query", PYMYSQL_QUERIES)
+@pytest.mark.parametrize(
+    "base",
+    [
+        "mysql+pymysql://app@db.example.com/app",
+        "mysql+pymysql://app@127.0.0.1/app",
+        "mysql+pymysql://app@/app",
+        "mariadb+pymysql://app@db.example.com/app",
+    ],
+)
+def test_no_pymysql_url_option_gives_an_unverified_connection_to_another_host(base: str, query: str) -> None:
+    import pymysql
+
+    url = make_url(f"{base}?{query}")
+    options = connection_options(url, Settings(database_url=str(url)))
+    # PyMySQL's own reading of its arguments, without connecting.
+    connection = pymysql.connections.Connection(**options, defer_connect=True)
+
+    if connection.host in ("localhost", "127.0.0.1"):
+        return  # local: the URL's own options stand
+    assert (True, ssl.CERT_REQUIRED, True) == (
+        connection.ssl,
+        connection.ctx.verify_mode,
+        connection.ctx.check_hostname,
+    )
+
+
+@pytest.mark.parametrize("query", PYMYSQL_REFUSED)
+@pytest.mark.parametrize(
+    "base", ["mysql+pymysql://app@db.example.com/app", "mariadb+pymysql://app@/app?host=vm"]
+)
+def test_a_pymysql_url_option_that_weakens_tls_to_another_host_is_refused(base: str, query: str) -> None:
+    url = make_url(f"{base}{'&' if '?' in base else '?'}{query}")
+
+    with pytest.raises(ConfigurationError, match="DYNASTREAM_TLS=disable") as raised:
+        tls_connect_args(url, Settings(database_url=str(url)))
+
+    assert query.rsplit("&", maxsplit=1)[-1].split("=", maxsplit=1)[0] in str(raised.value)
+
+
+def test_pghost_in_the_environment_is_the_host(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PGHOST", "db.example.com")
+    url = make_url("postgresql+psycopg://app@/app")
+
+    assert "verify-full" == tls_connect_args(url, Settings(database_url=str(url)))["sslmode"]
+
+
 def test_a_driver_whose_tls_options_are_unknown_is_refused() -> None:
     url = "mysql+mysqldb://app@db.example.com/app"
 
