@@ -74,13 +74,27 @@ class InvalidAttributeValue(Exception):  # noqa: N818 - internal signal, wrapped
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
-        self.path: list[str] = []
+        # From the bad value out: "[2]" for a list or set position, a
+        # (name, position) pair for a member of a map or an attribute of an image.
+        self.path: list[str | tuple[str, int]] = []
 
     def field(self, prefix: str) -> str:
         """
-        Return the dotted path of the bad value below `prefix`.
+        Return the path of the bad value below `prefix`.
+
+        An image's attribute is named (`.lines`); a map's members, whose names
+        are often data (an e-mail address as a key), by position from 1
+        (`.prefs.#2`), as list members are (`[0]`).
         """
-        return prefix + "".join(reversed(self.path))
+        labels = []
+        for depth, step in enumerate(reversed(self.path)):
+            if isinstance(step, str):
+                labels.append(step)
+            elif depth == 0:
+                labels.append(_member_label(step[0]))
+            else:
+                labels.append(f".#{step[1] + 1}")
+        return prefix + "".join(labels)
 
 
 _JSON_TYPE_NAMES: dict[type, str] = {
@@ -155,6 +169,7 @@ def _null(value: Any) -> None:
 
 
 def _member_label(name: str) -> str:
+    # repr() escapes a lone surrogate in the name: the path stays valid text.
     if _IDENTIFIER(name):
         return "." + name
     return f"[{name!r}]"
@@ -182,13 +197,12 @@ def _name(name: Any) -> Any:
 
 
 def _locate_in_map(value: dict[Any, Any], error: InvalidAttributeValue) -> None:
-    for name, member in value.items():
+    for position, (name, member) in enumerate(value.items()):
         try:
             _name(name)
             deserialize_value(member)
         except InvalidAttributeValue:
-            # repr() escapes a lone surrogate in the name: the path stays valid text.
-            error.path.append(_member_label(str(name)))
+            error.path.append((str(name), position))
             return
 
 

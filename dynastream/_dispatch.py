@@ -21,7 +21,7 @@ import attrs
 
 from ._events import TumblingWindow, read_event
 from ._failures import ConnectionLostError, is_read_only, is_transient, retry_transient
-from ._observability import BatchSummary, BatchTally, Outcomes, log_summary
+from ._observability import BatchSummary, BatchTally, Outcomes, exception_fields, log_summary
 from ._registry import Registration, build_handler, build_mapper
 from ._uow import UnitOfWork
 from .exceptions import (
@@ -507,17 +507,41 @@ class Dispatcher:
         return True
 
     def _log_failure(self, failure: RecordFailure, outcome: str) -> None:
+        """
+        Log a record's failure without a word of its data, whatever the formatter.
+
+        The exception is not attached as `exc_info`: a standard formatter would
+        print its message, and a driver's message can quote a row ("Key
+        (email)=(...) already exists"). The line names the error's class,
+        SQLSTATE and error number, and where it was raised; the chain of
+        exception types and the stack go in fields of their own (`exception`,
+        `stack`), which `JsonFormatter` and Powertools' Logger write out.
+        """
         logger: logging.Logger = self._container.logger()
         error = failure.error
         logger.error(
-            "record #%d (eventID=%s, SequenceNumber=%s) failed: %s; %s",
+            "record #%d (eventID=%s, SequenceNumber=%s) failed: %s%s; %s",
             failure.index,
             failure.event_id,
             failure.item_identifier,
             _describe_error(error),
+            "" if isinstance(error, DynastreamError) else _raised_at(error),
             outcome,
-            exc_info=None if isinstance(error, DynastreamError) else error,
+            extra=exception_fields(error),
         )
+
+
+def _raised_at(error: BaseException) -> str:
+    """
+    Return where `error` was raised (file, line, function): code, never data.
+    """
+    import traceback
+
+    frames = traceback.extract_tb(error.__traceback__)
+    if not frames:
+        return ""
+    frame = frames[-1]
+    return f" (raised at {frame.filename}:{frame.lineno} in {frame.name})"
 
 
 def _map_lane(lane: _Lane, records: Sequence[StreamRecord[Item]], limit: int) -> RecordFailure | None:

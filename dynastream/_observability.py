@@ -38,6 +38,7 @@ __all__ = [
     "Outcomes",
     "TableSummary",
     "configure_logging",
+    "exception_fields",
     "report_outcomes",
 ]
 
@@ -461,11 +462,17 @@ class JsonFormatter(logging.Formatter):
             if key not in _RECORD_ATTRIBUTES and key not in document:
                 document[key] = value
         if record.exc_info and record.exc_info[1] is not None:
-            document.update(_exception_fields(record.exc_info[1]))
+            document.update(exception_fields(record.exc_info[1]))
         return json.dumps(document, default=str, ensure_ascii=False)
 
 
-def _exception_fields(error: BaseException) -> dict[str, Any]:
+def exception_fields(error: BaseException) -> dict[str, Any]:
+    """
+    Return an exception as log fields that hold no data: its chain of types and its stack.
+
+    A message is kept only for dynastream's own errors, which never quote
+    values; the stack is file, line, function and source line, code only.
+    """
     import traceback
 
     from .exceptions import DynastreamError

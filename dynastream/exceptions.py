@@ -62,11 +62,31 @@ def _describe_error(error: BaseException) -> str:
     Name an error for a log line, a message or the quarantine, quoting no value.
 
     dynastream's own messages never quote attribute values; other exceptions'
-    messages may (a driver error can quote a row), so only their type is given.
+    messages may (a driver error can quote a row, or a key in its DETAIL), so
+    only their type is given, with the driver's error class, SQLSTATE and
+    MySQL error number when there are some: `IntegrityError (UniqueViolation,
+    SQLSTATE 23505)`.
     """
     if isinstance(error, DynastreamError):
         return f"{type(error).__name__}: {error}"
-    return type(error).__name__
+    details = []
+    original = getattr(error, "orig", None)  # the driver's error, which SQLAlchemy wraps
+    if isinstance(original, BaseException):
+        if type(original).__name__ != type(error).__name__:
+            details.append(type(original).__name__)
+    else:
+        original = error
+    sqlstate = getattr(original, "sqlstate", None) or getattr(original, "pgcode", None)  # psycopg 3, 2
+    if isinstance(sqlstate, str):
+        details.append(f"SQLSTATE {sqlstate}")
+    arguments = getattr(original, "args", ())
+    if (
+        type(original).__module__.startswith(("pymysql", "MySQLdb"))
+        and arguments
+        and type(arguments[0]) is int
+    ):
+        details.append(f"MySQL error {arguments[0]}")
+    return type(error).__name__ + (f" ({', '.join(details)})" if details else "")
 
 
 class ConfigurationError(DynastreamError):

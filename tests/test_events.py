@@ -959,7 +959,7 @@ def test_unknown_or_missing_event_name_is_malformed(change: Any) -> None:
         pytest.param(_set("dynamodb/NewImage/total", {"N": 20}), "dynamodb.NewImage.total", id="N-as-number"),
         pytest.param(
             _set("dynamodb/OldImage/lines", {"L": [{"M": {"qty": {"N": "x"}}}]}),
-            "dynamodb.OldImage.lines[0].qty",
+            "dynamodb.OldImage.lines[0].#1",
             id="deep-in-old-image",
         ),
         pytest.param(_set("dynamodb/OldImage", []), "dynamodb.OldImage", id="image-not-an-object"),

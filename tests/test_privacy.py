@@ -120,3 +120,83 @@ def check_canaries(
     assert PASSWORD not in everything
     assert PERSONAL not in everything
     assert PERSONAL.encode().hex() not in everything  # MySQL's chunks travel as hexadecimal literals
+
+
+MEMBER_NAME = "canary.member-9b2e@example.org"  # a map member's name is data too
+
+constrained = sa.Table(
+    "privacy_constrained",
+    sa.MetaData(),
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("email", sa.String(80), unique=True),
+    sa.Column("age", sa.Integer),
+    sa.Column("note", sa.String(80)),
+    sa.CheckConstraint("age >= 0", name="privacy_age_ck"),
+    mysql_charset="latin1",
+    mariadb_charset="latin1",
+)
+documents = sa.Table(
+    "privacy_documents",
+    sa.MetaData(),
+    sa.Column("pk", dynastream.ExactString(60), primary_key=True),
+    sa.Column("doc", sa.JSON),
+    dynastream.sequence_column(),
+)
+
+
+def test_database_errors_and_member_names_never_reach_plain_logs_or_the_quarantine(engine: sa.Engine) -> None:
+    constrained.create(engine)
+    documents.create(engine)
+    app = dynastream.App(engine=engine)
+    app.create_tables()
+    # Its own app: a custom handler's images are read before dispatch, where a malformed
+    # one stops the reading (it is reported, not quarantined).
+    replicating = dynastream.App(engine=engine)
+    replicating.replicate("Documents", into=documents, on_poison="quarantine")
+    rows = [
+        {"id": 1, "email": PERSONAL, "age": 1, "note": "ok"},
+        {"id": 2, "email": PERSONAL, "age": 1, "note": "ok"},  # the same e-mail: a uniqueness violation
+        {"id": 3, "email": "x@example.org", "age": -1, "note": PERSONAL},  # a CHECK violation
+        {"id": 4, "email": "y@example.org", "age": 1, "note": PERSONAL + " \U0001f600"},  # not latin1 (MySQL)
+    ]
+
+    @app.handler("Audit")
+    def insert(records: Sequence[StreamRecord[dynastream.Item]], uow: UnitOfWork) -> None:
+        for record in records:
+            uow.connection().execute(constrained.insert(), rows[int(record.keys["pk"].split("-")[-1]) - 1])
+
+    stream = io.StringIO()
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    logging.basicConfig(stream=stream, level=logging.DEBUG, force=True)  # the plainest set-up there is
+    try:
+        responses = [
+            app.dispatch({"Records": [person(n, table="Audit")]}, LambdaContext()).response()
+            for n in (1, 2, 3, 4)
+        ]
+        bad_member = EventFactory(keys=["pk"]).insert("Documents", {"pk": "doc-1"}, sequence_number=10**25)
+        bad_member["dynamodb"]["NewImage"]["doc"] = {"M": {MEMBER_NAME: {"N": "not a number"}}}
+        quarantined = replicating.dispatch({"Records": [bad_member]})
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+    with engine.connect() as connection:
+        messages = [
+            str(m) for m in connection.scalars(sa.select(dynastream.schema.quarantine.c.error_message))
+        ]
+    constrained.drop(engine)
+    documents.drop(engine)
+
+    assert [] == responses[0]["batchItemFailures"]
+    assert all(r["batchItemFailures"] for r in responses[1:3])
+    assert 1 == len(quarantined.quarantined)
+    logged = stream.getvalue()
+    everything = "\n".join([logged, *messages, str(quarantined.quarantined[0].error)])
+    for canary in (PERSONAL, MEMBER_NAME, PERSONAL.encode().hex(), "\\xF0\\x9F"):
+        assert canary not in everything
+    # and the failures were logged, by class and code
+    assert "IntegrityError" in logged
+    if engine.dialect.name == "postgresql":
+        assert "SQLSTATE 23505" in logged
+    elif engine.dialect.name in ("mysql", "mariadb"):
+        assert "MySQL error 1062" in logged
