@@ -13,12 +13,15 @@ sequence number is reported (the event source mapping resumes from it).
 from __future__ import annotations
 
 import bisect
+import contextlib
 import gc
+import time
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from ._engine import bound_connects, deadline
 from ._events import TumblingWindow, read_event
 from ._failures import ConnectionLostError, is_read_only, is_transient, retry_transient
 from ._observability import BatchSummary, BatchTally, Outcomes, exception_fields, log_summary
@@ -37,7 +40,7 @@ from .exceptions import (
 
 if TYPE_CHECKING:
     import logging
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable, Iterator, Sequence
 
     from dependency_injector import containers
     from sqlalchemy import Connection
@@ -212,6 +215,43 @@ def _time_left(context: Any) -> Callable[[], float | None]:
     if not callable(remaining):
         return lambda: None
     return lambda: float(remaining()) / 1000
+
+
+@contextlib.contextmanager
+def _deadline(left: float | None, margin: float) -> Iterator[None]:
+    """
+    Set the `deadline` connects and reads keep to (see `bound_connects`).
+
+    Connects must end when the time left less the margin is spent; a read or
+    write of a statement may take half the margin more, so that the server's
+    own bound on the statement (`_limit_statements`) ends it first and the
+    connection survives.
+    """
+    token = deadline.set(None if left is None else (time.monotonic() + left - margin, margin / 2))
+    try:
+        yield
+    finally:
+        deadline.reset(token)
+
+
+@contextlib.contextmanager
+def _within_budget(out_of_time: Callable[[], TimeBudgetError | None]) -> Iterator[None]:
+    """
+    Turn a failure once the time budget is spent into that budget's error.
+
+    A connect, read or write that the deadline cut short (see
+    `bound_connects`) is the invocation's time running out, reported as a
+    `TimeBudgetError` for the records not applied, not a database failure.
+    """
+    try:
+        yield
+    except (_OutOfTime, CommitOutcomeUnknownError):
+        raise
+    except Exception as error:
+        budget = out_of_time()
+        if budget is not None:
+            raise _OutOfTime(budget) from error
+        raise
 
 
 def _limit_statements(connection: Connection, seconds: float) -> None:
@@ -404,21 +444,25 @@ class Dispatcher:
         margin = settings.time_margin_seconds
         quarantined: list[RecordFailure] = []  # of the last transaction attempted
 
+        last_seen: list[float | None] = [None]  # the time left at the last check
+
         def out_of_time() -> TimeBudgetError | None:
-            left = time_left()
+            left = last_seen[0] = time_left()
             return None if left is None or left >= margin else TimeBudgetError(remaining=left, margin=margin)
 
         def transaction() -> tuple[int, BaseException | None]:
             budget = out_of_time()
             if budget is not None:
                 raise _OutOfTime(budget)
-            with engine.connect() as connection:
+            with _deadline(last_seen[0], margin), _within_budget(out_of_time), engine.connect() as connection:
                 left = time_left()
                 try:
                     return run_transaction(connection, left)
                 finally:
                     if left is not None and not connection.invalidated:
                         _unlimit_statements(connection)
+
+        bound_connects(engine)
 
         def run_transaction(connection: Connection, left: float | None) -> tuple[int, BaseException | None]:
             transaction = connection.begin()

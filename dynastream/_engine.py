@@ -6,7 +6,11 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import math
+import time
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
+from weakref import WeakSet
 
 from .exceptions import ConfigurationError
 
@@ -14,13 +18,30 @@ if TYPE_CHECKING:
     from sqlalchemy import Connection, Engine
     from sqlalchemy.engine import URL
     from sqlalchemy.orm import Session, sessionmaker
+    from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 
     from ._credentials import IamAuthentication, SecretsManagerCredentials
     from ._settings import Settings
 
-__all__ = ["create_engine", "create_session_factory", "is_local_host", "tls_connect_args"]
+__all__ = [
+    "bound_connects",
+    "create_engine",
+    "create_session_factory",
+    "deadline",
+    "is_local_host",
+    "tls_connect_args",
+]
 
 logger = logging.getLogger("dynastream")
+
+# When the work under way must end (time.monotonic()) and how much longer a
+# statement's reads and writes may take, or None: the dispatcher sets it for an
+# invocation's remaining time minus its safety margin.
+deadline: ContextVar[tuple[float, float] | None] = ContextVar("dynastream_deadline", default=None)
+# libpq's connect_timeout counts whole seconds, and takes less than 2 as 2
+# (https://www.postgresql.org/docs/current/libpq-connect.html#LIBPQ-CONNECT-CONNECT-TIMEOUT).
+_LIBPQ_MINIMUM_TIMEOUT = 2
+_bounded: WeakSet[Engine] = WeakSet()
 
 
 def create_engine(
@@ -82,6 +103,68 @@ def create_engine(
     if credentials is not None:
         credentials.install(engine)
     return engine
+
+
+def bound_connects(engine: Engine) -> None:
+    """
+    Make `engine`'s connects, and PyMySQL's reads and writes, end by the `deadline`.
+
+    A server that never answers (a failed-over Aurora writer, a security group
+    that drops packets) would otherwise hold a Lambda invocation until Lambda
+    kills it, with no response and no log. Each new connection gets the time
+    left as its driver's `connect_timeout` (PyMySQL's `read_timeout` and
+    `write_timeout` too, which bound its handshake); on every checkout a
+    PyMySQL connection's read and write timeouts are set to the time left
+    (and cleared when no deadline is set). libpq has no read timeout: on
+    PostgreSQL a statement is bounded by the server's `statement_timeout`,
+    which the dispatcher sets. Idempotent.
+    """
+    if engine in _bounded:
+        return
+    from sqlalchemy import event
+
+    backend = engine.url.get_backend_name()
+    driver = engine.url.get_driver_name()
+    if backend not in ("postgresql", "mysql", "mariadb"):
+        return
+    pymysql = driver == "pymysql"
+
+    def on_connect(
+        _dialect: Any, _record: ConnectionPoolEntry, _arguments: Any, options: dict[str, Any]
+    ) -> None:
+        left = _time_left()
+        if left is None:
+            return
+        if pymysql:
+            options["connect_timeout"] = options["read_timeout"] = options["write_timeout"] = left
+        else:
+            options["connect_timeout"] = max(_LIBPQ_MINIMUM_TIMEOUT, math.ceil(left))
+
+    def on_checkout(
+        dbapi_connection: Any, _record: ConnectionPoolEntry, _proxy: PoolProxiedConnection
+    ) -> None:
+        # PyMySQL reads these attributes before every read and write of its socket.
+        if hasattr(dbapi_connection, "_read_timeout") and hasattr(dbapi_connection, "_write_timeout"):
+            left = _time_left(grace=True)
+            dbapi_connection._read_timeout = dbapi_connection._write_timeout = left
+
+    event.listen(engine, "do_connect", on_connect)
+    if pymysql:
+        event.listen(engine, "checkout", on_checkout)
+    _bounded.add(engine)
+
+
+def _time_left(*, grace: bool = False) -> float | None:
+    """
+    Return the seconds left before the `deadline` (at least a millisecond), or `None`.
+
+    With `grace`, the time a statement's reads and writes may take past it.
+    """
+    bound = deadline.get()
+    if bound is None:
+        return None
+    end, extra = bound
+    return max(0.001, end + (extra if grace else 0.0) - time.monotonic())
 
 
 def is_local_host(host: str | None) -> bool:

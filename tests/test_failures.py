@@ -216,3 +216,42 @@ def test_a_failure_during_commit_is_never_transient_whatever_broke_it() -> None:
     error.__cause__ = lost
 
     assert not is_transient(error)
+
+
+@pytest.mark.parametrize(
+    "scheme",
+    ["postgresql+psycopg", "mysql+pymysql", "mariadb+pymysql"],
+    ids=["psycopg", "pymysql", "mariadb"],
+)
+def test_a_server_that_never_answers_is_a_time_budget_error_within_the_budget(scheme: str) -> None:
+    """The kernel accepts the connection, the server never says a word: reported in time, not killed."""
+    import socket
+    import time
+
+    import dynastream
+    from dynastream.exceptions import TimeBudgetError
+    from dynastream.testing import LambdaContext
+    from tests.builders import FIRST_SEQUENCE_NUMBER, insert_event
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)  # and never accept()
+    port = listener.getsockname()[1]
+    app = dynastream.App(database_url=f"{scheme}://app@127.0.0.1:{port}/app")
+
+    @app.handler("Orders")
+    def unreachable(records: Any, uow: dynastream.UnitOfWork) -> None:
+        raise AssertionError("never reached")
+
+    started = time.monotonic()
+    try:
+        # 4 s of work, then the 10 s margin; the context's time runs down with the clock.
+        result = app.dispatch(insert_event(2), LambdaContext(remaining_seconds=14))
+    finally:
+        listener.close()
+        app.container.engine().dispose()
+    took = time.monotonic() - started
+
+    assert isinstance(result.failure and result.failure.error, TimeBudgetError)
+    assert [{"itemIdentifier": str(FIRST_SEQUENCE_NUMBER)}] == result.response()["batchItemFailures"]
+    assert took < 14 - 5  # within the budget, with most of the margin to spare
