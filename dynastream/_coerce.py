@@ -284,12 +284,10 @@ def _dialect_type(type_: sa.types.TypeEngine[Any], dialect: str | None) -> sa.ty
     """
     if dialect is None:
         return type_
-    variants = type_._variant_mapping  # where with_variant keeps its types
-    names = ("mariadb", "mysql") if dialect == "mariadb" else (dialect,)
-    for name in names:
-        if name in variants:
-            return variants[name]
-    return type_
+    # As SQLAlchemy chooses: the variant of exactly the dialect's name (a
+    # mariadb:// engine takes a "mariadb" variant, not a "mysql" one).
+    variant: sa.types.TypeEngine[Any] = type_._variant_mapping.get(dialect, type_)
+    return variant
 
 
 def fill_for(column: sa.Column[Any], dialect: str | None) -> Any:

@@ -25,10 +25,13 @@ from sqlalchemy.engine import make_url
 hypothesis.settings.register_profile("dynastream", deadline=None)
 hypothesis.settings.load_profile("dynastream")
 
-ENGINES = ["sqlite", "postgresql", "mysql"]
+# "mariadb" is the MySQL server again, through a `mariadb+pymysql://` URL, whose
+# dialect is named "mariadb": every MySQL-family protection must hold for both spellings.
+ENGINES = ["sqlite", "postgresql", "mysql", "mariadb"]
 URL_VARIABLES = {
     "postgresql": "DYNASTREAM_TEST_POSTGRES_URL",
     "mysql": "DYNASTREAM_TEST_MYSQL_URL",
+    "mariadb": "DYNASTREAM_TEST_MYSQL_URL",
 }
 
 
@@ -44,6 +47,11 @@ def _server_url(name: str) -> str:
         if os.environ.get("CI") == "true":
             pytest.fail(f"{reason}: under CI=true the {name} tests must run", pytrace=False)
         pytest.skip(reason)
+    if name == "mariadb":
+        parsed = make_url(url)
+        url = parsed.set(drivername=f"mariadb+{parsed.get_driver_name()}").render_as_string(
+            hide_password=False
+        )
     return url
 
 
@@ -55,11 +63,12 @@ def _server_databases() -> Iterator[dict[str, str]]:
         _drop_private(name, url)
 
 
-def _private_name() -> str:
+def _private_name(engine: str = "") -> str:
     # Unique per pytest run as well as per xdist worker: runs side by side (two
     # terminals, CI next to a developer) must not drop each other's tables.
     run = os.environ.get("PYTEST_XDIST_TESTRUNUID", "")[:8] or f"p{os.getpid()}"
-    return f"dynastream_test_{_worker()}_{run}"
+    suffix = "_mariadb" if engine == "mariadb" else ""  # the same server as "mysql": a database of its own
+    return f"dynastream_test_{_worker()}_{run}{suffix}"
 
 
 def _drop_private(name: str, url: str) -> None:
@@ -68,7 +77,7 @@ def _drop_private(name: str, url: str) -> None:
         parsed.set(query={}) if name == "postgresql" else parsed.set(database=None),
         poolclass=sa.pool.NullPool,
     )
-    private = _private_name()
+    private = _private_name(name)
     try:
         with admin.begin() as connection:
             if name == "postgresql":
@@ -86,7 +95,7 @@ def _isolated_url(name: str, cache: dict[str, str]) -> str:
     if name in cache:
         return cache[name]
     base = make_url(_server_url(name))
-    private = _private_name()
+    private = _private_name(name)
     admin = sa.create_engine(base, poolclass=sa.pool.NullPool)
     try:
         with admin.begin() as connection:
