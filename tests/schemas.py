@@ -117,7 +117,9 @@ class Column:
         assert kind == "datetime", kind
         moment = sa.DateTime(timezone=self.timezone)
         if self.fsp is not None:
-            return moment.with_variant(mysql.DATETIME(timezone=self.timezone, fsp=self.fsp), "mysql")
+            return moment.with_variant(
+                mysql.DATETIME(timezone=self.timezone, fsp=self.fsp), "mysql", "mariadb"
+            )
         return moment
 
 
