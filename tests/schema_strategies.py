@@ -164,7 +164,15 @@ def numeric_decimals(precision: int, scale: int, dialect: str) -> st.SearchStrat
     edges += [u for u in (12345678901234567890, 12345678901234567891) if u <= top]
     if scale:
         edges += [10**scale, 10**scale + 1, 10**scale * 15 // 10]  # 1, 1 + ulp, 1.5
-    unscaled = st.one_of(st.sampled_from([u for u in edges if -top <= u <= top]), st.integers(-top, top))
+    full = st.integers(
+        10 ** (precision - 1), top
+    )  # all `precision` digits: 38 of them lose digits as a float
+    unscaled = st.one_of(
+        st.sampled_from([u for u in edges if -top <= u <= top]),
+        st.integers(-top, top),
+        full,
+        full.map(lambda u: -u),
+    )
     values = unscaled.map(lambda u: Decimal(u).scaleb(-scale, EXACT))
     if dialect != "sqlite":
         return values
@@ -345,7 +353,8 @@ def neighbours(column: Column, typed: Typed, dialect: str) -> list[Typed]:
         unit = Decimal(1).scaleb(-(column.scale or 0))
     elif kind == "datetime":
         unit = Decimal(1) if whole_seconds(column, dialect) else Decimal("0.000001")
-    candidates = [number + unit, number - unit] if kind != "datetime" else [number + unit]
+    # In the exact context: the default one would round 38 digits to 28.
+    candidates = [EXACT.add(number, unit), EXACT.subtract(number, unit)][: 1 if kind == "datetime" else 2]
     return [{"N": canonical_number(c)} for c in candidates if fits_key(column, c, dialect)]
 
 
@@ -469,9 +478,16 @@ def histories(draw: st.DrawFn, schema: Schema, dialect: str) -> tuple[Change, ..
     INSERT when absent, MODIFY or REMOVE (by a user or TTL) when present.
     """
     pools = [draw(key_pools(c, dialect)) for c in schema.keys]
+    base = tuple(pool[0] for pool in pools)
+    # Items whose keys differ in one column only, where a database could confuse them, or in any.
+    one_apart = st.tuples(st.integers(0, len(pools) - 1), st.integers(0, 10)).map(
+        lambda change: tuple(
+            pools[n][change[1] % len(pools[n])] if n == change[0] else value for n, value in enumerate(base)
+        )
+    )
     canonical_keys = draw(
         st.lists(
-            st.tuples(*[st.sampled_from(pool) for pool in pools]),
+            st.one_of(one_apart, st.tuples(*[st.sampled_from(pool) for pool in pools])),
             min_size=1,
             max_size=5,
             unique_by=lambda keys: identity_of(
