@@ -25,7 +25,7 @@ def _ddl(dialect_name: str) -> str:
     import sqlalchemy as sa
     from sqlalchemy.schema import CreateIndex, CreateTable
 
-    from .schema import metadata
+    from .schema import UNLOGGED_LOCKS, locks, metadata
 
     dialect = sa.create_mock_engine(f"{dialect_name}://", executor=lambda *_: None).dialect
     statements = []
@@ -34,6 +34,8 @@ def _ddl(dialect_name: str) -> str:
         statements.extend(
             str(CreateIndex(index).compile(dialect=dialect)).strip() + ";" for index in table.indexes
         )
+        if table is locks and dialect.name == "postgresql":
+            statements.append(UNLOGGED_LOCKS + ";")
     return "\n\n".join(statements) + "\n"
 
 

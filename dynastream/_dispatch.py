@@ -254,6 +254,23 @@ def _within_budget(out_of_time: Callable[[], TimeBudgetError | None]) -> Iterato
         raise
 
 
+def _read_committed(connection: Connection) -> None:
+    """
+    Run the batch's transaction at READ COMMITTED on MySQL and MariaDB.
+
+    PostgreSQL's default. At InnoDB's default, REPEATABLE READ, the reads of
+    `INSERT ... SELECT` and of deletes take next-key locks, gaps included, on
+    the shared bookkeeping tables and the data table: batches writing
+    neighbouring keys then block, and deadlock, on each other's gaps. At READ
+    COMMITTED they lock only the rows they write; item locks (`_locks`) keep two
+    writers of one item apart. `SET TRANSACTION` applies to the next
+    transaction only, and is allowed before its first statement:
+    https://dev.mysql.com/doc/refman/8.0/en/set-transaction.html
+    """
+    if connection.dialect.name in ("mysql", "mariadb"):
+        connection.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
+
+
 def _limit_statements(connection: Connection, seconds: float) -> None:
     """
     Bound each statement and lock wait of this transaction by the time left.
@@ -466,6 +483,7 @@ class Dispatcher:
 
         def run_transaction(connection: Connection, left: float | None) -> tuple[int, BaseException | None]:
             transaction = connection.begin()
+            _read_committed(connection)
             if left is not None:
                 _limit_statements(connection, left - margin)
             quarantined.clear()
@@ -710,6 +728,7 @@ def _attempt(
     from sqlalchemy.exc import DBAPIError
 
     session = session_factory(bind=connection, join_transaction_mode="create_savepoint")
+    whole_transaction_lost: BaseException | None = None
     try:
         transaction = session.begin()
         uow = UnitOfWork(session)
@@ -740,7 +759,10 @@ def _attempt(
             raise
         except Exception as error:
             if (isinstance(error, DBAPIError) and error.connection_invalidated) or is_transient(error):
-                raise  # not the record's fault: the whole transaction is retried or fails
+                # Not the record's fault: the whole transaction is retried or fails. A
+                # deadlock has already rolled it back (InnoDB: savepoints included).
+                whole_transaction_lost = error
+                raise
             if transaction.is_active:
                 try:
                     transaction.rollback()
@@ -752,4 +774,11 @@ def _attempt(
             return error
         return None
     finally:
-        session.close()
+        try:
+            session.close()
+        except Exception:
+            # Closing rolls back to the savepoint, which a deadlock took with the
+            # whole transaction ("SAVEPOINT ... does not exist"): what counts is the
+            # error that lost it, and the caller rolls back and retries the transaction.
+            if whole_transaction_lost is None:
+                raise

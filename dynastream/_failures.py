@@ -2,8 +2,9 @@
 Failure classification: which database errors are worth another try.
 
 A transient error (a deadlock, a lock wait timeout, a serialization failure,
-a connection lost before COMMIT, a server that refuses connections while it
-restarts) says nothing about the records: the same transaction, run again, may well
+a server out of memory or of lock table, a connection lost before COMMIT, a
+server that refuses connections while it restarts) says nothing about the
+records: the same transaction, run again, may well
 succeed. Such an error fails the whole transaction (InnoDB rolls it back on a
 deadlock, savepoints included), so the dispatcher retries the transaction from
 the start, with jittered backoff, rather than blame a record.
@@ -34,8 +35,13 @@ T = TypeVar("T")
 # https://dev.mysql.com/doc/mysql-errors/8.0/en/server-error-reference.html
 TRANSIENT_MYSQL_ERRORS = frozenset(
     {
+        1037,  # ER_OUTOFMEMORY
+        1038,  # ER_OUT_OF_SORTMEMORY
         1040,  # ER_CON_COUNT_ERROR: too many connections
+        1041,  # ER_OUT_OF_RESOURCES
+        1135,  # ER_CANT_CREATE_THREAD
         1205,  # ER_LOCK_WAIT_TIMEOUT
+        1206,  # ER_LOCK_TABLE_FULL: the server's lock memory is exhausted, by every client together
         1213,  # ER_LOCK_DEADLOCK
         1290,  # ER_OPTION_PREVENTS_STATEMENT: --read-only, as after an Aurora failover
         1792,  # ER_CANT_EXECUTE_IN_READ_ONLY_TRANSACTION
@@ -57,7 +63,12 @@ TRANSIENT_SQLSTATES = frozenset(
         "25006",  # read_only_sql_transaction, as after an Aurora failover
         "40001",  # serialization_failure
         "40P01",  # deadlock_detected
+        "53000",  # insufficient_resources, and the whole class 53 below: the server's, not the record's
+        "53100",  # disk_full
+        "53200",  # out_of_memory: also "out of shared memory" when the lock table is full
         "53300",  # too_many_connections
+        "53400",  # configuration_limit_exceeded
+        "55P03",  # lock_not_available: lock_timeout ended a lock wait
         "57P03",  # cannot_connect_now: the server is starting up or shutting down
         "08001",  # sqlclient_unable_to_establish_sqlconnection
         "08006",  # connection_failure

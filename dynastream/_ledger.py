@@ -8,10 +8,9 @@ neither does; a redelivered record then finds its row and is skipped.
 
 Claiming is one conditional statement per chunk where the database can say
 which rows it inserted (`INSERT ... ON CONFLICT DO NOTHING RETURNING` on
-PostgreSQL and SQLite); MySQL has no RETURNING, so there the ledger rows are
-first read with a locking read (`SELECT ... FOR UPDATE`, whose next-key locks
-keep a concurrent transaction from inserting the same ids) and the missing ones
-inserted.
+PostgreSQL and SQLite); MySQL has no RETURNING, so there the eventIDs are
+first locked (`_locks`: a concurrent claimer of the same ids waits for this
+transaction to end), then the ledger rows read and the missing ones inserted.
 """
 
 from __future__ import annotations
@@ -19,6 +18,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from . import _locks
 from ._observability import report_outcomes
 from .schema import applied_events, fit_identifier
 
@@ -71,11 +71,14 @@ def _claim_returning(connection: Connection, handler: str, event_ids: list[str],
 def _claim_locking(connection: Connection, handler: str, event_ids: list[str], now: datetime) -> set[str]:
     import sqlalchemy as sa
 
+    # One claimer per eventID at a time (see _locks): the read then sees what
+    # every earlier claimer committed, without the gap locks of a locking read.
+    held = _locks.hold(connection, [_locks.lock_key(f"ledger\x00{handler}", e) for e in event_ids])
     seen = set(
         connection.scalars(
-            sa.select(applied_events.c.event_id)
-            .where(applied_events.c.handler == handler, applied_events.c.event_id.in_(event_ids))
-            .with_for_update()
+            sa.select(applied_events.c.event_id).where(
+                applied_events.c.handler == handler, applied_events.c.event_id.in_(event_ids)
+            )
         )
     )
     fresh = [event_id for event_id in event_ids if event_id not in seen]
@@ -84,6 +87,7 @@ def _claim_locking(connection: Connection, handler: str, event_ids: list[str], n
             applied_events.insert(),
             [{"handler": handler, "event_id": event_id, "applied_at": now} for event_id in fresh],
         )
+    _locks.release(connection, held)
     return set(fresh)
 
 

@@ -2,11 +2,11 @@
 Built-in replication: mirror a DynamoDB table into a SQL table, idempotently.
 
 Per call, the handler keeps only the last change of each item (stream order),
-maps each surviving image to a row, sorts the writes by key (a stable lock
-order for InnoDB), and hands them to the table's writer, whose statements only
-let a change win over an older one. Replaying a batch, delivering an older
-batch after a newer one, or a stale INSERT after a REMOVE therefore leave the
-table as the source left it.
+maps each surviving image to a row, locks the items (see `_locks`), and hands
+the writes to the table's writer, whose statements only let a change win over
+an older one. Replaying a batch, delivering an older batch after a newer one,
+or a stale INSERT after a REMOVE therefore leave the table as the source left
+it, whatever other batches run at the same time.
 """
 
 from __future__ import annotations
@@ -304,7 +304,7 @@ class ReplicationHandler:
         """
         pending.sort(key=lambda change: change[0])
         writer = self._writer(connection, soft=self.deleted_column is not None)
-        writer.lock(connection, sorted({change[0] for change in pending} | {d.item_key for d in hard + soft}))
+        held = writer.lock(connection, [change[0] for change in pending] + [d.item_key for d in hard + soft])
         applied = 0
         deleted = 0
         for start in range(0, len(pending), CHUNK_ROWS):
@@ -328,6 +328,7 @@ class ReplicationHandler:
         if soft:
             soft.sort(key=lambda d: d.item_key)
             deleted += self._writer(connection, soft=True).delete(connection, soft, now=now)
+        writer.unlock(connection, held)
         return applied, deleted
 
     def _upsert(

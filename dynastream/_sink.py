@@ -30,6 +30,7 @@ from uuid import UUID
 import attrs
 import sqlalchemy as sa
 
+from . import _locks
 from .schema import tombstones
 
 if TYPE_CHECKING:
@@ -188,21 +189,25 @@ class TableWriter:
         self._write_tombstones(connection, deletions, now)
         return self._dialect.delete(connection, deletions)
 
-    def lock(self, connection: Connection, item_keys: Sequence[str]) -> None:
+    def lock(self, connection: Connection, item_keys: Sequence[str]) -> Sequence[int]:
         """
         Serialize this transaction with any other writing the same items.
 
-        Call it once per batch, with the item keys in sorted order, before any
-        upsert or delete. On PostgreSQL it takes a transaction-scoped advisory
-        lock per item: without it, an upsert could miss a tombstone that a
-        concurrent REMOVE has written but not yet committed, and resurrect the
-        row. MySQL's `INSERT ... SELECT` already takes shared next-key locks on
-        the tombstones it reads; SQLite has a single writer.
+        Call it once per batch, before any upsert or delete, and `unlock` with
+        what it returns after them. Without it, under READ COMMITTED, an upsert
+        could miss a tombstone that a concurrent REMOVE has written but not yet
+        committed, and resurrect the row; with it, each statement that reads
+        tombstones or rows of an item reads what every earlier writer of that
+        item committed. See `_locks` (SQLite, a single writer, needs none).
         """
-        if item_keys and connection.dialect.name == "postgresql":
-            # Two 32-bit halves: a namespace, and the first 32 bits of the key's SHA-256.
-            keys = "[" + ",".join(str(int(key[:8], 16) - 2**31) for key in item_keys) + "]"
-            connection.execute(_ADVISORY_LOCKS, {"keys": keys})
+        table_name = self.table.fullname
+        return _locks.hold(connection, [_locks.lock_key(table_name, key) for key in item_keys])
+
+    def unlock(self, connection: Connection, held: Sequence[int]) -> None:
+        """
+        Release (before COMMIT) what `lock` took; waiters still wait for COMMIT.
+        """
+        _locks.release(connection, held)
 
     def _write_tombstones(self, connection: Connection, deletions: Sequence[Deletion], now: datetime) -> None:
         table_name = self.table.fullname
@@ -376,13 +381,6 @@ def _postgresql_cast_type(column: sa.Column[Any], dialect: Dialect) -> str:
         return "numeric"
     compiled: str = column.type.compile(dialect=dialect)
     return compiled
-
-
-_LOCK_NAMESPACE = 0x64796E61  # "dyna"
-_ADVISORY_LOCKS = sa.text(
-    f"SELECT count(pg_advisory_xact_lock({_LOCK_NAMESPACE - 2**31}, CAST(k AS integer)))"
-    " FROM jsonb_array_elements_text(CAST(:keys AS jsonb)) AS k"
-)
 
 
 class _SQLite:

@@ -2,7 +2,7 @@
 dynastream's own tables, and the columns it asks of a replicated table.
 
 The bookkeeping tables (tombstones, the applied-events ledger, the
-quarantine) live in `dynastream.schema.metadata`; create them with
+quarantine, the checkpoints, the item locks) live in `dynastream.schema.metadata`; create them with
 `App.create_tables()` (or `dynastream create-tables`), or copy their DDL into a
 migration (docs: "Schema and Alembic").
 """
@@ -31,6 +31,7 @@ __all__ = [
     "encode_sequence_number",
     "fit_identifier",
     "item_key",
+    "locks",
     "metadata",
     "quarantine",
     "sequence_column",
@@ -153,6 +154,25 @@ checkpoints = sa.Table(
     sa.Column("finished", sa.Boolean, nullable=False, comment="the shard is closed and fully applied"),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
     comment="where the stream runner is in each shard, written in the same transaction as the data",
+)
+
+
+locks = sa.Table(
+    "dynastream_locks",
+    metadata,
+    sa.Column("lock_key", sa.BigInteger, primary_key=True, autoincrement=False),
+    comment="items being written by a transaction in flight: rows never outlive the transaction",
+)
+
+
+# The lock rows never outlive their transaction: nothing in them is worth writing
+# ahead to the log, so the table is UNLOGGED on PostgreSQL
+# (https://www.postgresql.org/docs/current/sql-createtable.html#SQL-CREATETABLE-UNLOGGED).
+UNLOGGED_LOCKS = "ALTER TABLE dynastream_locks SET UNLOGGED"
+sa.event.listen(
+    locks,
+    "after_create",
+    sa.DDL(UNLOGGED_LOCKS).execute_if(dialect="postgresql"),  # type: ignore[no-untyped-call]
 )
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import random
 import threading
+import time
 from decimal import Decimal
 from typing import Any
 
@@ -137,3 +138,156 @@ def test_a_connection_lost_before_commit_is_replaced_and_the_batch_applied_once(
     assert [True] == killed
     with tables.connect() as connection:
         assert [1, 2, 3, 4, 5] == sorted(connection.scalars(sa.select(effects.c.n)))
+
+
+hits = sa.Table(
+    "concurrent_hits",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("hits", sa.Integer, nullable=False),
+)
+
+
+def test_a_deadlock_retries_the_whole_transaction_and_applies_each_batch_once(
+    tables: sa.Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """
+    A real deadlock: the server rolls back its victim (InnoDB: the whole transaction,
+    savepoints included) and the victim's batch is applied again, not failed.
+
+    What is retried is the deadlock itself, not the "SAVEPOINT ... does not exist" of
+    a rollback to a savepoint the deadlock took away.
+    """
+    from dynastream import _failures
+
+    retried: list[BaseException] = []
+    is_transient = _failures.is_transient
+
+    def recording(error: BaseException) -> bool:
+        retried.append(error)
+        return is_transient(error)
+
+    monkeypatch.setattr(_failures, "is_transient", recording)
+    with tables.begin() as connection:
+        connection.execute(hits.insert(), [{"id": 1, "hits": 0}, {"id": 2, "hits": 0}])
+    barrier = threading.Barrier(2, timeout=5)
+    attempts: list[str] = []
+    apps = []
+    for name, order in (("first", (1, 2)), ("second", (2, 1))):
+        app = dynastream.App(engine=sa.create_engine(tables.url, poolclass=sa.pool.NullPool))
+
+        def touch(
+            records: Any, uow: dynastream.UnitOfWork, name: str = name, order: tuple[int, int] = order
+        ) -> None:
+            connection = uow.connection()
+            attempts.append(name)
+            for step, row in enumerate(order):
+                connection.execute(hits.update().where(hits.c.id == row).values(hits=hits.c.hits + 1))
+                if step == 0 and attempts.count(name) == 1:
+                    barrier.wait()  # both hold their first row: each now waits for the other's
+
+        app.handler("Items")(touch)
+        apps.append(app)
+    results: list[Any] = [None, None]
+
+    def work(index: int) -> None:
+        try:
+            results[index] = apps[index].lambda_handler({"Records": [put(f"k{index}", 10**25 + index)]}, None)
+        except Exception as error:  # reported below
+            results[index] = error
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert [{"batchItemFailures": []}] * 2 == results
+    assert 3 == len(attempts)  # the victim ran twice
+    assert 1 == len(retried)
+    assert "SAVEPOINT" not in str(retried[0])
+    assert getattr(retried[0], "orig", None).__class__.__name__ in ("OperationalError", "DeadlockDetected")
+    with tables.connect() as connection:
+        assert [(1, 2), (2, 2)] == connection.execute(sa.select(hits).order_by(hits.c.id)).all()
+
+
+def test_concurrent_deliveries_of_one_batch_reach_an_exactly_once_handler_once(tables: sa.Engine) -> None:
+    records = [put(f"k{n}", 10**25 + n) for n in range(30)]
+    apps = []
+    for _ in range(4):
+        app = dynastream.App(engine=sa.create_engine(tables.url, poolclass=sa.pool.NullPool))
+
+        @app.handler("Items", exactly_once=True)
+        def count(batch: Any, uow: dynastream.UnitOfWork) -> None:
+            uow.connection().execute(
+                effects.insert(), [{"n": int(record.sequence_number) - 10**25} for record in batch]
+            )
+
+        apps.append(app)
+    apps[0].create_tables()
+    barrier = threading.Barrier(len(apps))
+    results: list[Any] = [None] * len(apps)
+
+    def work(index: int) -> None:
+        barrier.wait()
+        try:
+            results[index] = apps[index].lambda_handler({"Records": records}, None)
+        except Exception as error:  # reported below
+            results[index] = error
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(apps))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert [{"batchItemFailures": []}] * len(apps) == results
+    with tables.connect() as connection:
+        assert list(range(30)) == sorted(connection.scalars(sa.select(effects.c.n)))
+
+
+@pytest.mark.parametrize("existing", [False, True], ids=["new-item", "existing-row"])
+def test_an_older_insert_never_resurrects_what_a_remove_in_flight_deleted(
+    tables: sa.Engine, existing: bool
+) -> None:
+    """
+    The READ COMMITTED race the item locks close, made deterministic: the REMOVE has
+    written its tombstone and deleted the row, and waits before COMMIT while an older
+    INSERT of the same items runs. Without the locks the INSERT sees neither the
+    uncommitted tombstone nor the row, writes the row, and brings it back.
+    """
+    keys = [f"k{n}" for n in range(20)]
+    base = 10**30
+    if existing:
+        dynastream_app = dynastream.App(engine=tables)
+        dynastream_app.replicate("Items", into=counters)
+        assert {"batchItemFailures": []} == dynastream_app.lambda_handler(
+            {"Records": [put(key, base) for key in keys]}, None
+        )
+    remover_engine = sa.create_engine(tables.url, poolclass=sa.pool.NullPool)
+    deleted = threading.Event()
+
+    @sa.event.listens_for(remover_engine, "after_cursor_execute")
+    def linger_before_commit(connection: Any, cursor: Any, statement: str, *_: Any) -> None:
+        if "dynastream_sequence" in statement and statement.lstrip().upper().startswith("DELETE"):
+            deleted.set()
+            time.sleep(1.0)  # the REMOVE's transaction stays open: tombstones and deletion uncommitted
+
+    remover = dynastream.App(engine=remover_engine)
+    remover.replicate("Items", into=counters)
+    inserter = dynastream.App(engine=sa.create_engine(tables.url, poolclass=sa.pool.NullPool))
+    inserter.replicate("Items", into=counters)
+    results: list[Any] = [None, None]
+
+    def remove_all() -> None:
+        results[0] = remover.lambda_handler({"Records": [remove(key, base + 2) for key in keys]}, None)
+
+    thread = threading.Thread(target=remove_all)
+    thread.start()
+    assert deleted.wait(10)
+    results[1] = inserter.lambda_handler({"Records": [put(key, base + 1) for key in keys]}, None)
+    thread.join()
+
+    assert [{"batchItemFailures": []}] * 2 == results
+    with tables.connect() as connection:
+        assert 0 == connection.scalar(sa.select(sa.func.count()).select_from(counters))

@@ -154,3 +154,54 @@ def test_a_configuration_error_is_reported_never_quarantined(engine: sa.Engine, 
     assert isinstance(result.failure and result.failure.error, dynastream.ConfigurationError)
     assert {"batchItemFailures": [{"itemIdentifier": str(S[0])}]} == result.response()
     assert ([], {}) == (set_aside(engine), rows(engine))
+
+
+def _exhaust_server_resources(connection: sa.Connection) -> None:
+    """Raise the server's own error for a full lock table, as it raises it."""
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql(
+            "DO $$ BEGIN RAISE EXCEPTION 'out of shared memory' USING ERRCODE = '53200',"
+            " HINT = 'You might need to increase max_locks_per_transaction.'; END $$"
+        )
+    else:
+        connection.exec_driver_sql(
+            "SIGNAL SQLSTATE 'HY000' SET MYSQL_ERRNO = 1206,"
+            " MESSAGE_TEXT = 'The total number of locks exceeds the lock table size'"
+        )
+
+
+@pytest.mark.parametrize("persists", [False, True], ids=["passing", "persisting"])
+def test_a_full_lock_table_is_the_servers_trouble_never_a_poison_record(
+    server_engine: sa.Engine, monkeypatch: pytest.MonkeyPatch, persists: bool
+) -> None:
+    """
+    `out of shared memory` (53200) and ER_LOCK_TABLE_FULL (1206) say the server is
+    out of a resource every client shares: the transaction is retried, and when the
+    error persists the invocation fails as a whole (the batch is delivered again),
+    with no record reported and none quarantined.
+    """
+    from dynastream import _failures
+
+    monkeypatch.setattr(_failures.time, "sleep", lambda _: None)
+    app = make_app(server_engine, on_poison="quarantine")
+    calls: list[int] = []
+
+    @app.handler("Items")
+    def short_of_locks(records: Sequence[StreamRecord[Any]], uow: UnitOfWork) -> None:
+        calls.append(len(records))
+        if persists or len(calls) == 1:
+            _exhaust_server_resources(uow.connection())
+
+    event = {"Records": [put("a", "1", S[0]), put("b", "2", S[1])]}
+    if persists:
+        with pytest.raises(sa.exc.DBAPIError) as raised:
+            app.dispatch(event)
+        assert _failures.is_transient(raised.value)
+        assert 8 == len(calls)  # every attempt, then the invocation fails
+        assert {} == rows(server_engine)
+    else:
+        result = app.dispatch(event)
+        assert ({"batchItemFailures": []}, 2, ()) == (result.response(), result.applied, result.quarantined)
+        assert [2, 2] == calls
+        assert {"a", "b"} == set(rows(server_engine))
+    assert [] == set_aside(server_engine)
