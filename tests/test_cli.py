@@ -19,6 +19,8 @@ def test_ddl_prints_the_bookkeeping_tables(dialect: str, capsys: pytest.CaptureF
     out = capsys.readouterr().out
     assert "CREATE TABLE dynastream_tombstones" in out
     assert "CREATE TABLE dynastream_applied_events" in out
+    assert "CREATE TABLE dynastream_locks" in out
+    assert ("ALTER TABLE dynastream_locks SET UNLOGGED;" in out) == (dialect == "postgresql")
 
 
 def test_create_tables_creates_them(tmp_path: Path) -> None:
@@ -30,6 +32,7 @@ def test_create_tables_creates_them(tmp_path: Path) -> None:
     assert {
         "dynastream_applied_events",
         "dynastream_checkpoints",
+        "dynastream_locks",
         "dynastream_quarantine",
         "dynastream_tombstones",
     } == set(sa.inspect(sa.create_engine(url)).get_table_names())

@@ -246,37 +246,52 @@ def test_concurrent_deliveries_of_one_batch_reach_an_exactly_once_handler_once(t
         assert list(range(30)) == sorted(connection.scalars(sa.select(effects.c.n)))
 
 
+soft_counters = sa.Table(
+    "concurrent_soft_items",
+    metadata,
+    sa.Column("pk", dynastream.ExactString(20), primary_key=True),
+    sa.Column("amount", sa.Numeric(20, 0)),
+    dynastream.sequence_column(),
+    dynastream.deleted_column(),
+)
+
+
+@pytest.mark.parametrize("deletes", ["delete", "soft_delete"])
 @pytest.mark.parametrize("existing", [False, True], ids=["new-item", "existing-row"])
 def test_an_older_insert_never_resurrects_what_a_remove_in_flight_deleted(
-    tables: sa.Engine, existing: bool
+    tables: sa.Engine, existing: bool, deletes: str
 ) -> None:
     """
     The READ COMMITTED race the item locks close, made deterministic: the REMOVE has
-    written its tombstone and deleted the row, and waits before COMMIT while an older
-    INSERT of the same items runs. Without the locks the INSERT sees neither the
-    uncommitted tombstone nor the row, writes the row, and brings it back.
+    written its tombstone and deleted (or marked) the row, and waits before COMMIT
+    while an older INSERT of the same items runs. Without the locks the INSERT sees
+    neither the uncommitted tombstone nor the deletion, writes the row, and brings it
+    back.
     """
+    table = counters if deletes == "delete" else soft_counters
+    options: dict[str, Any] = {"into": table, "deletes": deletes}
     keys = [f"k{n}" for n in range(20)]
     base = 10**30
     if existing:
         dynastream_app = dynastream.App(engine=tables)
-        dynastream_app.replicate("Items", into=counters)
+        dynastream_app.replicate("Items", **options)
         assert {"batchItemFailures": []} == dynastream_app.lambda_handler(
             {"Records": [put(key, base) for key in keys]}, None
         )
     remover_engine = sa.create_engine(tables.url, poolclass=sa.pool.NullPool)
     deleted = threading.Event()
+    verb = "DELETE" if deletes == "delete" else "UPDATE"
 
     @sa.event.listens_for(remover_engine, "after_cursor_execute")
     def linger_before_commit(connection: Any, cursor: Any, statement: str, *_: Any) -> None:
-        if "dynastream_sequence" in statement and statement.lstrip().upper().startswith("DELETE"):
+        if "dynastream_sequence" in statement and statement.lstrip().upper().startswith(verb):
             deleted.set()
             time.sleep(1.0)  # the REMOVE's transaction stays open: tombstones and deletion uncommitted
 
     remover = dynastream.App(engine=remover_engine)
-    remover.replicate("Items", into=counters)
+    remover.replicate("Items", **options)
     inserter = dynastream.App(engine=sa.create_engine(tables.url, poolclass=sa.pool.NullPool))
-    inserter.replicate("Items", into=counters)
+    inserter.replicate("Items", **options)
     results: list[Any] = [None, None]
 
     def remove_all() -> None:
@@ -289,5 +304,8 @@ def test_an_older_insert_never_resurrects_what_a_remove_in_flight_deleted(
     thread.join()
 
     assert [{"batchItemFailures": []}] * 2 == results
+    live = sa.select(sa.func.count()).select_from(table)
+    if deletes == "soft_delete":
+        live = live.where(table.c.dynastream_deleted_at.is_(None))
     with tables.connect() as connection:
-        assert 0 == connection.scalar(sa.select(sa.func.count()).select_from(counters))
+        assert 0 == connection.scalar(live)
