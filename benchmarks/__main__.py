@@ -1,6 +1,8 @@
 """
 Run the benchmarks: `python -m benchmarks [--quick] [--engines ...] [--sizes ...] [--samples N] [NAME ...]`.
 
+The concurrency benchmark also takes `--workers N`, `--duration SECONDS` and `--keys MODES`.
+
 Each benchmark is a callable taking the parsed options and printing its own
 report; add new ones to `BENCHMARKS`.
 """
@@ -18,7 +20,7 @@ from datetime import UTC, datetime
 from importlib import metadata
 from typing import TYPE_CHECKING, TextIO
 
-from . import cold_start, deserialize, replication
+from . import cold_start, concurrency, deserialize, replication
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -36,10 +38,21 @@ def _run_cold_start(options: argparse.Namespace) -> None:
     cold_start.run(quick=options.quick, engines=options.engines, samples=options.samples)
 
 
+def _run_concurrency(options: argparse.Namespace) -> None:
+    concurrency.run(
+        quick=options.quick,
+        engines=options.engines,
+        workers=options.workers,
+        duration=options.duration,
+        modes=options.keys,
+    )
+
+
 BENCHMARKS: dict[str, Callable[[argparse.Namespace], None]] = {
     "deserialize": _run_deserialize,
     "replication": _run_replication,
     "cold-start": _run_cold_start,
+    "concurrency": _run_concurrency,
 }
 
 
@@ -71,6 +84,33 @@ def _samples(text: str) -> int:
     return samples
 
 
+def _workers(text: str) -> int:
+    try:
+        workers = int(text)
+    except ValueError:
+        workers = 0
+    if not 1 <= workers <= 1_000:
+        raise argparse.ArgumentTypeError("the number of workers is an integer from 1 to 1000")
+    return workers
+
+
+def _duration(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = 0.0
+    if not seconds > 0:
+        raise argparse.ArgumentTypeError("the duration is a positive number of seconds")
+    return seconds
+
+
+def _keys(text: str) -> list[str]:
+    modes = [mode.strip() for mode in text.split(",") if mode.strip()]
+    if not modes or any(mode not in concurrency.MODES for mode in modes):
+        raise argparse.ArgumentTypeError(f"choose from {', '.join(concurrency.MODES)}, comma-separated")
+    return [mode for mode in concurrency.MODES if mode in modes]
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument(
@@ -83,8 +123,8 @@ def main(argv: list[str] | None = None) -> None:
         type=_engines,
         default=list(replication.ENGINES),
         metavar="NAMES",
-        help="replication: databases to measure, comma-separated (default: postgresql,mysql; URLs from"
-        " DYNASTREAM_BENCH_POSTGRES_URL and DYNASTREAM_BENCH_MYSQL_URL)",
+        help="replication, cold-start, concurrency: databases to measure, comma-separated (default:"
+        " postgresql,mysql; URLs from DYNASTREAM_BENCH_POSTGRES_URL and DYNASTREAM_BENCH_MYSQL_URL)",
     )
     parser.add_argument(
         "--sizes",
@@ -99,6 +139,28 @@ def main(argv: list[str] | None = None) -> None:
         metavar="N",
         help=f"cold-start: fresh interpreters per side and database, whose median counts"
         f" (default: {cold_start.SAMPLES}; {cold_start.QUICK_SAMPLES} with --quick)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=_workers,
+        default=concurrency.WORKERS,
+        metavar="N",
+        help=f"concurrency: worker processes applying batches at once (default: {concurrency.WORKERS})",
+    )
+    parser.add_argument(
+        "--duration",
+        type=_duration,
+        metavar="SECONDS",
+        help=f"concurrency: how long the workers apply batches in each run (default:"
+        f" {concurrency.DURATION:g}; {concurrency.QUICK_DURATION:g} with --quick)",
+    )
+    parser.add_argument(
+        "--keys",
+        type=_keys,
+        default=list(concurrency.MODES),
+        metavar="MODES",
+        help="concurrency: disjoint (each worker its own keys), overlapping (one shared pool), or both"
+        " (the default), comma-separated",
     )
     parser.add_argument(
         "--write",

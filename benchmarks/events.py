@@ -27,7 +27,7 @@ import attrs
 
 from .deserialize import STATUSES, TAGS, address
 
-__all__ = ["ARN", "Batch", "make_batch", "order_image"]
+__all__ = ["ARN", "Batch", "make_batch", "order_image", "stream_record"]
 
 ARN = "arn:aws:dynamodb:eu-west-1:123456789012:table/Orders/stream/2026-11-01T00:00:00.000"
 # Sequence numbers of real streams: 21 to 40 digits, increasing within a shard.
@@ -113,7 +113,7 @@ def order_image(rng: random.Random, order_id: str) -> dict[str, Any]:
     return image
 
 
-def _record(
+def stream_record(
     rng: random.Random,
     event_name: str,
     order_id: str,
@@ -122,6 +122,9 @@ def _record(
     new: dict[str, Any] | None,
     old: dict[str, Any] | None,
 ) -> dict[str, Any]:
+    """
+    Return one Lambda stream record of the `Orders` table (view type `NEW_AND_OLD_IMAGES`).
+    """
     dynamodb: dict[str, Any] = {
         "ApproximateCreationDateTime": creation_time,
         "Keys": {"id": {"S": order_id}},
@@ -174,7 +177,7 @@ def make_batch(size: int, *, seed: int = 20_260_101) -> Batch:
             old, _ = next(untouched)
             order_id = old["id"]["S"]
             new = order_image(rng, order_id) if kind == "MODIFY" else None
-        records.append(_record(rng, kind, order_id, sequence_number, creation_time, new, old))
+        records.append(stream_record(rng, kind, order_id, sequence_number, creation_time, new, old))
 
     # Compact, as the Lambda service sends it.
     text = json.dumps({"Records": records}, ensure_ascii=False, separators=(",", ":"))
