@@ -65,7 +65,7 @@ def docs(session: nox.Session) -> None:
 
 @nox.session
 def reliability(session: nox.Session) -> None:
-    """Run the fault-injection suite (pass e.g. -- --histories 500 for the full tier)."""
+    """Run the fault-injection suite (e.g. -- --histories 500; -- --workers 8 --concurrent-only)."""
     install_groups(session, "test", extras="[mysql,postgres,aws]")
     session.run("python", "-m", "reliability", *session.posargs)
     # The input faults of the suite, as property tests on every engine: fuzzed malformed

@@ -12,6 +12,12 @@ delivered again, as the event source mapping does; a poison record reported
 again and again is skipped, as the event source mapping does once its retries
 are spent. Half of the histories quarantine poison records instead.
 
+Half of the histories (all with --concurrent-only) run --workers workers at
+once on one table, each with its own keys and stream positions: on
+disjoint keys (each worker a contiguous block, far from the others' in the
+key order; even seeds) or on neighbouring ones (interleaved in the primary
+key; odd seeds). The key pool grows with the workers: each owns KEYS_PER_WORKER.
+
 Checked after every delivery: no row ever moves to an older version; every
 reported record is a poison record (no false report), and each poison record
 is reported (policy "report") or quarantined, exactly once (policy
@@ -25,6 +31,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
+import itertools
 import json
 import logging
 import os
@@ -33,6 +40,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import sqlalchemy as sa
@@ -53,7 +61,29 @@ URLS = {
     "mysql": os.environ.get("DYNASTREAM_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/test"),
 }
 ARN = "arn:aws:dynamodb:eu-west-1:123456789012:table/Items/stream/2026-11-01T00:00:00.000"
-KEYS = [f"k{n}" for n in range(6)]
+KEYS = [f"k{n}" for n in range(6)]  # a single worker's
+KEYS_PER_WORKER = 4  # each concurrent worker's, however many workers there are
+LAYOUTS = ("disjoint", "neighbouring")  # of concurrent workers' keys, chosen by the seed's parity
+BLOCK = 10_000  # disjoint layout: worker i owns k{i * BLOCK} to k{i * BLOCK + KEYS_PER_WORKER - 1}
+
+
+def worker_keys(layout: str, index: int, workers: int) -> list[str]:
+    """
+    Return the keys of worker `index` of `workers`, in primary-key order.
+
+    Neighbouring: the pool of `workers * KEYS_PER_WORKER` keys dealt out in turn,
+    so that each of a worker's keys sits between two of other workers'.
+    Disjoint: a contiguous block per worker, BLOCK apart from the next worker's.
+    Keys are zero-padded, so that their text order is their numeric order.
+    """
+    if workers == 1:
+        return KEYS
+    if layout == "neighbouring":
+        numbers = [j * workers + index for j in range(KEYS_PER_WORKER)]
+    else:
+        numbers = [index * BLOCK + j for j in range(KEYS_PER_WORKER)]
+    return [f"k{number:08d}" for number in numbers]
+
 
 metadata = sa.MetaData()
 items = sa.Table(
@@ -65,8 +95,11 @@ items = sa.Table(
 )
 
 
-def change(position: int, key: str, op: str) -> dict[str, Any]:
-    sequence_number = 10**20 * (7**position) // 5**position + position  # 21 digits, growing past 30
+def change(position: int, key: str, op: str, *, stride: int = 1) -> dict[str, Any]:
+    # 21 digits, growing past 30 but not past 40 (DynamoDB's most): the growth slows with more than
+    # three interleaved workers, whose positions reach 40 times their number; the sum still grows.
+    growth = position * 3 // max(3, stride)
+    sequence_number = 10**20 * (7**growth) // 5**growth + position
     keys = {"pk": {"S": key}}
     dynamodb: dict[str, Any] = {
         "Keys": keys,
@@ -114,7 +147,7 @@ def history(
         position = step * stride + offset
         key = rng.choice(keys)
         op = rng.choices(["put", "remove", "ttl", *POISON], weights=[6, 2, 1, poison, poison])[0]
-        records.append(change(position, key, op))
+        records.append(change(position, key, op, stride=stride))
         if op == "put":
             model[key] = position
         elif op in POISON:  # never applied: the row keeps what it had
@@ -187,8 +220,8 @@ class ProcessKiller:
     again.
     """
 
-    def __init__(self, rng: random.Random, rate: float) -> None:
-        self.rng, self.rate, self.kills = rng, rate, 0
+    def __init__(self, rng: random.Random, rate: float, tally: ErrorTally) -> None:
+        self.rng, self.rate, self.kills, self.tally = rng, rate, 0, tally
 
     def deliver(self, app: dynastream.App, engine: sa.Engine, event: dict[str, Any]) -> dict[str, Any] | None:
         """Return the batch response, or None when the worker was killed."""
@@ -202,6 +235,8 @@ class ProcessKiller:
             os.close(read)
             inherited = engine.pool  # kept alive: the parent's connection is never closed from here
             code = 0
+            before = Counter(self.tally.counts)
+            answer: dict[str, Any] = {}
             try:
                 engine.dispose(close=False)
                 if not after_commit:
@@ -213,13 +248,16 @@ class ProcessKiller:
                             os.kill(os.getpid(), signal.SIGKILL)
 
                     sa.event.listen(engine, "before_cursor_execute", die_at_nth)
-                response = app.lambda_handler(event, None)
+                answer["response"] = app.lambda_handler(event, None)
                 if after_commit:
                     os.kill(os.getpid(), signal.SIGKILL)
-                os.write(write, json.dumps(response).encode())  # a pipe holds a small response whole
-            except BaseException:  # noqa: BLE001 - reported to the parent as a failed invocation
+            except BaseException as error:  # noqa: BLE001 - reported to the parent as a failed invocation
+                answer["error"] = error_kind(error)
                 code = 3
             finally:
+                answer["errors"] = self.tally.counts - before
+                with contextlib.suppress(OSError):  # a pipe holds a small answer whole
+                    os.write(write, json.dumps(answer).encode())
                 del inherited
                 os._exit(code)
         os.close(write)
@@ -229,10 +267,12 @@ class ProcessKiller:
         if os.WIFSIGNALED(status):
             self.kills += 1
             return None
-        if os.WEXITSTATUS(status) != 0:
-            raise RuntimeError("the worker's invocation failed")
-        answer: dict[str, Any] = json.loads(data)
-        return answer
+        answer = json.loads(data) if data else {"error": "no answer"}
+        self.tally.counts.update(answer.get("errors", {}))
+        if os.WEXITSTATUS(status) != 0 or "response" not in answer:
+            raise InvocationFailedError(answer.get("error", "no answer"))
+        response: dict[str, Any] = answer["response"]
+        return response
 
 
 _PIDOF_MARIADB = ["/usr/bin/pidof", "mariadbd"]
@@ -409,8 +449,11 @@ def open_transactions(admin: sa.Engine | None) -> int:
             " AND pid <> pg_backend_pid() AND xact_start IS NOT NULL"
         )
     else:
+        # Only this database's sessions (and sessionless transactions): the server may be shared.
         query = (
-            "SELECT count(*) FROM information_schema.innodb_trx WHERE trx_mysql_thread_id <> CONNECTION_ID()"
+            "SELECT count(*) FROM information_schema.innodb_trx t"
+            " LEFT JOIN information_schema.processlist p ON p.id = t.trx_mysql_thread_id"
+            " WHERE t.trx_mysql_thread_id <> CONNECTION_ID() AND (p.id IS NULL OR p.db = DATABASE())"
         )
     deadline = time.monotonic() + 10
     while True:
@@ -421,6 +464,48 @@ def open_transactions(admin: sa.Engine | None) -> int:
         time.sleep(0.1)
 
 
+def error_kind(error: BaseException) -> str:
+    """
+    Name a failure by its driver error class and code (MySQL error number, SQLSTATE), if any.
+    """
+    seen: BaseException | None = error
+    for _ in range(10):
+        if seen is None:
+            break
+        if isinstance(seen, InvocationFailedError):
+            return seen.kind
+        orig = seen.orig if isinstance(seen, sa.exc.DBAPIError) else seen
+        if type(orig).__module__.split(".")[0] in ("psycopg", "pymysql", "sqlite3"):
+            code = getattr(orig, "sqlstate", None)
+            if orig.args and isinstance(orig.args[0], int):
+                code = orig.args[0]  # a MySQL error number (PyMySQL has a SQLSTATE too, less precise)
+            return f"{type(orig).__name__} {code}" if code is not None else type(orig).__name__
+        seen = seen.__cause__ or seen.__context__
+    return type(error).__name__
+
+
+class InvocationFailedError(Exception):
+    """A forked worker's invocation failed, with `kind` (from `error_kind`)."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__(f"the worker's invocation failed: {kind}")
+        self.kind = kind
+
+
+class ErrorTally:
+    """
+    Counts the database errors an engine meets, by kind: those dynastream retried
+    inside the invocation as well as those that failed it.
+    """
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self.counts: Counter[str] = Counter()
+        sa.event.listen(engine, "handle_error", self.count)
+
+    def count(self, context: sa.engine.ExceptionContext) -> None:
+        self.counts["met " + error_kind(context.original_exception)] += 1
+
+
 def deliver_until_done(
     batch: list[dict[str, Any]],
     deliver: Callable[[dict[str, Any]], dict[str, Any] | None],
@@ -428,7 +513,7 @@ def deliver_until_done(
     poisoned: set[int],
     policy: str,
     reports: dict[int, int],
-    counts: dict[str, int],
+    counts: Counter[str],
     violations: list[str],
     seed: int,
 ) -> None:
@@ -443,8 +528,9 @@ def deliver_until_done(
         counts["deliveries"] += 1
         try:
             response = deliver({"Records": batch})
-        except Exception:  # noqa: BLE001 - a failed invocation: the whole batch comes again
+        except Exception as error:  # noqa: BLE001 - a failed invocation: the whole batch comes again
             counts["failed"] += 1
+            counts["failed " + error_kind(error)] += 1
             continue
         if response is None:  # the worker was killed: the whole batch comes again
             continue
@@ -469,45 +555,48 @@ def deliver_until_done(
     violations.append(f"seed {seed}: a batch never got through")
 
 
-COUNTS = (
-    "concurrent",
-    "deliveries",
-    "connection_kills",
-    "process_kills",
-    "restarts",
-    "read_only_flips",
-    "failed",
-    "poison",
-    "reported",
-    "quarantined",
-)
-
-
-def run_one(name: str, seed: int, options: argparse.Namespace) -> tuple[dict[str, int], list[str]]:
+def shape(seed: int, options: argparse.Namespace) -> tuple[int, str]:
     """
-    Run one history: one worker, or several at once on interleaved keys of one table.
+    Return how many workers run the history of `seed` at once, and the layout of their keys.
+    """
+    workers = random.Random(seed).choice([1, options.workers])
+    if options.concurrent_only:
+        workers = options.workers
+    return workers, LAYOUTS[seed % len(LAYOUTS)] if workers > 1 else "single"
+
+
+def run_one(name: str, seed: int, options: argparse.Namespace) -> tuple[Counter[str], list[str]]:
+    """
+    Run one history: one worker, or several at once on their own keys of one table.
     """
     url = URLS[name] or f"sqlite:////tmp/dynastream-reliability-{os.getpid()}.sqlite"
     admin = None if name == "sqlite" else sa.create_engine(url, poolclass=sa.pool.NullPool)
     setup = create_engine(dynastream.Settings(database_url=url))
-    metadata.drop_all(setup)
-    dynastream.schema.metadata.drop_all(setup)
-    metadata.create_all(setup)
-    dynastream.schema.metadata.create_all(setup)
+
+    def fresh_tables() -> None:  # patiently: the server may be short of locks for others' sake
+        metadata.drop_all(setup)
+        dynastream.schema.metadata.drop_all(setup)
+        metadata.create_all(setup)
+        dynastream.schema.metadata.create_all(setup)
+
+    patiently(fresh_tables)
     setup.dispose()
-    workers = random.Random(seed).choice([1, options.workers])
+    workers, layout = shape(seed, options)
     if workers == 1:
-        counts, violations = replay(name, url, seed, options, index=0, workers=1)
+        counts, violations = replay(name, url, seed, options, index=0, workers=1, layout=layout)
     else:
-        counts, violations = dict.fromkeys(COUNTS, 0), []
+        counts, violations = Counter[str](), []
         shares = [
-            functools.partial(replay, name, url, seed, options, index=i, workers=workers)
+            functools.partial(replay, name, url, seed, options, index=i, workers=workers, layout=layout)
             for i in range(workers)
         ]
         for child_counts, child_violations in _in_processes(shares):
-            counts = {key: counts[key] + child_counts[key] for key in COUNTS}
+            counts.update(child_counts)
             violations += child_violations
         counts["concurrent"] = 1
+        counts[layout] = 1
+    for key in [key for key in counts if key.startswith(("met ", "failed "))]:
+        counts[f"{layout} {key}"] = counts.pop(key)  # the errors by layout of the keys
     left_open = open_transactions(admin)
     if left_open:
         violations.append(f"seed {seed}: {left_open} transaction(s) left open on the server")
@@ -517,8 +606,8 @@ def run_one(name: str, seed: int, options: argparse.Namespace) -> tuple[dict[str
 
 
 def _in_processes(
-    works: Sequence[Callable[[], tuple[dict[str, int], list[str]]]],
-) -> list[tuple[dict[str, int], list[str]]]:
+    works: Sequence[Callable[[], tuple[Counter[str], list[str]]]],
+) -> list[tuple[Counter[str], list[str]]]:
     """
     Run each of `works` in its own forked process, all at once; return their results in order.
     """
@@ -549,19 +638,26 @@ def _in_processes(
             data = pipe.read()
         os.waitpid(pid, 0)
         counts, violations = json.loads(data) if data else ({}, ["a worker died without a word"])
-        results.append(({key: counts.get(key, 0) for key in COUNTS}, violations))
+        results.append((Counter[str](counts), violations))
     return results
 
 
 def replay(
-    name: str, url: str, seed: int, options: argparse.Namespace, *, index: int, workers: int
-) -> tuple[dict[str, int], list[str]]:
+    name: str,
+    url: str,
+    seed: int,
+    options: argparse.Namespace,
+    *,
+    index: int,
+    workers: int,
+    layout: str,
+) -> tuple[Counter[str], list[str]]:
     """
     Deliver one worker's history with every fault, and check what it can see.
 
-    With several workers, each owns every `workers`-th key from `index` (so its
-    keys neighbour the others' in the primary key) and its own positions in
-    the stream.
+    With several workers, each owns its keys (`worker_keys`: neighbouring the
+    others' in the primary key, or a disjoint block) and every `workers`-th
+    position in the stream from `index`.
     """
     rng = random.Random(seed * 100 + index)
     admin = None if name == "sqlite" else sa.create_engine(url, poolclass=sa.pool.NullPool)
@@ -569,11 +665,12 @@ def replay(
     engine = create_engine(dynastream.Settings(database_url=faults.worker_url or url))
     reader = create_engine(dynastream.Settings(database_url=url))  # not killed: it checks
     killer = Killer(engine, admin, rng, options.kill_rate)
-    worker = ProcessKiller(rng, options.process_kill_rate)
+    tally = ErrorTally(engine)
+    worker = ProcessKiller(rng, options.process_kill_rate, tally)
     policy: Literal["report", "quarantine"] = rng.choice(["report", "quarantine"])
     app = dynastream.App(engine=engine)
     app.replicate("Items", into=items, ttl=rng.choice(["delete", None]), on_poison=policy)
-    own_keys = KEYS[index::workers]
+    own_keys = worker_keys(layout, index, workers)
     records, model, poisoned = history(
         rng, rng.randint(5, 40), poison=options.poison, keys=own_keys, stride=workers, offset=index
     )
@@ -585,7 +682,7 @@ def replay(
         faults.arm_restart(engine, rng.randint(1, 3 * len(plan)))
     violations: list[str] = []
     seen: dict[str, int] = {}
-    counts = dict.fromkeys(COUNTS, 0)
+    counts = Counter[str]()
     reports: dict[int, int] = {}
     for position, planned in enumerate(plan):
         flip = [position == flip_at]
@@ -637,7 +734,20 @@ def replay(
         reported=len(reports),
         quarantined=len(set_aside),
     )
+    counts.update(tally.counts)
     return counts, violations
+
+
+def reproduce(name: str, seed: int, options: argparse.Namespace) -> str:
+    """Return the command that runs the history of `seed` again, alone."""
+    workers, layout = shape(seed, options)
+    rates = ("kill_rate", "process_kill_rate", "restart_rate", "read_only_rate", "poison")
+    return (
+        f"seed {seed} ({workers} worker(s), {layout}) again: python -m reliability --engines {name}"
+        f" --seed {seed} --histories 1 --workers {options.workers}"
+        + (" --concurrent-only" if options.concurrent_only else "")
+        + "".join(f" --{rate.replace('_', '-')} {getattr(options, rate)}" for rate in rates)
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -669,7 +779,15 @@ def main(argv: list[str] | None = None) -> int:
         "--workers",
         type=int,
         default=3,
-        help="half of the histories run this many concurrent workers on neighbouring keys (default 3)",
+        help=(
+            "half of the histories run this many concurrent workers, on disjoint keys (even seeds)"
+            " or neighbouring ones (odd seeds); each worker owns 4 keys (default 3)"
+        ),
+    )
+    parser.add_argument(
+        "--concurrent-only",
+        action="store_true",
+        help="every history runs --workers concurrent workers (layouts still alternate with the seed)",
     )
     parser.add_argument(
         "--poison", type=float, default=0.5, help="weight of poison records among changes (puts weigh 6)"
@@ -678,6 +796,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--verbose", action="store_true", help="show dynastream's log of each failure")
     parser.add_argument("--write", metavar="PATH", help="also write the summary as Markdown to PATH")
     arguments = parser.parse_args(argv)
+    if arguments.workers < 2 and arguments.concurrent_only:
+        parser.error("--concurrent-only needs --workers 2 or more")
     # Every poison record and killed connection is logged as an error; the summary says it all.
     # dynastream logs each failure; psycopg each pipeline a kill cut short; SQLAlchemy's
     # pool each connection it could not reset. The summary says it all.
@@ -689,28 +809,42 @@ def main(argv: list[str] | None = None) -> int:
         f"reliability: {arguments.histories} histories per engine, connection kill rate"
         f" {arguments.kill_rate}, process kill rate {arguments.process_kill_rate}, restart rate"
         f" {arguments.restart_rate}, read-only rate {arguments.read_only_rate}, poison weight"
-        f" {arguments.poison}, seeds from {first}"
+        f" {arguments.poison}, {arguments.workers} concurrent workers in"
+        f" {'every history' if arguments.concurrent_only else 'half of the histories'}, seeds from {first}"
     )
     print(lines[-1])
     found = False
     for name in [n.strip() for n in arguments.engines.split(",") if n.strip()]:
-        totals = dict.fromkeys(COUNTS, 0)
+        totals = Counter[str]()
         violations: list[str] = []
+        again: list[str] = []
+        started = time.monotonic()
         for seed in range(first, first + arguments.histories):
             counts, found_here = run_one(name, seed, arguments)
-            totals = {key: totals[key] + counts[key] for key in COUNTS}
+            totals.update(counts)
+            if found_here:
+                again.append(reproduce(name, seed, arguments))
             violations += found_here
         lines.append(
             f"  {name:10} histories {arguments.histories:5}  deliveries {totals['deliveries']:6}"
             f"  connections killed {totals['connection_kills']:5}  workers killed {totals['process_kills']:5}"
             f"  restarts {totals['restarts']:3}  read-only flips {totals['read_only_flips']:3}"
             f"  with concurrent workers {totals['concurrent']:4}"
+            f" (disjoint {totals['disjoint']}, neighbouring {totals['neighbouring']})"
             f"  failed invocations {totals['failed']:5}  poison records {totals['poison']:4}"
             f" (reported {totals['reported']}, quarantined {totals['quarantined']})"
-            f"  violations {len(violations)}"
+            f"  violations {len(violations)}  ({time.monotonic() - started:.0f} s)"
         )
-        lines.extend(f"    {violation}" for violation in violations)
-        print("\n".join(lines[-1 - len(violations) :]))
+        lines.extend(f"    {violation}" for violation in [*violations, *again])
+        print("\n".join(lines[-1 - len(violations) - len(again) :]))
+        for layout, (label, kind) in itertools.product(
+            ("single", *LAYOUTS), (("failed invocations by error", "failed"), ("errors met", "met"))
+        ):
+            prefix = f"{layout} {kind} "
+            kinds = sorted((key[len(prefix) :], n) for key, n in totals.items() if key.startswith(prefix))
+            if kinds:
+                lines.append(f"    {layout}, {label}: " + ", ".join(f"{kind}: {n}" for kind, n in kinds))
+                print(lines[-1])
         found = found or bool(violations)
     lines.append(
         "reliability: "
