@@ -60,16 +60,19 @@ _POSTGRESQL_HOLD = sa.text(
     # A row left by a transaction that never deleted it (none should) is locked all the same.
     " ON CONFLICT (lock_key) DO UPDATE SET lock_key = EXCLUDED.lock_key"
 )
-_POSTGRESQL_RELEASE = sa.text(
-    "DELETE FROM dynastream_locks"
-    " WHERE lock_key IN (SELECT CAST(k AS bigint) FROM jsonb_array_elements_text(CAST(:keys AS jsonb)) AS k)"
-)
-_MYSQL_KEYS = "JSON_TABLE(:keys, '$[*]' COLUMNS (n FOR ORDINALITY, k BIGINT PATH '$')) AS j"
+# Released by primary key, never by a join that might scan the table: a scan
+# would lock (InnoDB) or wait for other transactions' lock rows.
+_POSTGRESQL_RELEASE = sa.text("DELETE FROM dynastream_locks WHERE lock_key = ANY(CAST(:keys AS bigint[]))")
 _MYSQL_HOLD = sa.text(
-    f"INSERT INTO dynastream_locks (lock_key) SELECT j.k FROM {_MYSQL_KEYS} ORDER BY j.n"  # noqa: S608 - constants
-    " ON DUPLICATE KEY UPDATE lock_key = dynastream_locks.lock_key"
+    "INSERT INTO dynastream_locks (lock_key)"
+    " SELECT j.k FROM JSON_TABLE(:keys, '$[*]' COLUMNS (n FOR ORDINALITY, k BIGINT PATH '$')) AS j"
+    " ORDER BY j.n ON DUPLICATE KEY UPDATE lock_key = dynastream_locks.lock_key"
 )
-_MYSQL_RELEASE = sa.text(f"DELETE l FROM dynastream_locks AS l JOIN {_MYSQL_KEYS} ON l.lock_key = j.k")
+_MYSQL_RELEASE = sa.text("DELETE FROM dynastream_locks WHERE lock_key IN :keys").bindparams(
+    sa.bindparam("keys", expanding=True)
+)
+
+_RELEASE_CHUNK = 5_000
 
 # The table is missing (tables created by an earlier version): PostgreSQL's
 # undefined_table, MySQL's ER_NO_SUCH_TABLE.
@@ -122,8 +125,13 @@ def release(connection: Connection, held: Sequence[int]) -> None:
     Delete the lock rows of `held` (they stay locked until the transaction ends).
     """
     statements = _statements(connection)
-    if statements is not None and held:
-        connection.execute(statements[1], {"keys": json.dumps(list(held))})
+    if statements is None or not held:
+        return
+    if connection.dialect.name == "postgresql":
+        connection.execute(statements[1], {"keys": "{" + ",".join(map(str, held)) + "}"})
+    else:
+        for start in range(0, len(held), _RELEASE_CHUNK):
+            connection.execute(statements[1], {"keys": list(held[start : start + _RELEASE_CHUNK])})
 
 
 def _missing_table(error: sa.exc.DBAPIError) -> bool:

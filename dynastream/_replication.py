@@ -45,6 +45,7 @@ TtlPolicy = Literal["delete", "soft_delete", "ignore"]
 # older change that could still be delivered, so it is kept twice as long.
 DEFAULT_TOMBSTONE_RETENTION = timedelta(hours=48)
 _PRUNE_EVERY = timedelta(hours=1)
+_PRUNE_ROWS = 10_000  # at most, per prune
 
 
 def _utc_now() -> datetime:
@@ -447,12 +448,34 @@ class ReplicationHandler:
         )
 
     def _prune(self, uow: UnitOfWork, now: datetime) -> None:
+        """
+        Delete tombstones past their retention, a bounded number at a time, never waiting.
+
+        The tombstones to delete are locked with `SKIP LOCKED` first: one a
+        concurrent batch is writing (its item removed again) is left for a later
+        prune, so pruning never waits for another transaction, and never takes
+        part in a deadlock. When the bound was reached, the next batch prunes
+        again rather than an hour later.
+        """
         if self._pruned_at is not None and now - self._pruned_at < _PRUNE_EVERY:
             return
-        self._pruned_at = now
-        uow.connection().execute(
-            tombstones.delete().where(
-                tombstones.c.table_name == self.table.fullname,
+        connection = uow.connection()
+        table_name = self.table.fullname
+        stale = (
+            sa.select(tombstones.c.item_key)
+            .where(
+                tombstones.c.table_name == table_name,
                 tombstones.c.deleted_at < now - self.tombstone_retention,
             )
+            .limit(_PRUNE_ROWS)
+            .with_for_update(skip_locked=True)
         )
+        keys = list(connection.scalars(stale))
+        for start in range(0, len(keys), CHUNK_ROWS):
+            connection.execute(
+                tombstones.delete().where(
+                    tombstones.c.table_name == table_name,
+                    tombstones.c.item_key.in_(keys[start : start + CHUNK_ROWS]),
+                )
+            )
+        self._pruned_at = None if len(keys) == _PRUNE_ROWS else now
