@@ -60,19 +60,21 @@ _POSTGRESQL_HOLD = sa.text(
     # A row left by a transaction that never deleted it (none should) is locked all the same.
     " ON CONFLICT (lock_key) DO UPDATE SET lock_key = EXCLUDED.lock_key"
 )
-# Released by primary key, never by a join that might scan the table: a scan
-# would lock (InnoDB) or wait for other transactions' lock rows.
+# Released by primary key, never by a scan of the table: a scan would wait for
+# (and, on InnoDB, lock) other transactions' lock rows. MariaDB scans a small
+# table rather than look up an IN list, so there the keys are read first and
+# each looked up (STRAIGHT_JOIN reads its left table first:
+# https://dev.mysql.com/doc/refman/8.0/en/join.html).
 _POSTGRESQL_RELEASE = sa.text("DELETE FROM dynastream_locks WHERE lock_key = ANY(CAST(:keys AS bigint[]))")
+_MYSQL_KEYS = "JSON_TABLE(:keys, '$[*]' COLUMNS (n FOR ORDINALITY, k BIGINT PATH '$')) AS j"
 _MYSQL_HOLD = sa.text(
-    "INSERT INTO dynastream_locks (lock_key)"
-    " SELECT j.k FROM JSON_TABLE(:keys, '$[*]' COLUMNS (n FOR ORDINALITY, k BIGINT PATH '$')) AS j"
+    f"INSERT INTO dynastream_locks (lock_key) SELECT j.k FROM {_MYSQL_KEYS}"  # noqa: S608 - constants
     " ORDER BY j.n ON DUPLICATE KEY UPDATE lock_key = dynastream_locks.lock_key"
 )
-_MYSQL_RELEASE = sa.text("DELETE FROM dynastream_locks WHERE lock_key IN :keys").bindparams(
-    sa.bindparam("keys", expanding=True)
+_MYSQL_RELEASE = sa.text(
+    f"DELETE l FROM {_MYSQL_KEYS} STRAIGHT_JOIN dynastream_locks AS l ON l.lock_key = j.k"
 )
 
-_RELEASE_CHUNK = 5_000
 
 # The table is missing (tables created by an earlier version): PostgreSQL's
 # undefined_table, MySQL's ER_NO_SUCH_TABLE.
@@ -130,8 +132,7 @@ def release(connection: Connection, held: Sequence[int]) -> None:
     if connection.dialect.name == "postgresql":
         connection.execute(statements[1], {"keys": "{" + ",".join(map(str, held)) + "}"})
     else:
-        for start in range(0, len(held), _RELEASE_CHUNK):
-            connection.execute(statements[1], {"keys": list(held[start : start + _RELEASE_CHUNK])})
+        connection.execute(statements[1], {"keys": json.dumps(list(held))})
 
 
 def _missing_table(error: sa.exc.DBAPIError) -> bool:

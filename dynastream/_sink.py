@@ -689,14 +689,19 @@ class _MySQL(_PostgreSQL):
             f"{table}.{quote(k.name)} = {_mysql_key_value(i, k, dialect, writer.collations)}"
             for i, k in enumerate(keys)
         )
+        # The chunk is read first and each row looked up by key (STRAIGHT_JOIN reads its
+        # left table first: https://dev.mysql.com/doc/refman/8.0/en/join.html): left to
+        # itself, MariaDB scans a small table instead, and a scan waits for, and locks,
+        # rows other batches are writing.
         if writer.deleted is None:
             self.delete_sql = sa.text(
-                f"DELETE {table} FROM {table} JOIN {source} ON {match} WHERE {table}.{sequence} < v.sequence"
+                f"DELETE {table} FROM {source} STRAIGHT_JOIN {table} ON {match}"
+                f" WHERE {table}.{sequence} < v.sequence"
             )
         else:
             deleted = quote(writer.deleted.name)
             self.delete_sql = sa.text(
-                f"UPDATE {table} JOIN {source} ON {match}"
+                f"UPDATE {source} STRAIGHT_JOIN {table} ON {match}"
                 f" SET {table}.{deleted} = v.deleted_at, {table}.{sequence} = v.sequence"
                 f" WHERE {table}.{sequence} < v.sequence"
             )
