@@ -34,10 +34,10 @@ from .schema import ExactString, deleted_column, sequence_column
 from .typing import Item, Mapper, StreamEventHandler
 
 if _TYPE_CHECKING:
-    from ._aws import AwsClients
-    from ._backfill import Backfill, BackfillProgress
     from ._mapping import RowMapper
-    from ._runner import RunnerProgress, StreamRunner
+    from ._sources.aws import AwsClients
+    from ._sources.backfill import Backfill, BackfillProgress
+    from ._sources.runner import RunnerProgress, StreamRunner
 
 __all__ = [
     "App",
@@ -97,12 +97,12 @@ __version__ = "0.1.0.dev0"
 # them before it calls `App.replicate`, and the stream runner and the backfill bring
 # threads, queues and the AWS helpers along.
 _ON_DEMAND = {
-    "AwsClients": "._aws",
-    "Backfill": "._backfill",
-    "BackfillProgress": "._backfill",
+    "AwsClients": "._sources.aws",
+    "Backfill": "._sources.backfill",
+    "BackfillProgress": "._sources.backfill",
     "RowMapper": "._mapping",
-    "RunnerProgress": "._runner",
-    "StreamRunner": "._runner",
+    "RunnerProgress": "._sources.runner",
+    "StreamRunner": "._sources.runner",
 }
 
 

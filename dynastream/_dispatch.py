@@ -35,7 +35,7 @@ from .exceptions import (
     NoHandlerError,
     TimeBudgetError,
     UnitOfWorkError,
-    _describe_error,
+    describe_error,
 )
 
 if TYPE_CHECKING:
@@ -175,7 +175,7 @@ def _quarantine(
             ),
             "item_keys": json.dumps(record.keys, default=_raw_json, sort_keys=True),
             "error_type": fit_identifier(f"{type(error).__module__}.{type(error).__qualname__}", 255),
-            "error_message": _plain_text(_describe_error(error)),
+            "error_message": _plain_text(describe_error(error)),
             "raw": json.dumps(record.raw, default=_raw_json) if keep_raw else None,
             "quarantined_at": now,
         },
@@ -586,7 +586,7 @@ class Dispatcher:
             failure.index,
             failure.event_id,
             failure.item_identifier,
-            _describe_error(error),
+            describe_error(error),
             "" if isinstance(error, DynastreamError) else _raised_at(error),
             outcome,
             extra=exception_fields(error),

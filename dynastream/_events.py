@@ -128,10 +128,10 @@ def load_event(path: str | os.PathLike[str]) -> Any:
         OSError: The file cannot be read.
     """
     with open(path, "rb") as file:
-        return _decode_json(file.read())
+        return decode_json(file.read())
 
 
-def _decode_json(text: str | bytes | bytearray) -> Any:
+def decode_json(text: str | bytes | bytearray) -> Any:
     # A file saved by some Windows editors starts with a byte-order mark. json
     # skips it in bytes (and so in load_event) but refuses it in a str; read
     # the same event the same way whichever form it comes in.
@@ -203,7 +203,7 @@ def read_event(
             `Records` array, not an object).
     """
     if isinstance(event, (str, bytes, bytearray)):
-        event = _decode_json(event)
+        event = decode_json(event)
     window = None
     envelope_arn = None
     if isinstance(event, Mapping):
@@ -457,7 +457,7 @@ def _table_from_arn(arn: Any, reader: _RecordReader) -> str:
         )
     if not isinstance(arn, str):
         raise reader.error("eventSourceARN", f"must be a string, got {type_name(arn)}")
-    table = _arn_table(arn)
+    table = arn_table(arn)
     if table is None:
         if _arn_resource(arn) is None:
             raise reader.error("eventSourceARN", "not a DynamoDB table or stream ARN")
@@ -469,7 +469,7 @@ def _table_from_arn(arn: Any, reader: _RecordReader) -> str:
 
 
 @functools.lru_cache(maxsize=64)  # every record of a batch names the same stream
-def _arn_table(arn: str) -> str | None:
+def arn_table(arn: str) -> str | None:
     name = _arn_resource(arn)
     return name if name is not None and is_table_name(name) else None
 

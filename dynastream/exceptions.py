@@ -57,7 +57,7 @@ class DynastreamError(Exception):
     """
 
 
-def _describe_error(error: BaseException) -> str:
+def describe_error(error: BaseException) -> str:
     """
     Name an error for a log line, a message or the quarantine, quoting no value.
 
@@ -367,7 +367,7 @@ class RecordFailedError(DynastreamError):
     """
 
     def __init__(self, shard_id: str, failure: RecordFailure) -> None:
-        reason = _describe_error(failure.error)
+        reason = describe_error(failure.error)
         super().__init__(
             f"shard {shard_id}: record SequenceNumber={failure.item_identifier}"
             f" (eventID={failure.event_id}) cannot be applied: {reason}"
@@ -393,7 +393,7 @@ class BackfillError(DynastreamError):
     """
 
     def __init__(self, table_name: str, *, segment: int, position: int, failure: RecordFailure) -> None:
-        reason = _describe_error(failure.error)
+        reason = describe_error(failure.error)
         super().__init__(
             f"backfill of {table_name!r} stopped at item #{position} of segment {segment}"
             f" (eventID={failure.event_id}): it cannot be applied: {reason}"

@@ -19,9 +19,10 @@ import pytest
 import sqlalchemy as sa
 
 import dynastream
-from dynastream import _backfill
-from dynastream._backfill import _ReadBudget, describe_progress, run_command
 from dynastream._cli import main
+from dynastream._cli.backfill import describe_progress, run_command
+from dynastream._sources import backfill as _backfill
+from dynastream._sources.backfill import _ReadBudget
 from dynastream.exceptions import BackfillError, ConfigurationError, SourceError
 
 metadata = sa.MetaData()

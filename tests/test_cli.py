@@ -80,7 +80,7 @@ def test_quarantined_records_are_listed_and_replayed_once_fixed(
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("POISON_DATABASE_URL", url)
     monkeypatch.delenv("POISON_FIXED", raising=False)
-    from dynastream._cli import _load_app
+    from dynastream._cli.common import load_app as _load_app
 
     app = _load_app("poison_app:app")
     app.create_tables()

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from dynastream import _demo
+from dynastream._cli import demo as _demo
 from dynastream._cli import main
 
 

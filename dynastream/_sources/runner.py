@@ -23,17 +23,23 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 
-from ._aws import AwsClients, call, source_error, stream_of_table
-from ._failures import is_transient
-from .exceptions import CheckpointConflictError, CommitOutcomeUnknownError, RecordFailedError, SourceError
-from .schema import checkpoints, encode_sequence_number
+from dynastream._failures import is_transient
+from dynastream.exceptions import (
+    CheckpointConflictError,
+    CommitOutcomeUnknownError,
+    RecordFailedError,
+    SourceError,
+)
+from dynastream.schema import checkpoints, encode_sequence_number
+
+from .aws import AwsClients, call, source_error, stream_of_table
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
 
     from sqlalchemy import Connection, Engine
 
-    from ._app import App
+    from dynastream._app import App
 
 __all__ = ["RunnerProgress", "StreamRunner"]
 

@@ -6,128 +6,15 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from typing import TYPE_CHECKING, Any
 
-from .exceptions import ConfigurationError
+from dynastream._cli.bookkeeping import DIALECTS, create_tables, ddl, quarantine_list, quarantine_replay
+from dynastream._cli.common import guarded, load_app
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
-
-    from ._runner import RunnerProgress
+    from collections.abc import Sequence
 
 __all__ = ["main"]
-
-_DIALECTS = ("postgresql", "mysql", "sqlite")
-
-
-def _ddl(dialect_name: str) -> str:
-    import sqlalchemy as sa
-    from sqlalchemy.schema import CreateIndex, CreateTable
-
-    from .schema import UNLOGGED_LOCKS, locks, metadata
-
-    dialect = sa.create_mock_engine(f"{dialect_name}://", executor=lambda *_: None).dialect
-    statements = []
-    for table in metadata.sorted_tables:
-        statements.append(str(CreateTable(table).compile(dialect=dialect)).strip() + ";")
-        statements.extend(
-            str(CreateIndex(index).compile(dialect=dialect)).strip() + ";" for index in table.indexes
-        )
-        if table is locks and dialect.name == "postgresql":
-            statements.append(UNLOGGED_LOCKS + ";")
-    return "\n\n".join(statements) + "\n"
-
-
-def _create_tables(database_url: str | None) -> int:
-    from ._app import App
-
-    try:
-        App(database_url=database_url).create_tables()
-    except ConfigurationError as error:
-        print(f"dynastream: {error}", file=sys.stderr)
-        return 2
-    print("dynastream: bookkeeping tables are in place", file=sys.stderr)
-    return 0
-
-
-def _load_app(spec: str) -> Any:
-    """
-    Import `module:attribute` (the application's `App`), like `handler:app`.
-    """
-    import importlib
-    import os
-
-    from ._app import App
-
-    module_name, _, attribute = spec.partition(":")
-    if not module_name or not attribute:
-        raise SystemExit(
-            f"dynastream: --app must be module:attribute (for example handler:app), got {spec!r}"
-        )
-    sys.path.insert(0, os.getcwd())
-    try:
-        app = getattr(importlib.import_module(module_name), attribute)
-    except (ImportError, AttributeError) as error:
-        raise SystemExit(f"dynastream: cannot load {spec!r}: {error}") from None
-    if not isinstance(app, App):
-        raise SystemExit(f"dynastream: {spec!r} is not a dynastream.App")
-    return app
-
-
-def _quarantine_list(database_url: str | None, table: str | None) -> int:
-    import sqlalchemy as sa
-
-    from ._app import App
-    from .schema import quarantine
-
-    query = sa.select(quarantine).order_by(quarantine.c.id)
-    if table is not None:
-        query = query.where(quarantine.c.table_name == table)
-    with App(database_url=database_url).container.engine().connect() as connection:
-        rows = connection.execute(query).all()
-    for row in rows:
-        print(
-            f"{row.id}\t{row.table_name}\t{row.sequence_number.lstrip('0') or '0'}\t{row.event_id}"
-            f"\t{row.quarantined_at:%Y-%m-%d %H:%M:%S}\t{'raw' if row.raw else '-'}\t{row.error_message}"
-        )
-    print(f"dynastream: {len(rows)} quarantined record(s)", file=sys.stderr)
-    return 0
-
-
-def _quarantine_replay(app_spec: str, ids: Sequence[int]) -> int:
-    import json
-
-    import sqlalchemy as sa
-
-    from .schema import quarantine
-
-    app = _load_app(app_spec)
-    engine = app.container.engine()
-    query = sa.select(quarantine).order_by(quarantine.c.id)
-    if ids:
-        query = query.where(quarantine.c.id.in_(ids))
-    with engine.connect() as connection:
-        rows = connection.execute(query).all()
-    failed = 0
-    for row in rows:
-        if row.raw is None:
-            print(
-                f"dynastream: {row.id}: no raw record kept (keep_raw=True keeps it); skipped", file=sys.stderr
-            )
-            failed += 1
-            continue
-        result = app.dispatch(json.loads(row.raw))
-        if result.failure is None and not result.quarantined:
-            # Applied: only now is it taken out (one that fails again stays, once).
-            with engine.begin() as connection:
-                connection.execute(quarantine.delete().where(quarantine.c.id == row.id))
-            print(f"dynastream: {row.id}: applied", file=sys.stderr)
-            continue
-        failed += 1
-        reason = result.failure.error if result.failure is not None else result.quarantined[0].error
-        print(f"dynastream: {row.id}: failed again: {type(reason).__name__}", file=sys.stderr)
-    return 1 if failed else 0
 
 
 _EXIT_CODES = """exit status:
@@ -150,34 +37,6 @@ def _wrap(text: str) -> str:
     return textwrap.fill(text, width=78)
 
 
-def _guarded(command: Callable[[argparse.Namespace], int], arguments: argparse.Namespace) -> int:
-    """
-    Run a command, turning dynastream's errors into a message and an exit status.
-    """
-    from .exceptions import CheckpointConflictError, MalformedEventError, RecordFailedError, SourceError
-
-    try:
-        return command(arguments)
-    except (RecordFailedError, CheckpointConflictError) as error:
-        print(f"dynastream: {error}", file=sys.stderr)
-        return 1
-    except (SourceError, ConfigurationError, MalformedEventError) as error:
-        print(f"dynastream: {error}", file=sys.stderr)
-        return 2
-    except ValueError as error:
-        print(f"dynastream: {error}", file=sys.stderr)
-        return 2
-    except Exception as error:
-        from sqlalchemy.exc import DBAPIError
-
-        if not isinstance(error, DBAPIError):
-            raise
-        # The driver's own message (never the statement or its parameters).
-        reason = str(error.orig).strip().splitlines()[0] if error.orig is not None else type(error).__name__
-        print(f"dynastream: the database refused: {type(error.orig).__name__}: {reason}", file=sys.stderr)
-        return 2
-
-
 def _aws_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--endpoint-url",
@@ -186,60 +45,11 @@ def _aws_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--region", help="AWS region (default: boto3's configuration)")
 
 
-def _describe_progress(progress: RunnerProgress, started: float) -> str:
-    from ._console import rate, thousands
-
-    lag = "-" if progress.lag_seconds is None else f"{progress.lag_seconds:,.1f} s"
-    state = "caught up" if progress.caught_up else "applying"
-    return (
-        f"{progress.table_name}: {thousands(progress.applied)} records applied"
-        f" ({rate(progress.applied, time.monotonic() - started)}), lag {lag}, shards"
-        f" {progress.shards_reading} reading / {progress.shards_waiting} waiting /"
-        f" {progress.shards_finished} finished; {state}"
-    )
-
-
-def _run(arguments: argparse.Namespace) -> int:
-    from ._aws import AwsClients
-    from ._console import StatusLine, stop_on_signals
-    from ._runner import StreamRunner
-
-    app = _load_app(arguments.app)
-    line = StatusLine()
-    started = time.monotonic()
-    runner = StreamRunner(
-        app,
-        arguments.table,
-        stream_arn=arguments.stream_arn,
-        clients=AwsClients(endpoint_url=arguments.endpoint_url, region_name=arguments.region),
-        start_at=arguments.start_at,
-        batch_size=arguments.batch_size,
-        poll_interval=arguments.poll_interval,
-        on_progress=lambda progress: line.show(_describe_progress(progress, started)),
-    )
-
-    def say_stopping() -> None:
-        line.close()
-        print("dynastream: stopping after the current batch (Ctrl-C again to interrupt)", file=sys.stderr)
-
-    with stop_on_signals(say_stopping) as stop:
-        try:
-            progress = runner.run(stop=stop, until_caught_up=arguments.until_caught_up)
-        finally:
-            line.close()
-    print(
-        f"dynastream: {progress.applied:,} records applied in {time.monotonic() - started:,.1f} s;"
-        f" checkpoints are in the target database",
-        file=sys.stderr,
-    )
-    return 0
-
-
 _APP_HELP = "the application, as module:attribute (for example handler:app)"
 
 
 def _print_ddl(arguments: argparse.Namespace) -> int:
-    sys.stdout.write(_ddl(arguments.dialect))
+    sys.stdout.write(ddl(arguments.dialect))
     return 0
 
 
@@ -253,14 +63,14 @@ def _add_bookkeeping_commands(commands: Any) -> None:
         "--database-url",
         help="SQLAlchemy URL of the target database (default: $DYNASTREAM_DATABASE_URL)",
     )
-    create.set_defaults(command=lambda a: _create_tables(a.database_url))
+    create.set_defaults(command=lambda a: create_tables(a.database_url))
     ddl = commands.add_parser(
         "ddl",
         help="print the DDL of dynastream's own tables, for schema migrations",
         description="Print the CREATE statements of dynastream's bookkeeping tables.",
     )
     ddl.add_argument(
-        "--dialect", choices=_DIALECTS, default="postgresql", help="SQL dialect (default: postgresql)"
+        "--dialect", choices=DIALECTS, default="postgresql", help="SQL dialect (default: postgresql)"
     )
     ddl.set_defaults(command=_print_ddl)
 
@@ -277,7 +87,7 @@ def _add_quarantine_command(commands: Any) -> None:
     )
     listing.add_argument("--database-url", help="SQLAlchemy URL (default: $DYNASTREAM_DATABASE_URL)")
     listing.add_argument("--table", help="only this DynamoDB table")
-    listing.set_defaults(command=lambda a: _guarded(lambda b: _quarantine_list(b.database_url, b.table), a))
+    listing.set_defaults(command=lambda a: guarded(lambda b: quarantine_list(b.database_url, b.table), a))
     replay = actions.add_parser(
         "replay",
         help="apply quarantined records again through the application",
@@ -288,7 +98,7 @@ def _add_quarantine_command(commands: Any) -> None:
     )
     replay.add_argument("--app", required=True, help=_APP_HELP)
     replay.add_argument("ids", nargs="*", type=int, help="quarantine ids (default: all)")
-    replay.set_defaults(command=lambda a: _guarded(lambda b: _quarantine_replay(b.app, b.ids), a))
+    replay.set_defaults(command=lambda a: guarded(lambda b: quarantine_replay(b.app, b.ids), a))
 
 
 def _add_run_command(commands: Any) -> None:
@@ -327,14 +137,20 @@ def _add_run_command(commands: Any) -> None:
         action="store_true",
         help="stop once a round of reads finds nothing new (catching up, scripts, tests)",
     )
-    run.set_defaults(command=lambda a: _guarded(_run, a))
+    run.set_defaults(command=lambda a: guarded(_run_stream, a))
+
+
+def _run_stream(arguments: argparse.Namespace) -> int:
+    from dynastream._cli.stream import run_stream
+
+    return run_stream(arguments)
 
 
 def _backfill(arguments: argparse.Namespace) -> int:
-    from ._backfill import run_command
+    from dynastream._cli.backfill import run_command
 
     return run_command(
-        _load_app(arguments.app),
+        load_app(arguments.app),
         arguments.table,
         segments=arguments.segments,
         max_rcu=arguments.max_rcu,
@@ -382,7 +198,7 @@ def _add_backfill_command(commands: Any) -> None:
 
 
 def _demo(arguments: argparse.Namespace) -> int:
-    from ._demo import demo_command
+    from .demo import demo_command
 
     return demo_command(arguments.database, arguments.items)
 
@@ -404,17 +220,17 @@ def _add_demo_command(commands: Any) -> None:
         help="the SQLite file to replicate into (default: ./dynastream-demo.sqlite, replaced)",
     )
     demo.add_argument("--items", type=int, default=2000, help="items to write (default: 2000)")
-    demo.set_defaults(command=lambda a: _guarded(_demo, a))
+    demo.set_defaults(command=lambda a: guarded(_demo, a))
 
 
 def _replay(arguments: argparse.Namespace) -> int:
-    from ._replay import replay_command
+    from dynastream._cli.replay import replay_command
 
-    return replay_command(arguments, _load_app(arguments.app))
+    return replay_command(arguments, load_app(arguments.app))
 
 
 def _generate_event(arguments: argparse.Namespace) -> int:
-    from ._replay import generate_event_command
+    from dynastream._cli.replay import generate_event_command
 
     return generate_event_command(arguments)
 
@@ -439,7 +255,7 @@ def _add_replay_commands(commands: Any) -> None:
         "--table", help="the table of records that carry no eventSourceARN (a GetRecords response)"
     )
     _aws_arguments(replay)
-    replay.set_defaults(command=lambda a: _guarded(_replay, a))
+    replay.set_defaults(command=lambda a: guarded(_replay, a))
     generate = commands.add_parser(
         "generate-event",
         help="write a Lambda DynamoDB Streams event for given items",
@@ -473,7 +289,7 @@ def _add_replay_commands(commands: Any) -> None:
     )
     generate.add_argument("--region", help="the region in eventSourceARN and awsRegion (default: eu-west-1)")
     generate.add_argument("--output", "-o", help="the file to write (default: standard output)")
-    generate.set_defaults(command=lambda a: _guarded(_generate_event, a))
+    generate.set_defaults(command=lambda a: guarded(_generate_event, a))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -19,10 +19,10 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from ._app import App
-from ._aws import AwsClients
-from ._runner import RunnerProgress, StreamRunner
-from .schema import ExactString, sequence_column
+from dynastream._app import App
+from dynastream._sources.aws import AwsClients
+from dynastream._sources.runner import RunnerProgress, StreamRunner
+from dynastream.schema import ExactString, sequence_column
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping
@@ -263,7 +263,7 @@ def run_demo(
     try:
         from moto import mock_aws
     except ImportError:
-        from .exceptions import ConfigurationError
+        from dynastream.exceptions import ConfigurationError
 
         raise ConfigurationError(
             'the demo needs moto: pip install "dynastream[local]" (or run it with `nox -s demo`)'
@@ -281,7 +281,7 @@ def run_demo(
         app.replicate(TABLE, into=orders)
         engine = app.container.engine()
         metadata.drop_all(engine)
-        from .schema import metadata as bookkeeping
+        from dynastream.schema import metadata as bookkeeping
 
         bookkeeping.drop_all(engine)
         metadata.create_all(engine)
@@ -312,7 +312,7 @@ def run_demo(
 
 def demo_command(database_path: str, items: int) -> int:
     """The `dynastream demo` command: run the demo and print a summary."""
-    from ._console import StatusLine
+    from .console import StatusLine
 
     path = Path(database_path).resolve()
     url = f"sqlite:///{path}"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .exceptions import SourceError
+from dynastream.exceptions import SourceError
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -1,0 +1,3 @@
+"""
+Reading DynamoDB outside Lambda: the AWS clients, the stream runner, the backfill, failed batches.
+"""
