@@ -34,7 +34,7 @@ from .schema import ExactString, deleted_column, sequence_column
 from .typing import Item, Mapper, StreamEventHandler
 
 if _TYPE_CHECKING:
-    from ._mapping import RowMapper
+    from ._replication.mapping import RowMapper
     from ._sources.aws import AwsClients
     from ._sources.backfill import Backfill, BackfillProgress
     from ._sources.runner import RunnerProgress, StreamRunner
@@ -100,7 +100,7 @@ _ON_DEMAND = {
     "AwsClients": "._sources.aws",
     "Backfill": "._sources.backfill",
     "BackfillProgress": "._sources.backfill",
-    "RowMapper": "._mapping",
+    "RowMapper": "._replication.mapping",
     "RunnerProgress": "._sources.runner",
     "StreamRunner": "._sources.runner",
 }

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Dialect
 
     from ._records import StreamRecord
-    from ._replication import DeletePolicy, TtlPolicy
+    from ._replication.handler import DeletePolicy, TtlPolicy
     from ._uow import UnitOfWork
     from .typing import Item, Mapper, StreamEventHandler
 
@@ -236,8 +236,8 @@ class App:
             >>> app.replicate("Orders", into=orders, renames={"orderId": "order_id"})
             Registration(table_name='Orders', ...)
         """
-        from ._mapping import RowMapper
-        from ._replication import ReplicationHandler
+        from ._replication.handler import ReplicationHandler
+        from ._replication.mapping import RowMapper
 
         columns = _table_columns(into)
         excluded = tuple(name for name in (sequence_column, deleted_column) if name in columns)
@@ -303,7 +303,7 @@ class App:
                 container does not have, or (with `database=True`) a replicated
                 table's key columns do not compare text exactly.
         """
-        from ._replication import ReplicationHandler
+        from ._replication.handler import ReplicationHandler
 
         handlers = [
             build_handler(registration, self.container) for registration in self._registry.registrations

@@ -24,7 +24,7 @@ from sqlalchemy.dialects import mysql, postgresql
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 import dynastream
-from dynastream._mapping import RowMapper
+from dynastream._replication.mapping import RowMapper
 from dynastream.exceptions import ColumnValueError, ConfigurationError
 
 CANARY = "canary-4f1e@example.com"

@@ -549,7 +549,7 @@ def test_pruning_never_waits_for_a_tombstone_another_batch_holds(
 
     from dependency_injector import providers
 
-    from dynastream import _replication
+    from dynastream._replication import handler as _replication
 
     app = make_app(engine)
     start = datetime(2026, 11, 1, tzinfo=UTC)

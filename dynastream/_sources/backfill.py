@@ -251,7 +251,7 @@ class Backfill:
             ConfigurationError: The table has no handler, or has a handler
                 other than `App.replicate`'s.
         """
-        from dynastream._replication import ReplicationHandler
+        from dynastream._replication.handler import ReplicationHandler
 
         registrations = [r for r in self._app.registrations if r.table_name == self.table_name]
         if not registrations:

@@ -146,7 +146,7 @@ def _load_app(path: str) -> App:
 
 
 def _create_replicated_tables(app: App, engine: Any) -> None:
-    from dynastream._replication import ReplicationHandler
+    from dynastream._replication.handler import ReplicationHandler
 
     for registration in app.registrations:
         if isinstance(registration.handler, ReplicationHandler):

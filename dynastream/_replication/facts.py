@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from .exceptions import ConfigurationError
+from dynastream.exceptions import ConfigurationError
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -157,7 +157,7 @@ def _key_problem(column: sa.Column[Any], facts: TableFacts, dialect: Any) -> str
 def _mysql_key_problem(column: sa.Column[Any], facts: TableFacts, dialect: Any) -> str | None:
     import sqlalchemy as sa
 
-    from ._sink import storage_type
+    from dynastream._replication.target import storage_type
 
     collation = facts.collations.get(column.name)
     if (

@@ -17,13 +17,15 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import sqlalchemy as sa
 
-from ._deserialize import InvalidAttributeValue, deserialize_image
-from ._facts import TableFacts, check_key_collations, read_table_facts
-from ._observability import report_outcomes
-from ._records import EventName
-from ._sink import CHUNK_ROWS, Deletion, TableWriter, Upsert
-from .exceptions import ColumnValueError, ConfigurationError, MalformedRecordError, MappingError
-from .schema import SEQUENCE_WIDTH, encode_sequence_number, item_key, tombstones
+from dynastream._deserialize import InvalidAttributeValue, deserialize_image
+from dynastream._observability import report_outcomes
+from dynastream._records import EventName
+from dynastream._replication.chunks import CHUNK_ROWS
+from dynastream._replication.writer import Deletion, TableWriter, Upsert
+from dynastream.exceptions import ColumnValueError, ConfigurationError, MalformedRecordError, MappingError
+from dynastream.schema import SEQUENCE_WIDTH, encode_sequence_number, item_key, tombstones
+
+from .facts import TableFacts, check_key_collations, read_table_facts
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -31,9 +33,10 @@ if TYPE_CHECKING:
     from sqlalchemy import Connection
     from sqlalchemy.engine import Dialect
 
-    from ._mapping import RowMapper
-    from ._records import StreamRecord
-    from ._uow import UnitOfWork
+    from dynastream._records import StreamRecord
+    from dynastream._uow import UnitOfWork
+
+    from .mapping import RowMapper
 
 __all__ = ["DeletePolicy", "ReplicationHandler", "TtlPolicy"]
 

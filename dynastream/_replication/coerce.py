@@ -17,8 +17,8 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import Context, Decimal
 from typing import TYPE_CHECKING, Any, Final
 
-from ._deserialize import deserialize_value, fast_number
-from .exceptions import ConfigurationError
+from dynastream._deserialize import deserialize_value, fast_number
+from dynastream.exceptions import ConfigurationError
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -29,7 +29,10 @@ import functools
 import re
 from typing import TYPE_CHECKING, Any, Final, Literal
 
-from ._coerce import (
+from dynastream._deserialize import FAST_DECODERS, InvalidAttributeValue, deserialize_image, fast_number
+from dynastream.exceptions import ColumnValueError, ConfigurationError, MalformedRecordError
+
+from .coerce import (
     REQUIRED,
     Unfit,
     check_text,
@@ -39,8 +42,6 @@ from ._coerce import (
     mapped_converter_for,
     typed_json_converter_for,
 )
-from ._deserialize import FAST_DECODERS, InvalidAttributeValue, deserialize_image, fast_number
-from .exceptions import ColumnValueError, ConfigurationError, MalformedRecordError
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Collection, Mapping

@@ -1,0 +1,291 @@
+"""
+MySQL / MariaDB: each chunk as one JSON array read by `JSON_TABLE`.
+
+Binary travels as hex, and every update is guarded with the sequence column
+assigned last (MySQL evaluates assignments left to right).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+
+from dynastream._replication.chunks import JsonRows, chunks, json_payloads, scalar_text
+from dynastream._replication.target import is_binary, storage_type
+from dynastream.schema import tombstones
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+    from sqlalchemy import Connection
+    from sqlalchemy.engine import Dialect
+
+    from dynastream._replication.target import Deletion, Target, Upsert
+
+__all__ = ["MySQLStatements"]
+
+
+def _scalar(value: Any) -> Any:
+    # MySQL's DATETIME has no zone: send UTC wall time, as the driver would.
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        value = value.astimezone(UTC).replace(tzinfo=None)
+    return scalar_text(value, binary_prefix="")
+
+
+def _text_column(name: str, i: int, charset: str = "utf8mb4") -> str:
+    # The character set is stated: JSON_TABLE's text columns otherwise take
+    # the database's, and a latin1 database would turn text into "?".
+    return f"{name} LONGTEXT CHARACTER SET {charset} PATH '$[{i}]'"
+
+
+class _HexChunk:
+    """
+    A JSON chunk that PyMySQL sends as a hexadecimal literal (see `MySQLStatements.send`).
+    """
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __repr__(self) -> str:
+        return f"<chunk of {len(self.text)} characters>"
+
+
+def _hex_literal(chunk: _HexChunk, _mapping: Any = None) -> str:
+    return f"X'{chunk.text.encode().hex()}'"
+
+
+class MySQLStatements:
+    """
+    The upsert, delete and tombstone statements of one table on MySQL and MariaDB.
+    """
+
+    def __init__(self, target: Target) -> None:
+        self.target = target
+        self.rows = JsonRows(target, _scalar)
+        self.upsert_sql = self._upsert_statement()
+        self.delete_sql = self._delete_statement()
+
+    def _upsert_statement(self) -> sa.TextClause:
+        target = self.target
+        dialect = target.dialect
+        preparer = dialect.identifier_preparer
+        quote = preparer.quote
+        table = preparer.format_table(target.table)
+        tomb = preparer.format_table(tombstones)
+        names = [quote(c.name) for c in target.columns]
+        sequence = quote(target.sequence.name)
+        nested = self.rows.nested
+        # JSON column values travel nested in the chunk (JSON_TABLE's JSON columns
+        # are utf8mb4 whatever the database's character set), which is why they nest
+        # two levels less than MariaDB's 32 (see coerce). Hex and sequence numbers
+        # are ASCII, which compares with text of any collation (no "illegal mix of
+        # collations" against the tombstones').
+        defined = [
+            f"c{i} JSON PATH '$[{i}]'"
+            if nested[i]
+            else _text_column(
+                f"c{i}", i, "ascii" if is_binary(c, dialect) or c is target.sequence else "utf8mb4"
+            )
+            for i, c in enumerate(target.columns)
+        ]
+        defined.append(_text_column("item_key", len(target.columns), "ascii"))
+        source = f"JSON_TABLE(CONVERT(:rows USING utf8mb4), '$[*]' COLUMNS ({', '.join(defined)})) AS v"
+
+        def value(i: int, column: sa.Column[Any]) -> str:
+            if nested[i]:  # JSON null is SQL NULL
+                return f"IF(JSON_TYPE(v.c{i}) = 'NULL', NULL, v.c{i})"
+            return f"UNHEX(v.c{i})" if is_binary(column, dialect) else f"v.c{i}"
+
+        selected = ", ".join(value(i, c) for i, c in enumerate(target.columns))
+        guard = f"{table}.{sequence} < VALUES({sequence})"
+        updates = [
+            f"{n} = IF({guard}, VALUES({n}), {table}.{n})"
+            for n, c in zip(names, target.columns, strict=True)
+            if not c.primary_key and c is not target.sequence
+        ]
+        updates.append(f"{sequence} = IF({guard}, VALUES({sequence}), {table}.{sequence})")
+        return sa.text(
+            f"INSERT INTO {table} ({', '.join(names)}) SELECT {selected}"
+            f" FROM {source}"
+            f" WHERE NOT EXISTS (SELECT 1 FROM {tomb} AS tb WHERE tb.table_name = :table_name"
+            f" AND tb.item_key = v.item_key AND tb.sequence_number >= v.c{target.sequence_index})"
+            f" ON DUPLICATE KEY UPDATE {', '.join(updates)}"
+        )
+
+    def _delete_statement(self) -> sa.TextClause:
+        # Deletes find rows by key: each key compares exactly, as its column's own
+        # type (a DECIMAL key compared with text would be compared as a double:
+        # https://dev.mysql.com/doc/refman/8.0/en/type-conversion.html), text under
+        # its column's own collation, which the replication has checked is exact.
+        target = self.target
+        dialect = target.dialect
+        preparer = dialect.identifier_preparer
+        quote = preparer.quote
+        table = preparer.format_table(target.table)
+        sequence = quote(target.sequence.name)
+        keys = target.key_columns
+        defined = [_key_column(i, k, dialect) for i, k in enumerate(keys)]
+        defined += [
+            _text_column("sequence", len(keys), "ascii"),
+            _text_column("deleted_at", len(keys) + 1, "ascii"),
+        ]
+        source = f"JSON_TABLE(CONVERT(:rows USING utf8mb4), '$[*]' COLUMNS ({', '.join(defined)})) AS v"
+        match = " AND ".join(
+            f"{table}.{quote(k.name)} = {_key_value(i, k, dialect, target.collations)}"
+            for i, k in enumerate(keys)
+        )
+        # The chunk is read first and each row looked up by key (STRAIGHT_JOIN reads its
+        # left table first: https://dev.mysql.com/doc/refman/8.0/en/join.html): left to
+        # itself, MariaDB scans a small table instead, and a scan waits for, and locks,
+        # rows other batches are writing.
+        if target.deleted is None:
+            return sa.text(
+                f"DELETE {table} FROM {source} STRAIGHT_JOIN {table} ON {match}"
+                f" WHERE {table}.{sequence} < v.sequence"
+            )
+        deleted = quote(target.deleted.name)
+        return sa.text(
+            f"UPDATE {source} STRAIGHT_JOIN {table} ON {match}"
+            f" SET {table}.{deleted} = v.deleted_at, {table}.{sequence} = v.sequence"
+            f" WHERE {table}.{sequence} < v.sequence"
+        )
+
+    def upsert(self, connection: Connection, rows: Sequence[Upsert], *, converted: bool) -> int:
+        """
+        Write each row where it is the newest change; return the rows that passed the tombstone check.
+
+        The affected-rows count of `INSERT ... ON DUPLICATE KEY UPDATE` is 1
+        per row inserted, 2 per row updated, and 1 per row left unchanged
+        (0 without CLIENT_FOUND_ROWS, which SQLAlchemy always sets): a row the
+        guard kept reads like an insert. The OK packet's info line ("Records:
+        R  Duplicates: D", D the rows updated) gives R, the rows the SELECT
+        passed on, i.e. all but those a tombstone held back; without it (a
+        driver that does not expose it) every row counts.
+        https://dev.mysql.com/doc/refman/8.0/en/insert-on-duplicate.html
+        """
+        # One chunk encoded, sent and released at a time: memory stays bounded.
+        parameters = {"table_name": self.target.table.fullname}
+        written = 0
+        for chunk in chunks(rows):
+            for payload, count in self.rows.upsert_payloads(chunk, converted=converted):
+                self.send(connection, self.upsert_sql, payload, parameters)
+                records = _records(connection)
+                written += count if records is None else records
+        return written
+
+    def delete(self, connection: Connection, deletions: Sequence[Deletion]) -> int:
+        """
+        Delete (or mark) each row older than its deletion; return how many.
+        """
+        encoded = [
+            [
+                *self.rows.values(self.target.processed_key(d)),
+                d.sequence,
+                d.deleted_at.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" "),
+            ]
+            for d in deletions
+        ]
+        # DELETE ... JOIN counts the rows deleted; UPDATE ... JOIN, under
+        # CLIENT_FOUND_ROWS (which SQLAlchemy always sets), the rows matched,
+        # which the guard in its WHERE makes the rows marked.
+        return sum(
+            self.send(connection, self.delete_sql, payload, {}).rowcount for payload in json_payloads(encoded)
+        )
+
+    def send(
+        self, connection: Connection, statement: Any, payload: str, parameters: dict[str, Any]
+    ) -> sa.CursorResult[Any]:
+        """
+        Run `statement` with the chunk as its `rows` parameter.
+
+        PyMySQL would escape a string parameter character by character in
+        Python, about half of the statement's time on a large chunk; the chunk
+        goes as a hexadecimal literal instead, which needs no escaping under
+        any `sql_mode`. It is still a parameter: never part of the statement
+        text that SQLAlchemy logs or puts in errors, and hidden or shown as
+        `<chunk of N characters>` where parameters are.
+        """
+        rows: Any = payload
+        encoders = getattr(connection.connection.dbapi_connection, "encoders", None)
+        if connection.dialect.driver == "pymysql" and isinstance(encoders, dict):
+            encoders[_HexChunk] = _hex_literal
+            rows = _HexChunk(payload)
+        return connection.execute(statement, {"rows": rows, **parameters})
+
+    def tombstone_statement(self) -> sa.Executable:
+        """
+        Return the upsert of one tombstone (executed with many parameter sets).
+        """
+        from sqlalchemy.dialects.mysql import insert
+
+        statement = insert(tombstones)
+        newer = tombstones.c.sequence_number < statement.inserted.sequence_number
+        return statement.on_duplicate_key_update(
+            [
+                (
+                    "deleted_at",
+                    sa.case((newer, statement.inserted.deleted_at), else_=tombstones.c.deleted_at),
+                ),
+                (
+                    "sequence_number",
+                    sa.case((newer, statement.inserted.sequence_number), else_=tombstones.c.sequence_number),
+                ),
+            ]
+        )
+
+
+# Key types that JSON_TABLE converts from a JSON string exactly, so that the
+# key compares as its column's own type: numbers by value, times as times.
+_TYPED_KEYS = (sa.Integer, sa.Numeric, sa.DateTime, sa.Date, sa.Time)
+
+
+def _key_column(i: int, column: sa.Column[Any], dialect: Dialect) -> str:
+    """
+    Return the JSON_TABLE column definition of key `i` for MySQL.
+    """
+    type_ = storage_type(column, dialect)
+    if isinstance(type_, _TYPED_KEYS) and not isinstance(type_, sa.Boolean):
+        return f"k{i} {column.type.compile(dialect=dialect)} PATH '$[{i}]'"
+    charset = "ascii" if is_binary(column, dialect) else "utf8mb4"
+    return f"k{i} LONGTEXT CHARACTER SET {charset} PATH '$[{i}]'"
+
+
+def _key_value(i: int, column: sa.Column[Any], dialect: Dialect, collations: Mapping[str, str]) -> str:
+    """
+    Return the expression key `i` of a chunk row compares to its column with, on MySQL.
+    """
+    type_ = storage_type(column, dialect)
+    if is_binary(column, dialect):
+        return f"UNHEX(v.k{i})"
+    collation = collations.get(column.name)
+    if collation is not None and not isinstance(type_, _TYPED_KEYS):
+        # The column's own collation (explicit, so it wins over the chunk's):
+        # the comparison is the index's, and exact where the collation is.
+        charset = collation.split("_", 1)[0]
+        return f"CONVERT(v.k{i} USING {charset}) COLLATE {collation}"
+    return f"v.k{i}"
+
+
+_RECORDS = re.compile(rb"Records: (\d+)")
+
+
+def _records(connection: Connection) -> int | None:
+    """
+    Return "Records: N" from the last statement's info line, if the driver keeps it.
+
+    PyMySQL keeps the last result (with its `message`) on the connection;
+    mysqlclient exposes `info()`.
+    """
+    dbapi = connection.connection.dbapi_connection
+    info: Any = getattr(getattr(dbapi, "_result", None), "message", None)
+    if info is None and callable(getattr(dbapi, "info", None)):
+        info = dbapi.info()  # type: ignore[union-attr]  # mysqlclient's mysql_info()
+    if isinstance(info, str):
+        info = info.encode()
+    match = _RECORDS.search(info) if isinstance(info, bytes) else None
+    return None if match is None else int(match.group(1))

@@ -1,0 +1,143 @@
+"""
+PostgreSQL: each chunk as one JSON array, cast server-side column by column.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+
+from dynastream._replication.chunks import JsonRows, chunks, json_payloads, scalar_text
+from dynastream._replication.target import storage_type, tombstone_upsert
+from dynastream.schema import tombstones
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from sqlalchemy import Connection
+    from sqlalchemy.engine import Dialect
+
+    from dynastream._replication.target import Deletion, Target, Upsert
+
+__all__ = ["PostgreSQLStatements", "cast_type"]
+
+
+def cast_type(column: sa.Column[Any], dialect: Dialect) -> str:
+    """
+    Return the type a chunk's text is cast to for `column` on PostgreSQL.
+
+    The column's own type, except that text and numbers are cast to `text`
+    and `numeric` without a length or scale: an explicit cast to
+    `varchar(5)` truncates and one to `numeric(10, 2)` rounds without a word,
+    where storing (an assignment cast) refuses a string that is too long.
+    The mapper has already refused what does not fit; this keeps any value
+    that slipped past from being changed on the way, and keeps comparisons
+    exact (a key is never cut down to match another row).
+    """
+    type_ = storage_type(column, dialect)
+    own_type = isinstance(type_, sa.Enum) or type_.__visit_name__ in ("CHAR", "NCHAR", "CITEXT")
+    if isinstance(type_, sa.String) and not own_type:
+        return "text"
+    if isinstance(type_, sa.Numeric) and not isinstance(type_, (sa.Float, sa.Integer)):
+        return "numeric"
+    compiled: str = column.type.compile(dialect=dialect)
+    return compiled
+
+
+def _scalar(value: Any) -> Any:
+    return scalar_text(value, binary_prefix="\\x")
+
+
+class PostgreSQLStatements:
+    """
+    The upsert, delete and tombstone statements of one table on PostgreSQL.
+    """
+
+    def __init__(self, target: Target) -> None:
+        self.target = target
+        self.rows = JsonRows(target, _scalar)
+        dialect = target.dialect
+        preparer = dialect.identifier_preparer
+        quote = preparer.quote
+        table = preparer.format_table(target.table)
+        tomb = preparer.format_table(tombstones)
+        names = [quote(c.name) for c in target.columns]
+        count = len(target.columns)
+        nested = self.rows.nested
+
+        def cast(i: int, column: sa.Column[Any]) -> str:
+            type_sql = cast_type(column, dialect)
+            if nested[i]:  # the value itself, not its text; JSON null is SQL NULL
+                return f"CAST(NULLIF(r.v->{i}, CAST('null' AS jsonb)) AS {type_sql})"
+            return f"CAST(r.v->>{i} AS {type_sql})"
+
+        casts = ", ".join(cast(i, c) for i, c in enumerate(target.columns))
+        keys = [quote(c.name) for c in target.key_columns]
+        sequence = quote(target.sequence.name)
+        updates = ", ".join(
+            f"{n} = EXCLUDED.{n}" for n, c in zip(names, target.columns, strict=True) if not c.primary_key
+        )
+        self.upsert_sql = sa.text(
+            f"INSERT INTO {table} ({', '.join(names)}) SELECT {casts}"
+            " FROM jsonb_array_elements(CAST(:rows AS jsonb)) AS r(v)"
+            f" WHERE NOT EXISTS (SELECT 1 FROM {tomb} AS tb WHERE tb.table_name = :table_name"
+            f" AND tb.item_key = r.v->>{count} AND tb.sequence_number >= r.v->>{target.sequence_index})"
+            f" ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {updates}"
+            f" WHERE {table}.{sequence} < EXCLUDED.{sequence}"
+        )
+        match = " AND ".join(
+            f"{table}.{k} = CAST(r.v->>{i} AS {cast_type(c, dialect)})"
+            for i, (k, c) in enumerate(zip(keys, target.key_columns, strict=True))
+        )
+        position = len(keys)
+        if target.deleted is None:
+            self.delete_sql = sa.text(
+                f"DELETE FROM {table} USING jsonb_array_elements(CAST(:rows AS jsonb)) AS r(v)"
+                f" WHERE {match} AND {table}.{sequence} < r.v->>{position}"
+            )
+        else:
+            deleted = quote(target.deleted.name)
+            deleted_type = cast_type(target.deleted, dialect)
+            self.delete_sql = sa.text(
+                f"UPDATE {table} SET {deleted} = CAST(r.v->>{position + 1} AS {deleted_type}),"
+                f" {sequence} = r.v->>{position}"
+                f" FROM jsonb_array_elements(CAST(:rows AS jsonb)) AS r(v)"
+                f" WHERE {match} AND {table}.{sequence} < r.v->>{position}"
+            )
+
+    def upsert(self, connection: Connection, rows: Sequence[Upsert], *, converted: bool) -> int:
+        """
+        Write each row where it is the newest change; return the rows written.
+
+        PostgreSQL counts the rows inserted and those updated where the guard
+        let it: exactly the rows written.
+        """
+        # One chunk encoded, sent and released at a time: memory stays bounded.
+        parameters = {"table_name": self.target.table.fullname}
+        written = 0
+        for chunk in chunks(rows):
+            for payload, _ in self.rows.upsert_payloads(chunk, converted=converted):
+                written += connection.execute(self.upsert_sql, {"rows": payload, **parameters}).rowcount
+        return written
+
+    def delete(self, connection: Connection, deletions: Sequence[Deletion]) -> int:
+        """
+        Delete (or mark) each row older than its deletion; return how many.
+        """
+        encoded = [
+            [*self.rows.values(self.target.processed_key(d)), d.sequence, d.deleted_at.isoformat(sep=" ")]
+            for d in deletions
+        ]
+        return sum(
+            connection.execute(self.delete_sql, {"rows": payload}).rowcount
+            for payload in json_payloads(encoded)
+        )
+
+    def tombstone_statement(self) -> sa.Executable:
+        """
+        Return the upsert of one tombstone (executed with many parameter sets).
+        """
+        from sqlalchemy.dialects import postgresql
+
+        return tombstone_upsert(postgresql.insert)

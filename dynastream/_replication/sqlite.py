@@ -1,0 +1,89 @@
+"""
+SQLite: the guarded statement once per row, through `executemany`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from dynastream._replication.target import bind_processor, tombstone_upsert
+from dynastream.schema import tombstones
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    import sqlalchemy as sa
+    from sqlalchemy import Connection
+
+    from dynastream._replication.target import Deletion, Target, Upsert
+
+__all__ = ["SQLiteStatements"]
+
+
+class SQLiteStatements:
+    """
+    The upsert, delete and tombstone statements of one table on SQLite.
+    """
+
+    def __init__(self, target: Target) -> None:
+        self.target = target
+        preparer = target.dialect.identifier_preparer
+        quote = preparer.quote
+        table = preparer.format_table(target.table)
+        tomb = preparer.format_table(tombstones)
+        names = [quote(c.name) for c in target.columns]
+        keys = [quote(c.name) for c in target.key_columns]
+        sequence = quote(target.sequence.name)
+        updates = ", ".join(
+            f"{n} = excluded.{n}" for n, c in zip(names, target.columns, strict=True) if not c.primary_key
+        )
+        self.upsert_sql = (
+            f"INSERT INTO {table} ({', '.join(names)}) SELECT {', '.join('?' for _ in names)}"
+            f" WHERE NOT EXISTS (SELECT 1 FROM {tomb} WHERE table_name = ? AND item_key = ?"
+            f" AND sequence_number >= ?)"
+            f" ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {updates}"
+            f" WHERE {table}.{sequence} < excluded.{sequence}"
+        )
+        match = " AND ".join(f"{k} = ?" for k in keys)
+        if target.deleted is None:
+            self.delete_sql = f"DELETE FROM {table} WHERE {match} AND {sequence} < ?"
+        else:
+            deleted = quote(target.deleted.name)
+            self.delete_sql = (
+                f"UPDATE {table} SET {deleted} = ?, {sequence} = ? WHERE {match} AND {sequence} < ?"
+            )
+        self._deleted_processor = (
+            None if target.deleted is None else bind_processor(target.dialect, target.deleted)
+        )
+
+    def upsert(self, connection: Connection, rows: Sequence[Upsert], *, converted: bool) -> int:
+        """
+        Write each row where it is the newest change; return the rows written.
+        """
+        table_name = self.target.table.fullname
+        parameters = [(*self.target.processed(r), table_name, r.item_key, r.sequence) for r in rows]
+        # sqlite3 sums the rows each execution changed; a row held back by the
+        # tombstone or the guard changes none.
+        return connection.exec_driver_sql(self.upsert_sql, parameters).rowcount
+
+    def delete(self, connection: Connection, deletions: Sequence[Deletion]) -> int:
+        """
+        Delete (or mark) each row older than its deletion; return how many.
+        """
+        if self.target.deleted is None:
+            parameters = [(*self.target.processed_key(d), d.sequence) for d in deletions]
+        else:
+            process = self._deleted_processor or (lambda value: value)
+            parameters = [
+                (process(d.deleted_at), d.sequence, *self.target.processed_key(d), d.sequence)
+                for d in deletions
+            ]
+        return connection.exec_driver_sql(self.delete_sql, parameters).rowcount
+
+    def tombstone_statement(self) -> sa.Executable:
+        """
+        Return the upsert of one tombstone (executed with many parameter sets).
+        """
+        from sqlalchemy.dialects import sqlite
+
+        return tombstone_upsert(sqlite.insert)

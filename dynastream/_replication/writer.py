@@ -1,0 +1,165 @@
+"""
+The table writer: guarded bulk writes of replicated rows, one dialect at a time.
+
+Every write is one conditional statement per chunk of rows, never a read
+followed by a write:
+
+- an upsert inserts a row unless a tombstone at least as new exists, and
+  updates an existing row only when its stored sequence number is smaller;
+- a delete removes (or marks) a row only when its stored sequence number is
+  smaller, and records a tombstone whose sequence number only moves forward.
+
+On PostgreSQL and MySQL/MariaDB a chunk travels as one JSON parameter
+(`jsonb_array_elements` / `JSON_TABLE`) and the server casts each value to its
+column type: one round trip per chunk whatever the number of columns, and
+numbers arrive as their exact text. SQLite, embedded, takes the same statement
+one row at a time through `executemany`.
+
+Each dialect's statements live in a module of their own (`postgresql`,
+`mysql`, `sqlite`). Identifiers come only from the table definitions, quoted
+by the dialect.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Protocol
+
+from dynastream import _locks
+from dynastream._replication.mysql import MySQLStatements
+from dynastream._replication.postgresql import PostgreSQLStatements
+from dynastream._replication.sqlite import SQLiteStatements
+from dynastream._replication.target import Deletion, Target, Upsert
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping, Sequence
+    from datetime import datetime
+
+    import sqlalchemy as sa
+    from sqlalchemy import Connection
+    from sqlalchemy.engine import Dialect
+
+__all__ = ["Deletion", "TableWriter", "Upsert"]
+
+
+class _Statements(Protocol):
+    def upsert(self, connection: Connection, rows: Sequence[Upsert], *, converted: bool) -> int: ...
+
+    def delete(self, connection: Connection, deletions: Sequence[Deletion]) -> int: ...
+
+    def tombstone_statement(self) -> sa.Executable: ...
+
+
+_DIALECTS: dict[str, Callable[[Target], _Statements]] = {
+    "postgresql": PostgreSQLStatements,
+    "mysql": MySQLStatements,
+    "mariadb": MySQLStatements,
+    "sqlite": SQLiteStatements,
+}
+
+
+class TableWriter:
+    """
+    Writes upserts and deletions of one replicated table with the sequence guard.
+
+    Args:
+        table: The replicated table.
+        columns: The columns an upsert writes, in the order of `Upsert.values`;
+            they must include the primary key and the sequence column.
+        sequence_column: The column holding each row's sequence number.
+        deleted_column: The soft-delete column, or `None` to delete rows.
+        dialect: The dialect of the database written to.
+        collations: The collation of each text column, as MySQL reports it:
+            keys are matched under their column's own collation.
+    """
+
+    def __init__(
+        self,
+        table: sa.Table,
+        *,
+        columns: Sequence[str],
+        sequence_column: str,
+        deleted_column: str | None,
+        dialect: Dialect,
+        collations: Mapping[str, str] | None = None,
+    ) -> None:
+        self.target = Target(
+            table,
+            columns=columns,
+            sequence_column=sequence_column,
+            deleted_column=deleted_column,
+            dialect=dialect,
+            collations=collations,
+        )
+        self.table = table
+        self._statements = _DIALECTS.get(dialect.name, SQLiteStatements)(self.target)
+
+    def upsert(self, connection: Connection, rows: Sequence[Upsert], *, converted: bool = False) -> int:
+        """
+        Write `rows` (one per key), each only where it is the newest change.
+
+        A row is written only if it is newer than the row and the tombstone it
+        would replace. `converted` says the values come from `RowMapper`'s
+        converters, whose types are known (JSON column values hold only what
+        JSON takes), so that they are encoded with fewer checks.
+
+        Returns:
+            How many rows were written, as the database reports it without an
+            extra round trip: exact on PostgreSQL and SQLite; on MySQL and
+            MariaDB, rows inserted, updated *or left unchanged by the guard*
+            (the server reports those alike), only rows held back by a
+            tombstone being told apart.
+        """
+        if not rows:
+            return 0
+        return self._statements.upsert(connection, rows, converted=converted)
+
+    def delete(self, connection: Connection, deletions: Sequence[Deletion], *, now: datetime) -> int:
+        """
+        Delete (or mark deleted) each row older than its deletion.
+
+        Each deletion also leaves a tombstone that only moves forward, stamped
+        `now`: tombstones are pruned by when they were written, so a replayed
+        old batch meets them for the whole retention period.
+
+        Returns:
+            How many rows were deleted (or marked), on every engine.
+        """
+        if not deletions:
+            return 0
+        # Tombstones first: the upsert reads them before it writes rows, so both
+        # paths take their locks in the same order.
+        self._write_tombstones(connection, deletions, now)
+        return self._statements.delete(connection, deletions)
+
+    def lock(self, connection: Connection, item_keys: Sequence[str]) -> Sequence[int]:
+        """
+        Serialize this transaction with any other writing the same items.
+
+        Call it once per batch, before any upsert or delete, and `unlock` with
+        what it returns after them. Without it, under READ COMMITTED, an upsert
+        could miss a tombstone that a concurrent REMOVE has written but not yet
+        committed, and resurrect the row; with it, each statement that reads
+        tombstones or rows of an item reads what every earlier writer of that
+        item committed. See `_locks` (SQLite, a single writer, needs none).
+        """
+        table_name = self.table.fullname
+        return _locks.hold(connection, [_locks.lock_key(table_name, key) for key in item_keys])
+
+    def unlock(self, connection: Connection, held: Sequence[int]) -> None:
+        """
+        Release (before COMMIT) what `lock` took; waiters still wait for COMMIT.
+        """
+        _locks.release(connection, held)
+
+    def _write_tombstones(self, connection: Connection, deletions: Sequence[Deletion], now: datetime) -> None:
+        table_name = self.table.fullname
+        parameters = [
+            {
+                "table_name": table_name,
+                "item_key": d.item_key,
+                "sequence_number": d.sequence,
+                "deleted_at": now,
+            }
+            for d in deletions
+        ]
+        connection.execute(self._statements.tombstone_statement(), parameters)
