@@ -8,11 +8,13 @@ from typing import TYPE_CHECKING as _TYPE_CHECKING
 from . import containers, exceptions, schema, typing
 from ._app import App
 from ._dispatch import BatchResult, RecordFailure
-from ._events import EventBatch, TumblingWindow, load_event, parse_event, read_event
-from ._observability import BatchSummary, EmfMetrics, JsonFormatter, TableSummary, configure_logging
-from ._records import EventName, StreamRecord, StreamViewType
+from ._events import load_event, parse_event, read_event
+from ._logging import JsonFormatter, configure_logging
+from ._metrics import EmfMetrics
+from ._records import EventBatch, EventName, StreamRecord, StreamViewType, TumblingWindow
 from ._registry import Registration
 from ._settings import Settings
+from ._summary import BatchSummary, TableSummary
 from ._uow import UnitOfWork
 from .exceptions import (
     BackfillError,

@@ -24,8 +24,9 @@ import attrs
 from ._engine import bound_connects, deadline
 from ._events import TumblingWindow, read_event
 from ._failures import ConnectionLostError, is_read_only, is_transient, retry_transient
-from ._observability import BatchSummary, BatchTally, Outcomes, exception_fields, log_summary
+from ._logging import exception_fields
 from ._registry import Registration, build_handler, build_mapper
+from ._summary import BatchSummary, BatchTally, Outcomes, log_summary
 from ._uow import UnitOfWork
 from .exceptions import (
     CommitOutcomeUnknownError,

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from ._deserialize import LONE_SURROGATE, InvalidAttributeValue, deserialize_image, is_unicode, type_name
-from ._records import EventName, StreamRecord, StreamViewType
+from ._records import EventBatch, EventName, StreamRecord, StreamViewType, TumblingWindow
 from .exceptions import MalformedEventError, MalformedRecordError
 
 if TYPE_CHECKING:
@@ -71,48 +71,6 @@ TABLE_NAME_RULE = "3 to 255 characters among a-z, A-Z, 0-9, '_', '-' and '.'"
 _TTL_PRINCIPAL = "dynamodb.amazonaws.com"
 _EVENT_NAMES = {name.value: name for name in EventName}
 _VIEW_TYPES = {view.value: view for view in StreamViewType}
-
-
-@attrs.frozen
-class TumblingWindow:
-    """
-    The envelope of a tumbling-window invocation.
-
-    Attributes:
-        start: Start of the window (UTC).
-        end: End of the window (UTC).
-        state: The state the previous invocation of this window returned.
-        shard_id: The shard the records come from.
-        is_final_invoke: True for the last invocation of the window.
-        is_terminated_early: True when the window ended before its end time.
-    """
-
-    start: datetime | None
-    end: datetime | None
-    state: Mapping[str, Any] = attrs.field(factory=dict, repr=False)
-    shard_id: str | None = None
-    is_final_invoke: bool = False
-    is_terminated_early: bool = False
-
-
-@attrs.frozen
-class EventBatch:
-    """
-    The records read from one event, in stream order.
-
-    Attributes:
-        records: The records that could be read, in order, up to the first
-            malformed one.
-        error: The first malformed record's error, or `None` when every record
-            was read. Records after it were not read.
-        window: The tumbling-window envelope, when the event had one.
-        total: How many records the event holds, read or not.
-    """
-
-    records: tuple[StreamRecord[Item], ...]
-    error: MalformedRecordError | None = None
-    window: TumblingWindow | None = None
-    total: int = 0
 
 
 def load_event(path: str | os.PathLike[str]) -> Any:

@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from . import _locks
-from ._observability import report_outcomes
+from ._summary import report_outcomes
 from .schema import applied_events, fit_identifier
 
 if TYPE_CHECKING:

@@ -17,7 +17,9 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
     from datetime import datetime
 
-__all__ = ["EventName", "StreamRecord", "StreamViewType"]
+    from .exceptions import MalformedRecordError
+
+__all__ = ["EventBatch", "EventName", "StreamRecord", "StreamViewType", "TumblingWindow"]
 
 T_co = TypeVar("T_co", covariant=True)
 U = TypeVar("U")
@@ -137,3 +139,45 @@ class StreamRecord(Generic[T_co]):
             size_bytes=self.size_bytes,
             raw=self.raw,
         )
+
+
+@attrs.frozen
+class TumblingWindow:
+    """
+    The envelope of a tumbling-window invocation.
+
+    Attributes:
+        start: Start of the window (UTC).
+        end: End of the window (UTC).
+        state: The state the previous invocation of this window returned.
+        shard_id: The shard the records come from.
+        is_final_invoke: True for the last invocation of the window.
+        is_terminated_early: True when the window ended before its end time.
+    """
+
+    start: datetime | None
+    end: datetime | None
+    state: Mapping[str, Any] = attrs.field(factory=dict, repr=False)
+    shard_id: str | None = None
+    is_final_invoke: bool = False
+    is_terminated_early: bool = False
+
+
+@attrs.frozen
+class EventBatch:
+    """
+    The records read from one event, in stream order.
+
+    Attributes:
+        records: The records that could be read, in order, up to the first
+            malformed one.
+        error: The first malformed record's error, or `None` when every record
+            was read. Records after it were not read.
+        window: The tumbling-window envelope, when the event had one.
+        total: How many records the event holds, read or not.
+    """
+
+    records: tuple[StreamRecord[Item], ...]
+    error: MalformedRecordError | None = None
+    window: TumblingWindow | None = None
+    total: int = 0

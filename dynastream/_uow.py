@@ -11,7 +11,7 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Dialect
     from sqlalchemy.orm import Session
 
-    from ._observability import Outcomes
+    from ._summary import Outcomes
 
 __all__ = ["UnitOfWork"]
 
@@ -38,7 +38,7 @@ class UnitOfWork:
 
     def __init__(self, session: Session) -> None:
         self.session = session
-        # Where built-in handlers report their counts (see _observability); the
+        # Where built-in handlers report their counts (see _summary); the
         # dispatcher sets one per handler call.
         self._outcomes: Outcomes | None = None
 

@@ -47,7 +47,8 @@ from dependency_injector import containers, providers
 
 from ._credentials import credentials_for
 from ._engine import create_engine, create_session_factory
-from ._observability import dynastream_logger, metrics_sink
+from ._logging import dynastream_logger
+from ._metrics import metrics_sink
 from ._settings import Settings
 
 __all__ = ["Container"]

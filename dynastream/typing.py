@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from ._observability import BatchSummary
     from ._records import StreamRecord
+    from ._summary import BatchSummary
     from ._uow import UnitOfWork
 
 __all__ = ["Item", "Mapper", "MetricsSink", "StreamEventHandler"]

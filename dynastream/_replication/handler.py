@@ -18,10 +18,10 @@ from typing import TYPE_CHECKING, Any, Literal
 import sqlalchemy as sa
 
 from dynastream._deserialize import InvalidAttributeValue, deserialize_image
-from dynastream._observability import report_outcomes
 from dynastream._records import EventName
 from dynastream._replication.chunks import CHUNK_ROWS
 from dynastream._replication.writer import Deletion, TableWriter, Upsert
+from dynastream._summary import report_outcomes
 from dynastream.exceptions import ColumnValueError, ConfigurationError, MalformedRecordError, MappingError
 from dynastream.schema import SEQUENCE_WIDTH, encode_sequence_number, item_key, tombstones
 

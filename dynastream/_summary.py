@@ -1,13 +1,11 @@
 """
-Observability: one summary log line and one metrics document per batch.
+The batch summary: what one batch did, counted once and logged as one line.
 
 The dispatcher counts what each batch did (records applied, skipped as stale,
 deleted, quarantined, failed), how long it took and how far behind the stream
 it was, into a `BatchSummary`. It logs the summary at INFO on the `dynastream`
 logger, with every field also attached to the log record (what `extra=` does),
-and hands it to the metrics sink, by default `EmfMetrics`: a CloudWatch
-Embedded Metric Format document printed to standard output, which Lambda sends
-to CloudWatch Logs and CloudWatch turns into metrics.
+and hands it to the metrics sink (`_metrics`).
 
 Nothing here holds item images or key values: only table names, counts,
 durations, sequence numbers, eventIDs and error type names.
@@ -15,34 +13,18 @@ durations, sequence numbers, eventIDs and error type names.
 
 from __future__ import annotations
 
-import json
 import logging
-import sys
 import time
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Sequence
 
-    from ._records import StreamRecord
-    from ._settings import Settings
-    from .typing import MetricsSink
+    from dynastream._records import StreamRecord
 
-__all__ = [
-    "BatchSummary",
-    "EmfMetrics",
-    "JsonFormatter",
-    "Outcomes",
-    "TableSummary",
-    "configure_logging",
-    "exception_fields",
-    "report_outcomes",
-]
-
-LOGGER_NAME = "dynastream"
+__all__ = ["BatchSummary", "BatchTally", "Outcomes", "TableSummary", "log_summary", "report_outcomes"]
 
 
 @attrs.define(slots=True)
@@ -303,247 +285,3 @@ def log_summary(logger: logging.Logger, summary: BatchSummary) -> None:
     """
     if logger.isEnabledFor(logging.INFO):
         logger.info(summary.message(), extra=summary.fields())
-
-
-# CloudWatch's units: https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/CloudWatch_Embedded_Metric_Format_Specification.html
-_METRICS = (
-    ("RecordsApplied", "Count", "applied"),
-    ("RecordsStaleSkipped", "Count", "stale_skipped"),
-    ("RecordsDeleted", "Count", "deleted"),
-    ("RecordsQuarantined", "Count", "quarantined"),
-    ("RecordsFailed", "Count", "failed"),
-)
-
-
-class EmfMetrics:
-    """
-    Publishes each batch's metrics as CloudWatch Embedded Metric Format.
-
-    One JSON document per table of the batch (one per batch for an event
-    source mapping, which reads one table's stream), printed on one line to
-    standard output: Lambda sends it to CloudWatch Logs, which extracts the
-    metrics. Metrics: `RecordsApplied`, `RecordsStaleSkipped`,
-    `RecordsDeleted`, `RecordsQuarantined`, `RecordsFailed` (Count),
-    `BatchDuration` and `ReplicationLag` (Milliseconds); dimensions
-    `TableName`, and `FunctionName` when the Lambda context gives it.
-
-    Args:
-        namespace: The CloudWatch namespace.
-        stream: Where to write; standard output (looked up at each batch)
-            when omitted.
-
-    Examples:
-        >>> import dynastream
-        >>> summary = dynastream.BatchSummary(
-        ...     tables=(dynastream.TableSummary("Orders", records=3, applied=3),), records=3, duration_ms=8.0)
-        >>> document = dynastream.EmfMetrics("shop").documents(summary, timestamp=0)[0]
-        >>> document["RecordsApplied"], document["TableName"]
-        (3, 'Orders')
-    """
-
-    def __init__(self, namespace: str = "dynastream", *, stream: TextIO | None = None) -> None:
-        self.namespace = namespace
-        self.stream = stream
-
-    def __repr__(self) -> str:
-        return f"EmfMetrics(namespace={self.namespace!r})"
-
-    def documents(self, summary: BatchSummary, *, timestamp: int | None = None) -> list[dict[str, Any]]:
-        """
-        Return the EMF documents for a batch, one per table.
-
-        Args:
-            summary: The batch.
-            timestamp: Milliseconds since the epoch; now when omitted.
-        """
-        stamp = int(time.time() * 1000) if timestamp is None else timestamp
-        documents = []
-        for table in summary.tables:
-            dimensions: dict[str, str] = {}
-            if summary.function_name is not None:
-                dimensions["FunctionName"] = summary.function_name
-            if table.table_name is not None:
-                dimensions["TableName"] = table.table_name
-            metrics: list[dict[str, str]] = [{"Name": name, "Unit": unit} for name, unit, _ in _METRICS]
-            values: dict[str, Any] = {name: getattr(table, outcome) for name, _, outcome in _METRICS}
-            metrics.append({"Name": "BatchDuration", "Unit": "Milliseconds"})
-            values["BatchDuration"] = round(summary.duration_ms, 3)
-            if table.max_lag_ms is not None:
-                metrics.append({"Name": "ReplicationLag", "Unit": "Milliseconds"})
-                values["ReplicationLag"] = round(table.max_lag_ms, 3)
-            documents.append(
-                {
-                    "_aws": {
-                        "Timestamp": stamp,
-                        "CloudWatchMetrics": [
-                            {
-                                "Namespace": self.namespace,
-                                "Dimensions": [list(dimensions)],
-                                "Metrics": metrics,
-                            }
-                        ],
-                    },
-                    **dimensions,
-                    **values,
-                }
-            )
-        return documents
-
-    def publish(self, summary: BatchSummary) -> None:
-        """
-        Print the batch's documents, one line each.
-        """
-        stream = sys.stdout if self.stream is None else self.stream
-        for document in self.documents(summary):
-            stream.write(json.dumps(document, separators=(",", ":")) + "\n")
-        stream.flush()
-
-
-def metrics_sink(settings: Settings, environ: Mapping[str, str] | None = None) -> MetricsSink | None:
-    """
-    Return the default metrics sink: `EmfMetrics` inside AWS Lambda, else `None`.
-
-    Outside Lambda (no `AWS_LAMBDA_FUNCTION_NAME`: the stream runner, a test)
-    nothing would turn the documents into metrics, and they would clutter the
-    terminal; `Settings.metrics` false switches them off inside Lambda too.
-    """
-    import os
-
-    env = os.environ if environ is None else environ
-    if not settings.metrics or not env.get("AWS_LAMBDA_FUNCTION_NAME"):
-        return None
-    return EmfMetrics(settings.metrics_namespace)
-
-
-def dynastream_logger(settings: Settings) -> logging.Logger:
-    """
-    Return the `dynastream` logger, at the level the settings give.
-
-    A level the application set on the logger itself wins: the settings'
-    level applies only to a logger nobody configured.
-    """
-    logger = logging.getLogger(LOGGER_NAME)
-    if logger.level == logging.NOTSET:
-        logger.setLevel(settings.log_level)
-    return logger
-
-
-# What every LogRecord has: anything else on a record came from `extra=`.
-_RECORD_ATTRIBUTES = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
-
-
-class JsonFormatter(logging.Formatter):
-    """
-    Formats log records as one JSON object per line.
-
-    Keys: `timestamp` (ISO 8601, UTC), `level`, `logger`, `message`, then
-    every field passed with `extra=` (dynastream's summary line passes its
-    counts this way). An exception is given by its type name and stack; its
-    message only when it is one of dynastream's (which never quote values),
-    since other exceptions' messages may hold item values.
-
-    Examples:
-        >>> import logging, dynastream
-        >>> handler = logging.StreamHandler()
-        >>> handler.setFormatter(dynastream.JsonFormatter())
-    """
-
-    def format(self, record: logging.LogRecord) -> str:
-        """
-        Return `record` as a JSON line.
-        """
-        document: dict[str, Any] = {
-            "timestamp": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
-            "level": record.levelname,
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        for key, value in record.__dict__.items():
-            if key not in _RECORD_ATTRIBUTES and key not in document:
-                document[key] = value
-        if record.exc_info and record.exc_info[1] is not None:
-            document.update(exception_fields(record.exc_info[1]))
-        return json.dumps(document, default=str, ensure_ascii=False)
-
-
-def exception_fields(error: BaseException) -> dict[str, Any]:
-    """
-    Return an exception as log fields that hold no data: its chain of types and its stack.
-
-    A message is kept only for dynastream's own errors, which never quote
-    values; the stack is file, line, function and source line, code only.
-    """
-    import traceback
-
-    from .exceptions import DynastreamError
-
-    chain: list[str] = []
-    current: BaseException | None = error
-    while current is not None and len(chain) < 10:
-        described = type(current).__name__
-        if isinstance(current, DynastreamError):
-            described += f": {current}"
-        chain.append(described)
-        current = current.__cause__ or (None if current.__suppress_context__ else current.__context__)
-    stack = traceback.StackSummary.extract(traceback.walk_tb(error.__traceback__), capture_locals=False)
-    return {"exception": " <- ".join(chain), "stack": "".join(stack.format())}
-
-
-def _is_powertools(handler: logging.Handler) -> bool:
-    # Without importing Powertools: its formatters derive from BasePowertoolsFormatter.
-    formatter = handler.formatter
-    return formatter is not None and any(
-        cls.__name__ == "BasePowertoolsFormatter" for cls in type(formatter).__mro__
-    )
-
-
-def configure_logging(
-    level: int | str | None = None, *, stream: TextIO | None = None, force: bool = False
-) -> logging.Logger:
-    """
-    Send dynastream's logs out as JSON lines, or into Powertools Logger.
-
-    Call it once, in `handler.py`. It sets the `dynastream` logger's level,
-    then:
-
-    - if the `dynastream` logger already has handlers (for example from
-      Powertools' `copy_config_to_registered_loggers`), it leaves them;
-    - if the root logger has a Powertools handler, dynastream's records
-      propagate to it, and Powertools prints the summary's fields as its own
-      keys;
-    - otherwise it adds a handler writing `JsonFormatter` lines to `stream`
-      and stops propagation, so that Lambda's own handler on the root logger
-      does not print each line a second time.
-
-    Calling it again replaces the handler it added rather than adding another.
-
-    Args:
-        level: The level, for example `"INFO"` or `logging.DEBUG`;
-            `DYNASTREAM_LOG_LEVEL` (default INFO) when omitted.
-        stream: Where the JSON lines go; standard output when omitted.
-        force: Add the JSON handler even if the logger has handlers or the
-            root logger is Powertools'.
-
-    Returns:
-        The `dynastream` logger.
-
-    Examples:
-        >>> import dynastream
-        >>> logger = dynastream.configure_logging("INFO")
-    """
-    import os
-
-    logger = logging.getLogger(LOGGER_NAME)
-    chosen = level if level is not None else os.environ.get("DYNASTREAM_LOG_LEVEL", "").strip() or "INFO"
-    logger.setLevel(chosen.upper() if isinstance(chosen, str) else chosen)
-    for handler in list(logger.handlers):
-        if getattr(handler, "_dynastream_json", False):
-            logger.removeHandler(handler)
-    if not force and (logger.handlers or any(_is_powertools(h) for h in logging.getLogger().handlers)):
-        return logger
-    handler = logging.StreamHandler(sys.stdout if stream is None else stream)
-    handler.setFormatter(JsonFormatter())
-    handler._dynastream_json = True  # type: ignore[attr-defined]  # marks the handler this function owns
-    logger.addHandler(handler)
-    logger.propagate = False
-    return logger
