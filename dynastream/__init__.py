@@ -7,12 +7,12 @@ from typing import TYPE_CHECKING as _TYPE_CHECKING
 
 from . import containers, exceptions, schema, typing
 from ._app import App
-from ._dispatch import BatchResult, RecordFailure
 from ._events import load_event, parse_event, read_event
 from ._logging import JsonFormatter, configure_logging
 from ._metrics import EmfMetrics
 from ._records import EventBatch, EventName, StreamRecord, StreamViewType, TumblingWindow
 from ._registry import Registration
+from ._results import BatchResult, RecordFailure
 from ._settings import Settings
 from ._summary import BatchSummary, TableSummary
 from ._uow import UnitOfWork

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 import attrs
 from dependency_injector import providers
 
-from ._dispatch import BatchResult, Dispatcher
+from ._dispatch import Dispatcher
 from ._registry import Registration, Registry, build_handler, build_mapper, qualified_name
 from ._settings import Settings
 from .containers import Container
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
     from ._records import StreamRecord
     from ._replication.handler import DeletePolicy, TtlPolicy
+    from ._results import BatchResult
     from ._uow import UnitOfWork
     from .typing import Item, Mapper, StreamEventHandler
 

@@ -4,6 +4,7 @@ The engine: built once per process, shaped for Lambda.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import logging
 import math
@@ -15,6 +16,8 @@ from weakref import WeakSet
 from .exceptions import ConfigurationError
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from sqlalchemy import Connection, Engine
     from sqlalchemy.engine import URL
     from sqlalchemy.orm import Session, sessionmaker
@@ -28,8 +31,12 @@ __all__ = [
     "create_engine",
     "create_session_factory",
     "deadline",
+    "deadline_for",
     "is_local_host",
+    "limit_statements",
+    "read_committed",
     "tls_connect_args",
+    "unlimit_statements",
 ]
 
 logger = logging.getLogger("dynastream")
@@ -300,3 +307,67 @@ def create_session_factory() -> sessionmaker[Session]:
     from sqlalchemy.orm import sessionmaker
 
     return sessionmaker(autoflush=True, expire_on_commit=False)
+
+
+# Each batch's transaction
+
+
+@contextlib.contextmanager
+def deadline_for(left: float | None, margin: float) -> Iterator[None]:
+    """
+    Set the `deadline` connects and reads keep to (see `bound_connects`).
+
+    Connects must end when the time left less the margin is spent; a read or
+    write of a statement may take half the margin more, so that the server's
+    own bound on the statement (`limit_statements`) ends it first and the
+    connection survives.
+    """
+    token = deadline.set(None if left is None else (time.monotonic() + left - margin, margin / 2))
+    try:
+        yield
+    finally:
+        deadline.reset(token)
+
+
+def read_committed(connection: Connection) -> None:
+    """
+    Run the batch's transaction at READ COMMITTED on MySQL and MariaDB.
+
+    PostgreSQL's default. At InnoDB's default, REPEATABLE READ, the reads of
+    `INSERT ... SELECT` and of deletes take next-key locks, gaps included, on
+    the shared bookkeeping tables and the data table: batches writing
+    neighbouring keys then block, and deadlock, on each other's gaps. At READ
+    COMMITTED they lock only the rows they write; item locks (`_locks`) keep two
+    writers of one item apart. `SET TRANSACTION` applies to the next
+    transaction only, and is allowed before its first statement:
+    https://dev.mysql.com/doc/refman/8.0/en/set-transaction.html
+    """
+    if connection.dialect.name in ("mysql", "mariadb"):
+        connection.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
+
+
+def limit_statements(connection: Connection, seconds: float) -> None:
+    """
+    Bound each statement and lock wait of this transaction by the time left.
+
+    So that a slow statement fails (and the dispatcher stops in time) rather
+    than Lambda's timeout cutting the transaction short. PostgreSQL scopes the
+    settings to the transaction; MariaDB's are per session and undone after.
+    """
+    milliseconds = max(1, int(seconds * 1000))
+    dialect = connection.dialect
+    if dialect.name == "postgresql":
+        connection.exec_driver_sql(f"SET LOCAL statement_timeout = {milliseconds}")
+        connection.exec_driver_sql(f"SET LOCAL lock_timeout = {milliseconds}")
+    elif dialect.name in ("mysql", "mariadb"):  # a mariadb+pymysql URL's dialect is "mariadb"
+        connection.exec_driver_sql(f"SET SESSION innodb_lock_wait_timeout = {max(1, int(seconds))}")
+        if getattr(dialect, "is_mariadb", False):
+            connection.exec_driver_sql(f"SET SESSION max_statement_time = {milliseconds / 1000:.3f}")
+
+
+def unlimit_statements(connection: Connection) -> None:
+    dialect = connection.dialect
+    if dialect.name in ("mysql", "mariadb"):
+        connection.exec_driver_sql("SET SESSION innodb_lock_wait_timeout = DEFAULT")
+        if getattr(dialect, "is_mariadb", False):
+            connection.exec_driver_sql("SET SESSION max_statement_time = DEFAULT")

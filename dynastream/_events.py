@@ -32,8 +32,6 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
-import attrs
-
 from ._deserialize import LONE_SURROGATE, InvalidAttributeValue, deserialize_image, is_unicode, type_name
 from ._records import EventBatch, EventName, StreamRecord, StreamViewType, TumblingWindow
 from .exceptions import MalformedEventError, MalformedRecordError

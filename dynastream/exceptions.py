@@ -28,10 +28,7 @@ items may hold personal data.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from ._dispatch import RecordFailure
+from typing import Protocol
 
 __all__ = [
     "BackfillError",
@@ -353,6 +350,23 @@ class CheckpointConflictError(DynastreamError):
     """
 
 
+class _Failure(Protocol):
+    """
+    What these errors keep of a failed record: a `dynastream.RecordFailure`.
+
+    Spelled out here so that this module depends on nothing of the package.
+    """
+
+    @property
+    def item_identifier(self) -> str: ...
+
+    @property
+    def event_id(self) -> str | None: ...
+
+    @property
+    def error(self) -> BaseException: ...
+
+
 class RecordFailedError(DynastreamError):
     """
     The stream runner stopped at a record it cannot apply.
@@ -366,7 +380,7 @@ class RecordFailedError(DynastreamError):
         failure: The record and its error (`dynastream.RecordFailure`).
     """
 
-    def __init__(self, shard_id: str, failure: RecordFailure) -> None:
+    def __init__(self, shard_id: str, failure: _Failure) -> None:
         reason = describe_error(failure.error)
         super().__init__(
             f"shard {shard_id}: record SequenceNumber={failure.item_identifier}"
@@ -392,7 +406,7 @@ class BackfillError(DynastreamError):
         failure: The record and its error (`dynastream.RecordFailure`).
     """
 
-    def __init__(self, table_name: str, *, segment: int, position: int, failure: RecordFailure) -> None:
+    def __init__(self, table_name: str, *, segment: int, position: int, failure: _Failure) -> None:
         reason = describe_error(failure.error)
         super().__init__(
             f"backfill of {table_name!r} stopped at item #{position} of segment {segment}"

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 import dynastream
 from dynastream import StreamRecord, UnitOfWork
-from dynastream._dispatch import _bisect
+from dynastream._bisect import bisect_runs as _bisect
 from tests.builders import FIRST_SEQUENCE_NUMBER, insert_event
 
 

@@ -158,7 +158,7 @@ def test_a_deadlock_retries_the_whole_transaction_and_applies_each_batch_once(
     What is retried is the deadlock itself, not the "SAVEPOINT ... does not exist" of
     a rollback to a savepoint the deadlock took away.
     """
-    from dynastream import _failures
+    from dynastream import _retry as _failures
 
     retried: list[BaseException] = []
     is_transient = _failures.is_transient

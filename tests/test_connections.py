@@ -29,7 +29,7 @@ import dynastream
 from dynastream import ConfigurationError, Settings
 from dynastream._credentials import DatabaseSecret, IamAuthentication, SecretsManagerCredentials
 from dynastream._engine import create_engine, tls_connect_args
-from dynastream._failures import is_transient
+from dynastream._retry import is_transient
 from tests.builders import insert_event
 from tests.conftest import _isolated_url
 

@@ -15,7 +15,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 import dynastream
 from dynastream import StreamRecord, UnitOfWork
-from dynastream._dispatch import _bisect
+from dynastream._bisect import bisect_runs as _bisect
 from dynastream.exceptions import (
     ConfigurationError,
     MalformedRecordError,

@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from dynastream._failures import is_read_only, is_transient, retry_transient
+from dynastream._retry import is_read_only, is_transient, retry_transient
 
 
 @pytest.mark.parametrize(

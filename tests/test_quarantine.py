@@ -180,7 +180,7 @@ def test_a_full_lock_table_is_the_servers_trouble_never_a_poison_record(
     error persists the invocation fails as a whole (the batch is delivered again),
     with no record reported and none quarantined.
     """
-    from dynastream import _failures
+    from dynastream import _retry as _failures
 
     monkeypatch.setattr(_failures.time, "sleep", lambda _: None)
     app = make_app(server_engine, on_poison="quarantine")

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 
-from dynastream._failures import is_transient
+from dynastream._retry import is_transient
 from dynastream.exceptions import (
     CheckpointConflictError,
     CommitOutcomeUnknownError,

@@ -12,12 +12,17 @@ the start, with jittered backoff, rather than blame a record.
 
 from __future__ import annotations
 
+import contextlib
 import random
 import time
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from .exceptions import CommitOutcomeUnknownError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
+
+    from .exceptions import TimeBudgetError
 
 __all__ = [
     "READ_ONLY_MYSQL_ERRORS",
@@ -25,9 +30,12 @@ __all__ = [
     "TRANSIENT_MYSQL_ERRORS",
     "TRANSIENT_SQLSTATES",
     "ConnectionLostError",
+    "OutOfTime",
     "is_read_only",
     "is_transient",
+    "remaining_time",
     "retry_transient",
+    "within_budget",
 ]
 
 T = TypeVar("T")
@@ -207,3 +215,44 @@ def retry_transient(
                 raise
             sleep(random.uniform(0, min(max_delay, first_delay * 2**attempt)))  # noqa: S311 - jitter, not cryptography
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+# The invocation's time budget
+
+
+class OutOfTime(Exception):  # noqa: N818 - internal signal, carries the error to report
+    def __init__(self, error: TimeBudgetError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def remaining_time(context: Any) -> Callable[[], float | None]:
+    """
+    Return a function giving the seconds left in the Lambda invocation.
+
+    It gives `None` when there is no Lambda context to ask.
+    """
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    if not callable(remaining):
+        return lambda: None
+    return lambda: float(remaining()) / 1000
+
+
+@contextlib.contextmanager
+def within_budget(out_of_time: Callable[[], TimeBudgetError | None]) -> Iterator[None]:
+    """
+    Turn a failure once the time budget is spent into that budget's error.
+
+    A connect, read or write that the deadline cut short (see
+    `bound_connects`) is the invocation's time running out, reported as a
+    `TimeBudgetError` for the records not applied, not a database failure.
+    """
+    try:
+        yield
+    except (OutOfTime, CommitOutcomeUnknownError):
+        raise
+    except Exception as error:
+        budget = out_of_time()
+        if budget is not None:
+            raise OutOfTime(budget) from error
+        raise
