@@ -9,8 +9,9 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 import attrs
 from dependency_injector import providers
 
+from ._autowire import build_handler, build_mapper
 from ._dispatch import Dispatcher
-from ._registry import Registration, Registry, build_handler, build_mapper, qualified_name
+from ._registry import Registration, Registry, qualified_name
 from ._settings import Settings
 from .containers import Container
 

@@ -17,12 +17,12 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from ._autowire import build_handler, build_mapper
 from ._bisect import Lane, apply_runs, attempt
 from ._engine import bound_connects, deadline_for, limit_statements, read_committed, unlimit_statements
 from ._events import read_event
 from ._logging import exception_fields
 from ._quarantine import quarantine_record
-from ._registry import build_handler, build_mapper
 from ._results import BatchResult, RecordFailure
 from ._retry import (
     ConnectionLostError,

@@ -1,7 +1,7 @@
 """
 Registrations: which handlers (with which mappers) serve which table.
 
-And how the container builds them for each invocation.
+How the container builds them for each invocation is `_autowire`'s.
 """
 
 from __future__ import annotations
@@ -14,13 +14,8 @@ import attrs
 from .exceptions import ConfigurationError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable
 
-    from dependency_injector import containers
-
-    from ._records import StreamRecord
-    from ._uow import UnitOfWork
-    from .typing import Mapper, StreamEventHandler
 
 __all__ = ["Registration", "Registry"]
 
@@ -67,20 +62,6 @@ def qualified_name(obj: Any) -> str:
     Return `module.QualifiedName` of a class or function, for messages and ledgers.
     """
     return f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', repr(obj))}"
-
-
-class _FunctionHandler:
-    """
-    Adapts a plain `def handle(records, uow)` function to the handler protocol.
-    """
-
-    __slots__ = ("function",)
-
-    def __init__(self, function: Callable[[Sequence[StreamRecord[Any]], UnitOfWork], None]) -> None:
-        self.function = function
-
-    def handle(self, records: Sequence[StreamRecord[Any]], uow: UnitOfWork, /) -> None:
-        self.function(records, uow)
 
 
 class Registry:
@@ -189,63 +170,3 @@ class Registry:
         The tables that have at least one handler.
         """
         return frozenset(r.table_name for r in self._registrations)
-
-
-def build(target: type[Any], container: containers.Container, role: str) -> Any:
-    """
-    Build `target` with its constructor parameters taken from the container.
-
-    Each parameter gets the provider of the same name; parameters with
-    defaults may go without.
-
-    Raises:
-        ConfigurationError: A required parameter has no provider of that name.
-    """
-    try:
-        parameters = inspect.signature(target).parameters
-    except (TypeError, ValueError):
-        parameters = {}  # type: ignore[assignment]  # builtins without a signature take nothing
-    providers = container.providers
-    arguments: dict[str, Any] = {}
-    for name, parameter in parameters.items():
-        if parameter.kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD):
-            continue
-        if name in providers:
-            arguments[name] = providers[name]()
-        elif parameter.default is inspect.Parameter.empty:
-            known = ", ".join(sorted(providers)) or "none"
-            raise ConfigurationError(
-                f"cannot build {role} {qualified_name(target)}: its parameter {name!r} has no"
-                f" provider of that name in the container (providers: {known}); add one with"
-                f" app.container.{name} = providers.Singleton(...)"
-            )
-    return target(**arguments)
-
-
-def build_handler(registration: Registration, container: containers.Container) -> StreamEventHandler[Any]:
-    """
-    Return the handler object for one invocation.
-    """
-    handler: StreamEventHandler[Any]
-    if inspect.isclass(registration.handler):
-        handler = build(registration.handler, container, "handler")
-    elif callable(getattr(registration.handler, "handle", None)):
-        handler = registration.handler  # type: ignore[assignment]  # an instance, such as the built-in replication handler
-    else:
-        handler = _FunctionHandler(registration.handler)
-    if registration.ledger_name is not None:
-        from ._ledger import ExactlyOnceHandler
-
-        handler = ExactlyOnceHandler(handler, registration.ledger_name, clock=container.clock())
-    return handler
-
-
-def build_mapper(registration: Registration, container: containers.Container) -> Mapper[Any] | None:
-    """
-    Return the mapper for one invocation, or `None` for deserialized items.
-    """
-    mapper = registration.mapper
-    if inspect.isclass(mapper):
-        built: Mapper[Any] = build(mapper, container, "mapper")
-        return built
-    return mapper  # type: ignore[no-any-return]

@@ -464,8 +464,8 @@ def test_the_dispatcher_refuses_to_start_work_when_the_context_says_time_is_shor
     "module_name",
     [
         "dynastream.testing",
-        "dynastream.testing._values",
-        "dynastream.testing._factory",
+        "dynastream._serialize",
+        "dynastream._factory",
         "dynastream.testing._context",
     ],
 )

@@ -110,7 +110,7 @@ def generate_event_command(arguments: argparse.Namespace) -> int:
     """
     The `dynastream generate-event` command: write a Lambda event for given items.
     """
-    from dynastream.testing import EventFactory
+    from dynastream._factory import EventFactory
 
     items = _items(_load(arguments.items), arguments.input_format)
     factory = EventFactory(

@@ -27,8 +27,9 @@ Examples:
 
 from __future__ import annotations
 
+from dynastream._factory import EventFactory
+from dynastream._serialize import attribute_value, serialize_image
+
 from ._context import LambdaContext
-from ._factory import EventFactory
-from ._values import attribute_value, serialize_image
 
 __all__ = ["EventFactory", "LambdaContext", "attribute_value", "serialize_image"]

@@ -20,7 +20,7 @@ from typing import Any
 
 from dynastream._events import TABLE_NAME_RULE, is_table_name
 
-from ._values import image_size, serialize_image
+from ._serialize import image_size, serialize_image
 
 __all__ = ["EventFactory"]
 

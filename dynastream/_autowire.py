@@ -1,0 +1,97 @@
+"""
+Autowiring: handlers and mappers built from the container for each invocation.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import TYPE_CHECKING, Any
+
+from dynastream._registry import qualified_name
+from dynastream.exceptions import ConfigurationError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+    from dependency_injector import containers
+
+    from dynastream._records import StreamRecord
+    from dynastream._registry import Registration
+    from dynastream._uow import UnitOfWork
+    from dynastream.typing import Mapper, StreamEventHandler
+
+__all__ = ["build", "build_handler", "build_mapper"]
+
+
+class _FunctionHandler:
+    """
+    Adapts a plain `def handle(records, uow)` function to the handler protocol.
+    """
+
+    __slots__ = ("function",)
+
+    def __init__(self, function: Callable[[Sequence[StreamRecord[Any]], UnitOfWork], None]) -> None:
+        self.function = function
+
+    def handle(self, records: Sequence[StreamRecord[Any]], uow: UnitOfWork, /) -> None:
+        self.function(records, uow)
+
+
+def build(target: type[Any], container: containers.Container, role: str) -> Any:
+    """
+    Build `target` with its constructor parameters taken from the container.
+
+    Each parameter gets the provider of the same name; parameters with
+    defaults may go without.
+
+    Raises:
+        ConfigurationError: A required parameter has no provider of that name.
+    """
+    try:
+        parameters = inspect.signature(target).parameters
+    except (TypeError, ValueError):
+        parameters = {}  # type: ignore[assignment]  # builtins without a signature take nothing
+    providers = container.providers
+    arguments: dict[str, Any] = {}
+    for name, parameter in parameters.items():
+        if parameter.kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD):
+            continue
+        if name in providers:
+            arguments[name] = providers[name]()
+        elif parameter.default is inspect.Parameter.empty:
+            known = ", ".join(sorted(providers)) or "none"
+            raise ConfigurationError(
+                f"cannot build {role} {qualified_name(target)}: its parameter {name!r} has no"
+                f" provider of that name in the container (providers: {known}); add one with"
+                f" app.container.{name} = providers.Singleton(...)"
+            )
+    return target(**arguments)
+
+
+def build_handler(registration: Registration, container: containers.Container) -> StreamEventHandler[Any]:
+    """
+    Return the handler object for one invocation.
+    """
+    handler: StreamEventHandler[Any]
+    if inspect.isclass(registration.handler):
+        handler = build(registration.handler, container, "handler")
+    elif callable(getattr(registration.handler, "handle", None)):
+        handler = registration.handler  # type: ignore[assignment]  # an instance, such as the built-in replication handler
+    else:
+        handler = _FunctionHandler(registration.handler)
+    if registration.ledger_name is not None:
+        from dynastream._ledger import ExactlyOnceHandler
+
+        handler = ExactlyOnceHandler(handler, registration.ledger_name, clock=container.clock())
+    return handler
+
+
+def build_mapper(registration: Registration, container: containers.Container) -> Mapper[Any] | None:
+    """
+    Return the mapper for one invocation, or `None` for deserialized items.
+    """
+    mapper = registration.mapper
+    if inspect.isclass(mapper):
+        built: Mapper[Any] = build(mapper, container, "mapper")
+        return built
+    return mapper  # type: ignore[no-any-return]
