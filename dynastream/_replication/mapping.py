@@ -25,8 +25,6 @@ column and saying what does not fit, never quoting the value.
 
 from __future__ import annotations
 
-import functools
-import re
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 from dynastream._deserialize import FAST_DECODERS, InvalidAttributeValue, deserialize_image, fast_number
@@ -42,6 +40,7 @@ from .coerce import (
     mapped_converter_for,
     typed_json_converter_for,
 )
+from .columns import check_columns, snake_case, table_of
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Collection, Mapping
@@ -137,8 +136,8 @@ class RowMapper:
         "_renames",
         "_shapes",
         "_slots",
-        "_snake_case",
         "_table",
+        "snake_case",
     )
 
     def __init__(
@@ -164,13 +163,13 @@ class RowMapper:
             )
         charsets = dict(charsets or {})
         self._no_nul = dialect == "postgresql"
-        table = _table_of(target)
+        table = table_of(target)
         renames = dict(renames or {})
         excluded = set(exclude)
-        _check_columns(table, excluded, renames, extra)
+        check_columns(table, excluded, renames, extra)
         self._table = table
         self._renames = renames
-        self._snake_case = naming == "snake_case"
+        self.snake_case = naming == "snake_case"
         # The extra column's name and JSON converter.
         by_name = {column.name: column for column in table.columns}  # table.c is keyed by key, not name
         self._extra = (
@@ -246,7 +245,7 @@ class RowMapper:
                 column that needs a value has none, or (snake_case) two
                 attributes map to one column.
         """
-        if self._snake_case:
+        if self.snake_case:
             slots, _, unmapped = self._shape(item)
             row = _convert(item, slots)
         else:
@@ -300,7 +299,7 @@ class RowMapper:
         return self(item)
 
     def _map_event_image(self, image: Item) -> dict[str, Any]:
-        if self._snake_case:
+        if self.snake_case:
             slots, _, unmapped = self._shape(image)
         else:
             slots = self._slots
@@ -326,7 +325,7 @@ class RowMapper:
         Raises:
             ColumnValueError: A key attribute is missing or does not fit.
         """
-        if self._snake_case:
+        if self.snake_case:
             return _convert(item, self._shape(item)[1])
         return _convert(item, self._key_slots)
 
@@ -392,7 +391,7 @@ class RowMapper:
         for name in names:
             column = self._renames.get(name)
             if column is None:
-                candidate = _snake_case(name)
+                candidate = snake_case(name)
                 column = candidate if candidate in self._names else None
             if column is None:
                 unmapped.append(name)
@@ -496,70 +495,3 @@ def _missing(item: Item, attribute: str, column: str) -> ColumnValueError:
     if attribute in item:
         return ColumnValueError("NULL for a column that needs a value", column=column, attribute=attribute)
     return ColumnValueError("no attribute for a column that needs a value", column=column, attribute=None)
-
-
-# --- configuration -----------------------------------------------------------
-
-
-def _table_of(target: Any) -> sa.Table:
-    import sqlalchemy as sa
-
-    if isinstance(target, sa.Table):
-        return target
-    mapper = sa.inspect(target, raiseerr=False) if isinstance(target, type) else None
-    table = getattr(mapper, "local_table", None)
-    if isinstance(table, sa.Table):
-        return table
-    raise ConfigurationError(
-        f"a RowMapper needs a sqlalchemy.Table or a declarative model class, got {type(target).__name__}"
-    )
-
-
-def _check_columns(table: sa.Table, excluded: set[str], renames: dict[str, str], extra: str | None) -> None:
-    names = {c.name for c in table.columns}
-    where = f"table {table.fullname!r}"
-    unknown = sorted(excluded - names)
-    if unknown:
-        raise ConfigurationError(f"exclude names columns that {where} does not have: {', '.join(unknown)}")
-    for column in table.primary_key.columns:
-        if column.name in excluded:
-            raise ConfigurationError(f"primary key column {column.name!r} cannot be excluded")
-    seen: dict[str, str] = {}
-    for attribute, column_name in renames.items():
-        if column_name not in names:
-            raise ConfigurationError(
-                f"attribute {attribute!r} is renamed to column {column_name!r}, which {where} does not have"
-            )
-        if column_name in excluded or column_name == extra:
-            raise ConfigurationError(
-                f"attribute {attribute!r} is renamed to column {column_name!r}, which the mapper does not"
-                " fill (it is excluded or keeps the extra attributes)"
-            )
-        if column_name in seen:
-            raise ConfigurationError(
-                f"attributes {seen[column_name]!r} and {attribute!r} are both renamed"
-                f" to column {column_name!r}"
-            )
-        seen[column_name] = attribute
-    if extra is not None:
-        if extra not in names:
-            raise ConfigurationError(f"extra names column {extra!r}, which {where} does not have")
-        if extra in excluded or {c.name: c for c in table.columns}[extra].primary_key:
-            raise ConfigurationError(f"extra column {extra!r} cannot be excluded or part of the primary key")
-
-
-# --- names -----------------------------------------------------------------------
-
-_ACRONYM_END = re.compile(r"([A-Z]+)([A-Z][a-z])")
-_WORD_START = re.compile(r"([a-z0-9])([A-Z])")
-_SEPARATORS = re.compile(r"\W+")
-
-
-@functools.lru_cache(maxsize=4096)
-def _snake_case(name: str) -> str:
-    """
-    Return `name` in snake case: `orderId` and `OrderID` give `order_id`.
-    """
-    name = _ACRONYM_END.sub(r"\1_\2", name)
-    name = _WORD_START.sub(r"\1_\2", name)
-    return _SEPARATORS.sub("_", name).lower()

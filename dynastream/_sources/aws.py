@@ -7,6 +7,9 @@ needs a client: a Lambda function that only applies events never imports it.
 
 from __future__ import annotations
 
+import logging
+import threading
+import time
 from typing import TYPE_CHECKING, Any
 
 from dynastream.exceptions import SourceError
@@ -14,7 +17,15 @@ from dynastream.exceptions import SourceError
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-__all__ = ["AwsClients", "source_error", "stream_of_table"]
+__all__ = [
+    "GIVE_UP_SECONDS",
+    "AwsClients",
+    "Trouble",
+    "call",
+    "is_transient_aws",
+    "source_error",
+    "stream_of_table",
+]
 
 
 class AwsClients:
@@ -134,3 +145,57 @@ def stream_of_table(dynamodb: Any, table_name: str) -> str:
             " new images (NEW_IMAGE or NEW_AND_OLD_IMAGES)"
         )
     return str(arn)
+
+
+# How long the stream runner keeps trying to reach an unreachable stream or database.
+GIVE_UP_SECONDS = 600.0
+
+_log = logging.getLogger("dynastream.runner")
+
+
+# Errors of the AWS side worth waiting out: throttling, server errors, the network.
+_TRANSIENT_AWS_CODES = frozenset(
+    {
+        "InternalServerError",
+        "LimitExceededException",
+        "ProvisionedThroughputExceededException",
+        "RequestLimitExceeded",
+        "ServiceUnavailable",
+        "ThrottlingException",
+    }
+)
+
+
+def is_transient_aws(error: BaseException | None) -> bool:
+    from botocore import exceptions as aws
+
+    if isinstance(error, aws.ClientError):
+        return error.response.get("Error", {}).get("Code", "") in _TRANSIENT_AWS_CODES
+    return isinstance(error, (aws.ConnectionError, aws.HTTPClientError))
+
+
+class Trouble:
+    """
+    Consecutive failures (of the stream or the database), waited out with backoff.
+
+    The wait doubles from 0.5 s up to 30 s; after `GIVE_UP_SECONDS` of
+    failures in a row, `wait` says to give up.
+    """
+
+    def __init__(self) -> None:
+        self._since: float | None = None
+        self._delay = 0.5
+
+    def clear(self) -> None:
+        self._since, self._delay = None, 0.5
+
+    def wait(self, what: str, stop: threading.Event | None = None) -> bool:
+        """Log `what`, wait before the next try; return False once it has gone on too long."""
+        now = time.monotonic()
+        self._since = now if self._since is None else self._since
+        if now - self._since + self._delay > GIVE_UP_SECONDS:
+            return False
+        _log.warning("%s; trying again in %.1f s", what, self._delay)
+        (stop or threading.Event()).wait(self._delay)
+        self._delay = min(self._delay * 2, 30.0)
+        return True

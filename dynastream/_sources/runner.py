@@ -25,19 +25,18 @@ import attrs
 
 from dynastream._retry import is_transient
 from dynastream.exceptions import (
-    CheckpointConflictError,
     CommitOutcomeUnknownError,
     RecordFailedError,
     SourceError,
 )
-from dynastream.schema import checkpoints, encode_sequence_number
 
-from .aws import AwsClients, call, source_error, stream_of_table
+from .aws import AwsClients, Trouble, call, is_transient_aws, source_error, stream_of_table
+from .checkpoints import Checkpoints, Shard
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
 
-    from sqlalchemy import Connection, Engine
+    from sqlalchemy import Connection
 
     from dynastream._app import App
 
@@ -46,9 +45,6 @@ __all__ = ["RunnerProgress", "StreamRunner"]
 StartingPosition = Literal["trim_horizon", "latest"]
 
 _log = logging.getLogger("dynastream.runner")
-
-# How long the runner keeps trying to reach an unreachable database.
-_GIVE_UP_SECONDS = 600.0
 
 
 @attrs.frozen
@@ -85,94 +81,6 @@ class RunnerProgress:
     shards_waiting: int = 0
     shards_finished: int = 0
     caught_up: bool = False
-
-
-@attrs.define
-class _Shard:
-    shard_id: str
-    parent_id: str | None
-    closed: bool
-    position: str | None = None  # the last sequence number applied, as the stream wrote it
-    has_checkpoint: bool = False
-    finished: bool = False
-    from_latest: bool = False  # no checkpoint, open when the run started, start_at="latest"
-    first_read: str | None = None  # from LATEST, before any checkpoint: where reading began
-    iterator: str | None = None
-
-
-class _Checkpoints:
-    """
-    The runner's checkpoints of one stream in `dynastream_checkpoints`.
-
-    Every write is a compare-and-set against the position this runner last
-    wrote: when another runner moved it, the write fails and the batch's
-    transaction is rolled back (`CheckpointConflictError`).
-    """
-
-    def __init__(self, engine: Engine, stream_arn: str, clock: Callable[[], datetime]) -> None:
-        self._engine = engine
-        self._stream_arn = stream_arn
-        self._clock = clock
-
-    def load(self) -> dict[str, tuple[str | None, bool]]:
-        import sqlalchemy as sa
-
-        query = sa.select(
-            checkpoints.c.shard_id, checkpoints.c.sequence_number, checkpoints.c.finished
-        ).where(checkpoints.c.stream_arn == self._stream_arn)
-        with self._engine.connect() as connection:
-            rows = connection.execute(query).all()
-        return {
-            row.shard_id: (
-                None if row.sequence_number is None else row.sequence_number.lstrip("0") or "0",
-                row.finished,
-            )
-            for row in rows
-        }
-
-    def write(self, connection: Connection, shard: _Shard, position: str | None, *, finished: bool) -> None:
-        from sqlalchemy.exc import IntegrityError
-
-        values = {
-            "sequence_number": None if position is None else encode_sequence_number(int(position)),
-            "finished": finished,
-            "updated_at": self._clock(),
-        }
-        if not shard.has_checkpoint:
-            try:
-                with connection.begin_nested():
-                    connection.execute(
-                        checkpoints.insert().values(
-                            stream_arn=self._stream_arn, shard_id=shard.shard_id, **values
-                        )
-                    )
-            except IntegrityError as error:
-                raise self._conflict(shard) from error
-            return
-        expected = checkpoints.c.sequence_number
-        condition = (
-            expected.is_(None)
-            if shard.position is None
-            else expected == encode_sequence_number(int(shard.position))
-        )
-        result = connection.execute(
-            checkpoints.update()
-            .where(
-                checkpoints.c.stream_arn == self._stream_arn,
-                checkpoints.c.shard_id == shard.shard_id,
-                checkpoints.c.finished.is_(False),
-                condition,
-            )
-            .values(**values)
-        )
-        if result.rowcount != 1:
-            raise self._conflict(shard)
-
-    def _conflict(self, shard: _Shard) -> CheckpointConflictError:
-        return CheckpointConflictError(
-            f"the checkpoint of shard {shard.shard_id} of {self._stream_arn} moved under this runner:"
-            " another runner is applying the same stream to this database; this batch was rolled back"
-        )
 
 
 class StreamRunner:
@@ -236,9 +144,9 @@ class StreamRunner:
         self._poll_interval = poll_interval
         self._refresh_interval = refresh_interval
         self._on_progress = on_progress
-        self._shards: dict[str, _Shard] = {}
+        self._shards: dict[str, Shard] = {}
         self._streams: Any = None
-        self._checkpoints: _Checkpoints | None = None
+        self._checkpoints: Checkpoints | None = None
         self._progress: RunnerProgress | None = None
         self._first_look = True
         self._next_refresh = 0.0
@@ -270,19 +178,19 @@ class StreamRunner:
         stream_arn = self.stream_arn
         self._streams = self._clients.streams()
         clock: Callable[[], datetime] = self._app.container.clock()
-        self._checkpoints = _Checkpoints(self._app.container.engine(), stream_arn, clock)
+        self._checkpoints = Checkpoints(self._app.container.engine(), stream_arn, clock)
         self._progress = RunnerProgress(self.table_name, stream_arn)
         self._first_look = True
         self._refresh()
         self._next_refresh = time.monotonic() + self._refresh_interval
-        trouble = _Trouble()
+        trouble = Trouble()
         while not stop.is_set():
             try:
                 caught_up = self._round(stop)
             except SourceError as error:
                 # Throttling, a network blip or a 5xx that outlasted botocore's own
                 # retries: wait and go on (positions are only ever moved by commits).
-                if not _is_transient_aws(error.__cause__) or not trouble.wait(str(error), stop):
+                if not is_transient_aws(error.__cause__) or not trouble.wait(str(error), stop):
                     raise
                 continue
             trouble.clear()
@@ -316,7 +224,7 @@ class StreamRunner:
         return not read_any and not changed
 
     @property
-    def _store(self) -> _Checkpoints:
+    def _store(self) -> Checkpoints:
         if self._checkpoints is None:
             raise RuntimeError("the runner is not running")
         return self._checkpoints
@@ -335,7 +243,7 @@ class StreamRunner:
         for shard_id, (parent_id, closed) in described.items():
             shard = self._shards.get(shard_id)
             if shard is None:
-                shard = self._shards[shard_id] = _Shard(shard_id, parent_id, closed)
+                shard = self._shards[shard_id] = Shard(shard_id, parent_id, closed)
                 if shard_id in saved:
                     shard.position, shard.finished = saved[shard_id]
                     shard.has_checkpoint = True
@@ -362,7 +270,7 @@ class StreamRunner:
                 return shards
             arguments["ExclusiveStartShardId"] = last
 
-    def _ready(self) -> list[_Shard]:
+    def _ready(self) -> list[Shard]:
         """
         Return the shards to read now.
 
@@ -379,7 +287,7 @@ class StreamRunner:
 
     # Reading and applying
 
-    def _iterator(self, shard: _Shard) -> str | None:
+    def _iterator(self, shard: Shard) -> str | None:
         arguments: dict[str, Any] = {"StreamArn": self.stream_arn, "ShardId": shard.shard_id}
         if shard.position is not None:
             arguments.update(ShardIteratorType="AFTER_SEQUENCE_NUMBER", SequenceNumber=shard.position)
@@ -397,7 +305,7 @@ class StreamRunner:
         iterator: str | None = response.get("ShardIterator")
         return iterator
 
-    def _get_records(self, shard: _Shard) -> tuple[list[dict[str, Any]], str | None]:
+    def _get_records(self, shard: Shard) -> tuple[list[dict[str, Any]], str | None]:
         from botocore.exceptions import ClientError
 
         for _ in range(3):
@@ -420,7 +328,7 @@ class StreamRunner:
             return response.get("Records", []), response.get("NextShardIterator")
         raise SourceError(f"read shard {shard.shard_id}: its iterators keep expiring")
 
-    def _read_once(self, shard: _Shard) -> tuple[bool, bool]:
+    def _read_once(self, shard: Shard) -> tuple[bool, bool]:
         """
         Read and apply one page of `shard`.
 
@@ -438,7 +346,7 @@ class StreamRunner:
             return bool(records), True
         return bool(records), False
 
-    def _apply(self, shard: _Shard, records: Sequence[Mapping[str, Any]]) -> bool:
+    def _apply(self, shard: Shard, records: Sequence[Mapping[str, Any]]) -> bool:
         """
         Dispatch one page of records with the shard's checkpoint.
 
@@ -488,7 +396,7 @@ class StreamRunner:
             raise RecordFailedError(shard.shard_id, result.failure)
         return True
 
-    def _recover(self, shard: _Shard, error: BaseException) -> None:
+    def _recover(self, shard: Shard, error: BaseException) -> None:
         """
         Take the shard's position from the database again, after a batch whose outcome is unknown.
 
@@ -504,7 +412,7 @@ class StreamRunner:
         shard.has_checkpoint = shard.shard_id in saved
         shard.iterator = None
 
-    def _finish(self, shard: _Shard) -> None:
+    def _finish(self, shard: Shard) -> None:
         """
         Record that a closed shard is applied to its end, so its children start.
         """
@@ -524,10 +432,10 @@ class StreamRunner:
         """
         Call `function` until it succeeds, through transient database errors.
 
-        A database that stays unreachable for `_GIVE_UP_SECONDS` ends the run
+        A database that stays unreachable for `GIVE_UP_SECONDS` (see `aws`) ends the run
         with its last error (a supervisor restarts the runner, which resumes).
         """
-        trouble = _Trouble()
+        trouble = Trouble()
         while True:
             try:
                 return function()
@@ -563,51 +471,3 @@ def _lag(record: Mapping[str, Any]) -> float | None:
     if isinstance(created, (int, float)):
         return max(0.0, time.time() - float(created))
     return None
-
-
-# Errors of the AWS side worth waiting out: throttling, server errors, the network.
-_TRANSIENT_AWS_CODES = frozenset(
-    {
-        "InternalServerError",
-        "LimitExceededException",
-        "ProvisionedThroughputExceededException",
-        "RequestLimitExceeded",
-        "ServiceUnavailable",
-        "ThrottlingException",
-    }
-)
-
-
-def _is_transient_aws(error: BaseException | None) -> bool:
-    from botocore import exceptions as aws
-
-    if isinstance(error, aws.ClientError):
-        return error.response.get("Error", {}).get("Code", "") in _TRANSIENT_AWS_CODES
-    return isinstance(error, (aws.ConnectionError, aws.HTTPClientError))
-
-
-class _Trouble:
-    """
-    Consecutive failures (of the stream or the database), waited out with backoff.
-
-    The wait doubles from 0.5 s up to 30 s; after `_GIVE_UP_SECONDS` of
-    failures in a row, `wait` says to give up.
-    """
-
-    def __init__(self) -> None:
-        self._since: float | None = None
-        self._delay = 0.5
-
-    def clear(self) -> None:
-        self._since, self._delay = None, 0.5
-
-    def wait(self, what: str, stop: threading.Event | None = None) -> bool:
-        """Log `what`, wait before the next try; return False once it has gone on too long."""
-        now = time.monotonic()
-        self._since = now if self._since is None else self._since
-        if now - self._since + self._delay > _GIVE_UP_SECONDS:
-            return False
-        _log.warning("%s; trying again in %.1f s", what, self._delay)
-        (stop or threading.Event()).wait(self._delay)
-        self._delay = min(self._delay * 2, 30.0)
-        return True
