@@ -148,15 +148,14 @@ def attempt(
     whole_transaction_lost: BaseException | None = None
     try:
         transaction = session.begin()
-        uow = UnitOfWork(session)
         counted: dict[str, Outcomes] = {}
         try:
             for lane in lanes:
                 run = lane.between(start, end)
                 if not run:
                     continue
-                reported = uow._outcomes = Outcomes()
-                lane.handler.handle(run, uow)
+                reported = Outcomes()
+                lane.handler.handle(run, UnitOfWork(session, outcomes=reported))
                 if not transaction.is_active:
                     raise UnitOfWorkError(
                         f"{lane.registration.name} committed, rolled back or closed the session;"
@@ -168,7 +167,6 @@ def attempt(
                     if not reported.reported:
                         reported.applied = len(run)
                     counted[table] = reported
-            uow._outcomes = None
             transaction.commit()
             for table, reported in counted.items():
                 outcomes.setdefault(table, Outcomes()).add(reported)

@@ -19,7 +19,6 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from . import _locks
-from ._summary import report_outcomes
 from .schema import applied_events, fit_identifier
 
 if TYPE_CHECKING:
@@ -133,7 +132,7 @@ class ExactlyOnceHandler:
                 unseen.append(record)
         if unseen:
             self.handler.handle(unseen, uow)
-        report_outcomes(uow, applied=len(unseen), stale_skipped=len(records) - len(unseen))
+        uow.report_outcomes(applied=len(unseen), stale_skipped=len(records) - len(unseen))
         # A handler is built per invocation; when its ledger was last pruned is
         # kept per process, so the prune runs at most hourly, not every batch.
         pruned_at = _PRUNED_AT.get(self.ledger_name)

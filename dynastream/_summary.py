@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
     from dynastream._records import StreamRecord
 
-__all__ = ["BatchSummary", "BatchTally", "Outcomes", "TableSummary", "log_summary", "report_outcomes"]
+__all__ = ["BatchSummary", "BatchTally", "Outcomes", "TableSummary", "log_summary"]
 
 
 @attrs.define(slots=True)
@@ -32,9 +32,9 @@ class Outcomes:
     """
     What a handler did with the records it was given (internal tally).
 
-    Built-in replication and exactly-once handlers report into the one the
-    dispatcher puts on the unit of work; records of a handler that reports
-    nothing count as applied.
+    Handlers report into the one the dispatcher gives their unit of work
+    (`UnitOfWork.report_outcomes`); records of a handler that reports nothing
+    count as applied.
     """
 
     applied: int = 0
@@ -49,22 +49,6 @@ class Outcomes:
         self.applied += other.applied
         self.stale_skipped += other.stale_skipped
         self.deleted += other.deleted
-
-
-def report_outcomes(uow: Any, *, applied: int = 0, stale_skipped: int = 0, deleted: int = 0) -> None:
-    """
-    Report a handler's counts to the dispatcher, through its unit of work.
-
-    A unit of work made outside the dispatcher (a test's) carries no tally:
-    then nothing happens.
-    """
-    outcomes: Outcomes | None = getattr(uow, "_outcomes", None)
-    if outcomes is None:
-        return
-    outcomes.applied += applied
-    outcomes.stale_skipped += stale_skipped
-    outcomes.deleted += deleted
-    outcomes.reported = True
 
 
 @attrs.frozen

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ._summary import Outcomes
+
 if TYPE_CHECKING:
     from sqlalchemy import Connection
     from sqlalchemy.engine import Dialect
     from sqlalchemy.orm import Session
-
-    from ._summary import Outcomes
 
 __all__ = ["UnitOfWork"]
 
@@ -36,17 +36,38 @@ class UnitOfWork:
 
     __slots__ = ("_outcomes", "session")
 
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Session, *, outcomes: Outcomes | None = None) -> None:
         self.session = session
-        # Where built-in handlers report their counts (see _summary); the
-        # dispatcher sets one per handler call.
-        self._outcomes: Outcomes | None = None
+        # Where `report_outcomes` counts go: the dispatcher gives each handler
+        # call its own; a unit of work made elsewhere (a test's) has none.
+        self._outcomes = outcomes
 
     def connection(self) -> Connection:
         """
         Return the Core connection of the batch's transaction.
         """
         return self.session.connection()
+
+    def report_outcomes(self, *, applied: int = 0, stale_skipped: int = 0, deleted: int = 0) -> None:
+        """
+        Say what the handler did with its records, for the batch summary and metrics.
+
+        Built-in replication and exactly-once handlers report how many records
+        they applied, skipped as stale (already applied, or older than the
+        row) and deleted. A handler that reports nothing has all its records
+        counted as applied. When several handlers serve a table, the first
+        one that reports gives the table's counts. Outside the dispatcher
+        (a unit of work made in a test) nothing is counted.
+
+        Args:
+            applied: Records applied.
+            stale_skipped: Records skipped because the database already held
+                them or something newer.
+            deleted: Records that deleted (or marked deleted) a row.
+        """
+        if self._outcomes is not None:
+            self._outcomes.add(Outcomes(applied, stale_skipped, deleted))
+            self._outcomes.reported = True
 
     @property
     def dialect(self) -> Dialect:

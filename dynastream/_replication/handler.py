@@ -21,7 +21,6 @@ from dynastream._deserialize import InvalidAttributeValue, deserialize_image
 from dynastream._records import EventName
 from dynastream._replication.chunks import CHUNK_ROWS
 from dynastream._replication.writer import Deletion, TableWriter, Upsert
-from dynastream._summary import report_outcomes
 from dynastream.exceptions import ColumnValueError, ConfigurationError, MalformedRecordError, MappingError
 from dynastream.schema import SEQUENCE_WIDTH, encode_sequence_number, item_key, tombstones
 
@@ -287,7 +286,7 @@ class ReplicationHandler:
         # Every other record (superseded in the batch, or held back by the
         # guard or a tombstone) was skipped as stale.
         deleted = min(deleted, len(records) - applied)
-        report_outcomes(uow, applied=applied, deleted=deleted, stale_skipped=len(records) - applied - deleted)
+        uow.report_outcomes(applied=applied, deleted=deleted, stale_skipped=len(records) - applied - deleted)
 
     def _write(
         self,
