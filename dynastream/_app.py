@@ -362,6 +362,8 @@ class App:
                 the batch is delivered again.
             sqlalchemy.exc.DBAPIError: A transient error (deadlock, lost
                 connection, read-only server) persisted through every retry.
+            DynastreamError: A connection broke in a way the driver did not
+                report (its ROLLBACK failed too), through every retry.
         """
         return self._dispatcher.dispatch(event, context, table_name=table_name, before_commit=before_commit)
 

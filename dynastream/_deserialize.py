@@ -39,6 +39,9 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from ._records import Item
+
+
 __all__ = [
     "FAST_DECODERS",
     "InvalidAttributeValue",
@@ -48,7 +51,6 @@ __all__ = [
     "type_name",
 ]
 
-Item = dict[str, Any]
 
 # The text DynamoDB sends for a number: optional sign, digits with an optional
 # point, optional exponent. Decimal() alone would also take "NaN", "Infinity",

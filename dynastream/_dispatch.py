@@ -32,7 +32,7 @@ from ._retry import (
     retry_transient,
     within_budget,
 )
-from ._summary import BatchSummary, BatchTally, Outcomes, log_summary
+from ._summary import BatchSummary, BatchTally, FailedRecord, Outcomes, log_summary
 from .exceptions import (
     CommitOutcomeUnknownError,
     ConfigurationError,
@@ -52,14 +52,12 @@ if TYPE_CHECKING:
     from sqlalchemy import Connection
     from sqlalchemy.orm import Session, sessionmaker
 
-    from ._records import StreamRecord
+    from ._records import Item, StreamRecord
     from ._registry import Registry
     from ._settings import Settings
     from .typing import MetricsSink
 
 __all__ = ["Dispatcher"]
-
-Item = dict[str, Any]
 
 
 class Dispatcher:
@@ -87,26 +85,7 @@ class Dispatcher:
         """
         Apply one event in one transaction.
 
-        `before_commit(connection, settled)` runs in the batch's transaction
-        just before COMMIT, when `settled` records (applied or quarantined,
-        from the first) are done: the stream runner writes its checkpoint
-        there, so that the data and the checkpoint commit together. When it
-        raises, the transaction is rolled back and the error propagates.
-
-        Returns:
-            How many records were applied, and the first failure if any.
-
-        Raises:
-            MalformedEventError: The event cannot be read as a whole, or a
-                malformed record carries no readable sequence number (nothing
-                is applied; the whole batch is retried).
-            ConfigurationError: A handler or mapper cannot be built.
-            UnitOfWorkError: A handler committed or closed the session.
-            CommitOutcomeUnknownError: The connection failed during COMMIT:
-                the batch is not known to be committed, so the invocation fails
-                and the batch is delivered again.
-            sqlalchemy.exc.DBAPIError: A transient error (deadlock, lost
-                connection, read-only server) persisted through every retry.
+        `App.dispatch` documents the arguments, the result and the errors.
         """
         # The cyclic garbage collector would walk the whole event (tens of MB on a
         # large batch) for nothing: everything a batch allocates is freed by
@@ -202,7 +181,9 @@ class Dispatcher:
             self._log_failure(set_aside, "quarantined in dynastream_quarantine")
         if failure is not None:
             failed_table = records[failure.index].table_name if failure.index < len(records) else None
-            tally.failure = (failed_table, failure.item_identifier, failure.event_id, failure.error)
+            tally.failure = FailedRecord(
+                failed_table, failure.item_identifier, failure.event_id, failure.error
+            )
             self._log_failure(failure, "reported in batchItemFailures")
         return BatchResult(
             total=total, applied=applied, failure=failure, window=batch.window, quarantined=quarantined

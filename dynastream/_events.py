@@ -33,7 +33,7 @@ from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
 from ._deserialize import LONE_SURROGATE, InvalidAttributeValue, deserialize_image, is_unicode, type_name
-from ._records import EventBatch, EventName, StreamRecord, StreamViewType, TumblingWindow
+from ._records import EventBatch, EventName, Item, StreamRecord, StreamViewType, TumblingWindow
 from .exceptions import MalformedEventError, MalformedRecordError
 
 if TYPE_CHECKING:
@@ -41,7 +41,6 @@ if TYPE_CHECKING:
 
 __all__ = ["EventBatch", "TumblingWindow", "load_event", "parse_event", "read_event"]
 
-Item = dict[str, Any]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # Epoch values this large cannot be seconds (1e11 s is the year 5138), so they

@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from . import _locks
+from ._sql import insert_ignoring_duplicates
 from .schema import applied_events, fit_identifier
 
 if TYPE_CHECKING:
@@ -59,10 +60,8 @@ def claim_events(connection: Connection, handler: str, event_ids: Sequence[str],
 
 
 def _claim_returning(connection: Connection, handler: str, event_ids: list[str], now: datetime) -> set[str]:
-    from sqlalchemy.dialects import postgresql, sqlite
-
-    insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
-    statement = insert(applied_events).on_conflict_do_nothing().returning(applied_events.c.event_id)
+    statement = insert_ignoring_duplicates(connection.dialect.name, applied_events)
+    statement = statement.returning(applied_events.c.event_id)
     rows = [{"handler": handler, "event_id": event_id, "applied_at": now} for event_id in event_ids]
     return set(connection.execute(statement, rows).scalars())
 

@@ -10,16 +10,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from dynastream._sql import insert_ignoring_duplicates
 from dynastream.exceptions import describe_error
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection
 
-    from dynastream._records import StreamRecord
+    from dynastream._records import Item, StreamRecord
 
 __all__ = ["quarantine_record"]
-
-Item = dict[str, Any]
 
 
 def quarantine_record(
@@ -35,30 +34,19 @@ def quarantine_record(
     """
     import json
 
-    from dynastream.schema import SEQUENCE_WIDTH, fit_identifier, quarantine
+    from dynastream.schema import SEQUENCE_WIDTH, encode_sequence_number, fit_identifier, quarantine
 
-    name = connection.dialect.name
-    if name in ("postgresql", "sqlite"):
-        from sqlalchemy.dialects import postgresql, sqlite
-
-        statement: Any = (postgresql.insert if name == "postgresql" else sqlite.insert)(quarantine)
-        statement = statement.on_conflict_do_nothing()
-    else:
-        from sqlalchemy.dialects import mysql
-
-        # Not INSERT IGNORE: that would also turn a too-long value into a truncated one.
-        statement = mysql.insert(quarantine)
-        statement = statement.on_duplicate_key_update(id=quarantine.c.id)
-    sequence = record.item_identifier
+    statement = insert_ignoring_duplicates(connection.dialect.name, quarantine)
+    try:
+        sequence_number = encode_sequence_number(record.sequence_number)
+    except ValueError:  # longer than any real one: kept as sent, fitted
+        sequence_number = fit_identifier(record.item_identifier, SEQUENCE_WIDTH)
     connection.execute(
         statement,
         {
             "table_name": fit_identifier(record.table_name, 255),
             "event_id": fit_identifier(record.event_id, 128),
-            "sequence_number": fit_identifier(
-                sequence.zfill(SEQUENCE_WIDTH) if len(sequence) <= SEQUENCE_WIDTH else sequence,
-                SEQUENCE_WIDTH,
-            ),
+            "sequence_number": sequence_number,
             "item_keys": json.dumps(record.keys, default=_raw_json, sort_keys=True),
             "error_type": fit_identifier(f"{type(error).__module__}.{type(error).__qualname__}", 255),
             "error_message": _plain_text(describe_error(error)),

@@ -19,12 +19,13 @@ if TYPE_CHECKING:
 
     from .exceptions import MalformedRecordError
 
-__all__ = ["EventBatch", "EventName", "StreamRecord", "StreamViewType", "TumblingWindow"]
+__all__ = ["EventBatch", "EventName", "Item", "StreamRecord", "StreamViewType", "TumblingWindow"]
 
 T_co = TypeVar("T_co", covariant=True)
 U = TypeVar("U")
 
 Item = dict[str, Any]
+"""A deserialized DynamoDB item: attribute names to Python values."""
 
 
 class EventName(enum.StrEnum):

@@ -17,7 +17,7 @@ import random
 import time
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from .exceptions import CommitOutcomeUnknownError
+from .exceptions import CommitOutcomeUnknownError, DynastreamError
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -84,12 +84,14 @@ TRANSIENT_SQLSTATES = frozenset(
 )
 
 
-class ConnectionLostError(Exception):
+class ConnectionLostError(DynastreamError):
     """
     The connection broke in a way the driver did not report as a disconnect.
 
     (For example a statement failing, then its rollback failing too.) Always
-    transient: the connection has been discarded, the transaction is retried.
+    transient: the connection has been discarded, the transaction is retried;
+    it escapes `lambda_handler`, `dispatch` and the stream runner only when
+    every retry failed so.
     """
 
 

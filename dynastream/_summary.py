@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
     from dynastream._records import StreamRecord
 
-__all__ = ["BatchSummary", "BatchTally", "Outcomes", "TableSummary", "log_summary"]
+__all__ = ["BatchSummary", "BatchTally", "FailedRecord", "Outcomes", "TableSummary", "log_summary"]
 
 
 @attrs.define(slots=True)
@@ -171,6 +171,24 @@ class BatchSummary:
 _OUTCOMES = ("applied", "stale_skipped", "deleted", "quarantined", "failed", "unprocessed")
 
 
+@attrs.frozen
+class FailedRecord:
+    """
+    The record a batch reported in `batchItemFailures`, as the summary names it.
+
+    Attributes:
+        table_name: Its table, or `None` when the record could not be read.
+        sequence_number: Its sequence number as sent.
+        event_id: Its `eventID`, when it could be read.
+        error: Why it failed.
+    """
+
+    table_name: str | None
+    sequence_number: str
+    event_id: str | None
+    error: BaseException = attrs.field(eq=False)
+
+
 class BatchTally:
     """
     Collects what the dispatcher learns about one batch, then summarizes it.
@@ -188,7 +206,7 @@ class BatchTally:
         self.records: Sequence[StreamRecord[Any]] = ()
         self.outcomes: dict[str, Outcomes] = {}  # of the committed transaction, by table
         self.quarantined: list[str] = []  # their tables
-        self.failure: tuple[str | None, str, str | None, BaseException] | None = None
+        self.failure: FailedRecord | None = None
 
     def summarize(self, error: BaseException | None = None) -> BatchSummary:
         """
@@ -208,12 +226,12 @@ class BatchTally:
         failed_table: str | None = None
         failure = self.failure
         if error is None and failure is not None:
-            failed_table = failure[0]
+            failed_table = failure.table_name
             if failed_table is None and len(counts) == 1:
                 failed_table = next(iter(counts))
             if failed_table not in counts:
                 counts[failed_table] = {"records": 0, "oldest": None}
-            if failure[0] is None:  # an unreadable record: not among the records read
+            if failure.table_name is None:  # an unreadable record: not among the records read
                 counts[failed_table]["records"] += 1
         tables = []
         for name, entry in counts.items():
@@ -251,14 +269,14 @@ class BatchTally:
             duration_ms=duration,
             max_lag_ms=max(lags) if lags else None,
             function_name=self.function_name,
-            failed_sequence_number=None if failing is None else failing[1],
-            failed_event_id=None if failing is None else failing[2],
+            failed_sequence_number=None if failing is None else failing.sequence_number,
+            failed_event_id=None if failing is None else failing.event_id,
             error_type=(
                 type(error).__name__
                 if error is not None
                 else None
                 if failing is None
-                else type(failing[3]).__name__
+                else type(failing.error).__name__
             ),
         )
 

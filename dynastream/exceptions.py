@@ -131,7 +131,26 @@ def describe_record(index: int | None, event_id: str | None, sequence_number: st
     return "record " + (" ".join(parts) if parts else "(unidentified)")
 
 
-class MalformedRecordError(MalformedEventError):
+class _RecordError(DynastreamError):
+    """
+    An error about one record of a batch, which it names by identity, never by data.
+    """
+
+    index: int | None
+    event_id: str | None
+    sequence_number: str | None
+
+    def _identify(self, index: int | None, event_id: str | None, sequence_number: str | None) -> str:
+        """
+        Keep the record's identity; return the words that name it in a message.
+        """
+        self.index = index
+        self.event_id = event_id
+        self.sequence_number = sequence_number
+        return describe_record(index, event_id, sequence_number)
+
+
+class MalformedRecordError(MalformedEventError, _RecordError):
     """
     One record of the event cannot be read.
 
@@ -158,12 +177,9 @@ class MalformedRecordError(MalformedEventError):
         event_id: str | None = None,
         sequence_number: str | None = None,
     ) -> None:
-        self.index = index
-        self.event_id = event_id
-        self.sequence_number = sequence_number
         self.field = field
         self.reason = reason
-        who = describe_record(index, event_id, sequence_number)
+        who = self._identify(index, event_id, sequence_number)
         Exception.__init__(self, f"malformed {who}: {field}: {reason}")
 
     def __reduce__(self) -> tuple[object, ...]:
@@ -229,7 +245,7 @@ class ColumnValueError(DynastreamError):
         super().__init__(f"{source} -> column {column!r}: {reason}")
 
 
-class MappingError(DynastreamError):
+class MappingError(_RecordError):
     """
     A mapper raised while turning a record's image into the handler's type.
 
@@ -265,14 +281,11 @@ class MappingError(DynastreamError):
         mapper: str,
         cause: BaseException,
     ) -> None:
-        self.index = index
-        self.event_id = event_id
-        self.sequence_number = sequence_number
+        who = self._identify(index, event_id, sequence_number)
         self.image = image
         self.mapper = mapper
         self.attribute = None
         self.column = None
-        who = describe_record(index, event_id, sequence_number)
         if isinstance(cause, ColumnValueError):
             self.attribute = cause.attribute
             self.column = cause.column

@@ -11,7 +11,9 @@ Examples:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, TypeVar, runtime_checkable
+
+from ._records import Item
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -24,9 +26,6 @@ __all__ = ["Item", "Mapper", "MetricsSink", "StreamEventHandler"]
 
 T_contra = TypeVar("T_contra", contravariant=True)
 T_co = TypeVar("T_co", covariant=True)
-
-Item = dict[str, Any]
-"""A deserialized DynamoDB item: attribute names to Python values."""
 
 
 @runtime_checkable

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import sqlalchemy as sa
 
 from dynastream._deserialize import InvalidAttributeValue, deserialize_image
-from dynastream._records import EventName
+from dynastream._records import EventName, Item
 from dynastream._replication.chunks import CHUNK_ROWS
 from dynastream._replication.writer import Deletion, TableWriter, Upsert
 from dynastream.exceptions import ColumnValueError, ConfigurationError, MalformedRecordError, MappingError
@@ -39,7 +39,6 @@ if TYPE_CHECKING:
 
 __all__ = ["DeletePolicy", "ReplicationHandler", "TtlPolicy"]
 
-Item = dict[str, Any]
 DeletePolicy = Literal["delete", "soft_delete"]
 TtlPolicy = Literal["delete", "soft_delete", "ignore"]
 

@@ -48,9 +48,10 @@ if TYPE_CHECKING:
     import sqlalchemy as sa
     from sqlalchemy.engine import Dialect
 
+    from dynastream._records import Item
+
 __all__ = ["RowMapper"]
 
-Item = dict[str, Any]
 Naming = Literal["exact", "snake_case"]
 # (attribute, column, converter, what a missing or NULL attribute gives,
 #  the JSON column's converter of attribute values or None)
