@@ -184,6 +184,39 @@ def test_no_private_name_crosses_a_module_border() -> None:
     assert [] == crossings
 
 
+# Who may import each group: the core reaches built-in replication only through the
+# App (inside App.replicate), the package's __init__ re-exports, and the command line
+# is the top of the stack.
+LAYERS = {
+    "dynastream._replication": (
+        "dynastream._replication",
+        "dynastream._sources",
+        "dynastream._cli",
+        "dynastream._app",
+        "dynastream.testing",
+    ),
+    "dynastream._sources": ("dynastream._sources", "dynastream._cli"),
+    "dynastream._cli": ("dynastream._cli", "dynastream.__main__"),
+}
+
+
+@pytest.mark.parametrize("group", sorted(LAYERS))
+def test_imports_run_down_the_layers(group: str) -> None:
+    allowed = LAYERS[group]
+    graph = import_graph(PACKAGE)
+
+    importers = sorted(
+        f"{name} -> {target}"
+        for name, targets in graph.items()
+        for target in targets
+        if (target == group or target.startswith(group + "."))
+        and name != "dynastream"  # the package's __init__ re-exports (its AWS tools on first use)
+        and not any(name == prefix or name.startswith(prefix + ".") for prefix in allowed)
+    )
+
+    assert [] == importers
+
+
 @pytest.mark.parametrize("folder", ["_replication", "_sources", "_cli"])
 def test_each_group_has_its_folder(folder: str) -> None:
     assert (PACKAGE / folder / "__init__.py").is_file()
