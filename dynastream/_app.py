@@ -11,7 +11,7 @@ from dependency_injector import providers
 
 from ._autowire import build_handler, build_mapper
 from ._dispatch import Dispatcher
-from ._registry import Registration, Registry, qualified_name
+from ._registry import PoisonPolicy, Registration, Registry, qualified_name
 from ._settings import Settings
 from .containers import Container
 
@@ -19,7 +19,6 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
 
     import sqlalchemy as sa
-    from dependency_injector import containers
     from sqlalchemy import Connection, Engine
     from sqlalchemy.engine import Dialect
 
@@ -30,8 +29,6 @@ if TYPE_CHECKING:
     from .typing import Item, Mapper, StreamEventHandler
 
 __all__ = ["App"]
-
-PoisonPolicy = Literal["report", "quarantine"]
 
 HandlerT = TypeVar(
     "HandlerT",
@@ -73,9 +70,9 @@ class App:
         *,
         database_url: str | None = None,
         engine: Engine | None = None,
-        container: containers.Container | None = None,
+        container: Container | None = None,
     ) -> None:
-        self.container: Any = Container() if container is None else container
+        self.container: Container = Container() if container is None else container
         if database_url is not None:
             self.container.settings.override(
                 providers.Singleton(lambda: attrs.evolve(Settings.from_env(), database_url=database_url))

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from dynastream._registry import qualified_name
 from dynastream.exceptions import ConfigurationError
+from dynastream.typing import StreamEventHandler
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -18,7 +19,7 @@ if TYPE_CHECKING:
     from dynastream._records import StreamRecord
     from dynastream._registry import Registration
     from dynastream._uow import UnitOfWork
-    from dynastream.typing import Mapper, StreamEventHandler
+    from dynastream.typing import Mapper
 
 __all__ = ["build", "build_handler", "build_mapper"]
 
@@ -73,12 +74,13 @@ def build_handler(registration: Registration, container: containers.Container) -
     Return the handler object for one invocation.
     """
     handler: StreamEventHandler[Any]
-    if inspect.isclass(registration.handler):
-        handler = build(registration.handler, container, "handler")
-    elif callable(getattr(registration.handler, "handle", None)):
-        handler = registration.handler  # type: ignore[assignment]  # an instance, such as the built-in replication handler
+    registered = registration.handler
+    if inspect.isclass(registered):
+        handler = build(registered, container, "handler")
+    elif isinstance(registered, StreamEventHandler):  # an instance: the built-in replication handler
+        handler = registered
     else:
-        handler = _FunctionHandler(registration.handler)
+        handler = _FunctionHandler(registered)
     if registration.ledger_name is not None:
         from dynastream._ledger import ExactlyOnceHandler
 
@@ -94,4 +96,4 @@ def build_mapper(registration: Registration, container: containers.Container) ->
     if inspect.isclass(mapper):
         built: Mapper[Any] = build(mapper, container, "mapper")
         return built
-    return mapper  # type: ignore[no-any-return]
+    return mapper

@@ -7,17 +7,30 @@ How the container builds them for each invocation is `_autowire`'s.
 from __future__ import annotations
 
 import inspect
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 import attrs
 
 from .exceptions import ConfigurationError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Sequence
 
+    from ._records import StreamRecord
+    from ._uow import UnitOfWork
+    from .typing import Mapper, StreamEventHandler
 
-__all__ = ["Registration", "Registry"]
+__all__ = ["HandlerSpec", "MapperSpec", "PoisonPolicy", "Registration", "Registry"]
+
+PoisonPolicy: TypeAlias = Literal["report", "quarantine"]
+# What may be registered: a handler class (built by the container for each
+# invocation), a handler object (the built-in replication's), or a function
+# `handle(records, uow)`; a mapper, a mapper class, or None for plain items.
+HandlerSpec: TypeAlias = (
+    "type[StreamEventHandler[Any]] | StreamEventHandler[Any]"
+    " | Callable[[Sequence[StreamRecord[Any]], UnitOfWork], None]"
+)
+MapperSpec: TypeAlias = "Mapper[Any] | type[Mapper[Any]] | None"
 
 
 @attrs.frozen
@@ -42,11 +55,11 @@ class Registration:
     """
 
     table_name: str
-    handler: type[Any] | Callable[..., None] | Any
-    mapper: Any
+    handler: HandlerSpec
+    mapper: MapperSpec
     position: int
     ledger_name: str | None = None
-    on_poison: str | None = None
+    on_poison: PoisonPolicy | None = None
     keep_raw: bool = False
 
     @property
@@ -79,7 +92,7 @@ class Registry:
         mapper: Any,
         *,
         ledger_name: str | None = None,
-        on_poison: str | None = None,
+        on_poison: PoisonPolicy | None = None,
         keep_raw: bool = False,
     ) -> Registration:
         """
