@@ -9,11 +9,12 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 import attrs
 from dependency_injector import providers
 
-from ._autowire import build_handler, build_mapper
+from ._autowire import build_handler, build_mapper, handler_provider, mapper_provider
 from ._dispatch import Dispatcher
 from ._registry import PoisonPolicy, Registration, Registry, qualified_name
 from ._settings import Settings
 from .containers import Container
+from .exceptions import ConfigurationError
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
@@ -163,7 +164,14 @@ class App:
         if exactly_once:
             ledger_name = exactly_once if isinstance(exactly_once, str) else qualified_name(handler)
         return self._registry.add(
-            table_name, handler, mapper, ledger_name=ledger_name, on_poison=on_poison, keep_raw=keep_raw
+            table_name,
+            handler,
+            mapper,
+            ledger_name=ledger_name,
+            on_poison=on_poison,
+            keep_raw=keep_raw,
+            handler_provider=handler_provider(handler, self.container),
+            mapper_provider=mapper_provider(mapper, self.container),
         )
 
     def replicate(
@@ -263,7 +271,15 @@ class App:
             deleted_column=deleted_column,
             clock=lambda: self.container.clock()(),  # noqa: PLW0108 - resolved per call, so overriding the clock provider works
         )
-        return self._registry.add(table_name, handler, None, on_poison=on_poison, keep_raw=keep_raw)
+        return self._registry.add(
+            table_name,
+            handler,
+            None,
+            on_poison=on_poison,
+            keep_raw=keep_raw,
+            handler_provider=handler_provider(handler, self.container),
+            mapper_provider=mapper_provider(None, self.container),
+        )
 
     def create_tables(self) -> None:
         """
@@ -298,17 +314,26 @@ class App:
                 compare exactly (see "Keys" in the replication guide).
 
         Raises:
-            ConfigurationError: A handler or mapper needs a provider the
-                container does not have, or (with `database=True`) a replicated
+            ConfigurationError: Handlers or mappers need providers the
+                container does not have (every such parameter is named, with
+                its handler or mapper), or (with `database=True`) a replicated
                 table's key columns do not compare text exactly.
         """
         from ._replication.handler import ReplicationHandler
 
-        handlers = [
-            build_handler(registration, self.container) for registration in self._registry.registrations
-        ]
+        handlers = []
+        problems = []
         for registration in self._registry.registrations:
-            build_mapper(registration, self.container)
+            try:
+                handlers.append(build_handler(registration, self.container))
+            except ConfigurationError as error:
+                problems.append(str(error))
+            try:
+                build_mapper(registration)
+            except ConfigurationError as error:
+                problems.append(str(error))
+        if problems:
+            raise ConfigurationError("; ".join(problems))
         if not database:
             return
         with self.container.engine().connect() as connection:

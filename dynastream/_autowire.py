@@ -7,6 +7,8 @@ from __future__ import annotations
 import inspect
 from typing import TYPE_CHECKING, Any
 
+from dependency_injector import providers
+
 from dynastream._registry import qualified_name
 from dynastream.exceptions import ConfigurationError
 from dynastream.typing import StreamEventHandler
@@ -21,7 +23,7 @@ if TYPE_CHECKING:
     from dynastream._uow import UnitOfWork
     from dynastream.typing import Mapper
 
-__all__ = ["build", "build_handler", "build_mapper"]
+__all__ = ["build", "build_handler", "build_mapper", "handler_provider", "mapper_provider"]
 
 
 class _FunctionHandler:
@@ -69,18 +71,39 @@ def build(target: type[Any], container: containers.Container, role: str) -> Any:
     return target(**arguments)
 
 
+def handler_provider(
+    handler: Any, container: containers.Container
+) -> providers.Provider[StreamEventHandler[Any]]:
+    """
+    Return the provider that gives `handler` for each invocation.
+
+    A class is built by the container each time (a `Factory` of `build`, so
+    that providers added to the container after registration count); a
+    function or an instance is given as it is.
+    """
+    if inspect.isclass(handler):
+        return providers.Factory(build, handler, container, "handler")
+    if isinstance(handler, StreamEventHandler):  # an instance: the built-in replication handler
+        return providers.Object(handler)
+    return providers.Object(_FunctionHandler(handler))
+
+
+def mapper_provider(mapper: Any, container: containers.Container) -> providers.Provider[Mapper[Any] | None]:
+    """
+    Return the provider that gives `mapper` for each invocation (`None`: plain items).
+    """
+    if inspect.isclass(mapper):
+        return providers.Factory(build, mapper, container, "mapper")
+    return providers.Object(mapper)
+
+
 def build_handler(registration: Registration, container: containers.Container) -> StreamEventHandler[Any]:
     """
-    Return the handler object for one invocation.
+    Return the handler object for one invocation, from its registration's provider.
+
+    An exactly-once handler is wrapped in its ledger, whatever the provider gives.
     """
-    handler: StreamEventHandler[Any]
-    registered = registration.handler
-    if inspect.isclass(registered):
-        handler = build(registered, container, "handler")
-    elif isinstance(registered, StreamEventHandler):  # an instance: the built-in replication handler
-        handler = registered
-    else:
-        handler = _FunctionHandler(registered)
+    handler = registration.handler_provider()
     if registration.ledger_name is not None:
         from dynastream._ledger import ExactlyOnceHandler
 
@@ -88,12 +111,8 @@ def build_handler(registration: Registration, container: containers.Container) -
     return handler
 
 
-def build_mapper(registration: Registration, container: containers.Container) -> Mapper[Any] | None:
+def build_mapper(registration: Registration) -> Mapper[Any] | None:
     """
     Return the mapper for one invocation, or `None` for deserialized items.
     """
-    mapper = registration.mapper
-    if inspect.isclass(mapper):
-        built: Mapper[Any] = build(mapper, container, "mapper")
-        return built
-    return mapper
+    return registration.mapper_provider()

@@ -157,7 +157,7 @@ class Dispatcher:
             Lane(
                 registration,
                 build_handler(registration, self._container),
-                build_mapper(registration, self._container),
+                build_mapper(registration),
                 positions_by_table[registration.table_name],
             )
             for registration in self._registry.registrations

@@ -16,6 +16,8 @@ from .exceptions import ConfigurationError
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
+    from dependency_injector import providers
+
     from ._records import StreamRecord
     from ._uow import UnitOfWork
     from .typing import Mapper, StreamEventHandler
@@ -52,6 +54,13 @@ class Registration:
             `Settings.on_poison` says (`DYNASTREAM_ON_POISON`).
         keep_raw: Keep the raw record of a quarantined record (it may hold
             personal data).
+        handler_provider: The provider, in the application's container, that
+            gives the handler for each invocation: a `Factory` of a handler
+            class, an `Object` of a function or instance. Override it in a
+            test to replace the handler (`.override(providers.Object(fake))`);
+            exactly-once bookkeeping and the poison policy stay.
+        mapper_provider: The same for the mapper (an `Object` of `None` when
+            the handler takes deserialized items).
     """
 
     table_name: str
@@ -61,6 +70,10 @@ class Registration:
     ledger_name: str | None = None
     on_poison: PoisonPolicy | None = None
     keep_raw: bool = False
+    handler_provider: providers.Provider[StreamEventHandler[Any]] = attrs.field(
+        kw_only=True, eq=False, repr=False
+    )
+    mapper_provider: providers.Provider[Mapper[Any] | None] = attrs.field(kw_only=True, eq=False, repr=False)
 
     @property
     def name(self) -> str:
@@ -94,9 +107,11 @@ class Registry:
         ledger_name: str | None = None,
         on_poison: PoisonPolicy | None = None,
         keep_raw: bool = False,
+        handler_provider: providers.Provider[StreamEventHandler[Any]],
+        mapper_provider: providers.Provider[Mapper[Any] | None],
     ) -> Registration:
         """
-        Register `handler` for `table_name`.
+        Register `handler` for `table_name`, given by `handler_provider` (see `_autowire`).
 
         Raises:
             ConfigurationError: The table name is empty, or the handler is
@@ -122,7 +137,15 @@ class Registry:
         if on_poison not in (None, "report", "quarantine"):
             raise ConfigurationError(f"on_poison must be 'report' or 'quarantine', got {on_poison!r}")
         registration = Registration(
-            table_name, handler, mapper, len(self._registrations), ledger_name, on_poison, keep_raw
+            table_name,
+            handler,
+            mapper,
+            len(self._registrations),
+            ledger_name,
+            on_poison,
+            keep_raw,
+            handler_provider=handler_provider,
+            mapper_provider=mapper_provider,
         )
         self._registrations.append(registration)
         return registration

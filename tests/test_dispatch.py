@@ -357,6 +357,83 @@ def test_missing_dependency_is_a_configuration_error_naming_the_parameter() -> N
         app.check()
 
 
+def test_check_names_every_missing_dependency_with_its_handler_or_mapper() -> None:
+    app = dynastream.App(database_url="sqlite://")
+
+    class NeedsRates:
+        def __init__(self, rates: Any) -> None:
+            self.rates = rates
+
+        def __call__(self, item: dynastream.Item) -> dynastream.Item:
+            return item
+
+    app.handler("Orders")(LedgerHandler)
+    app.handler("Payments", mapper=NeedsRates)(lambda records, uow: None)
+
+    with pytest.raises(ConfigurationError) as raised:
+        app.check()
+
+    message = str(raised.value)
+    assert "LedgerHandler" in message
+    assert "'ledger'" in message
+    assert "NeedsRates" in message
+    assert "'rates'" in message
+
+
+def test_a_handler_is_a_provider_a_test_overrides() -> None:
+    app = dynastream.App(database_url="sqlite://")
+    app.handler("Orders")(LedgerHandler)  # its dependencies are not even there
+    fake = Ledger()
+
+    class Fake:
+        def handle(self, records: Sequence[StreamRecord[dynastream.Item]], uow: UnitOfWork) -> None:
+            fake.seen.extend(r.event_id for r in records)
+
+    (registration,) = app.registrations
+    with registration.handler_provider.override(providers.Object(Fake())):
+        app.check()
+        response = app.lambda_handler(insert_event(2), None)
+
+    assert {"batchItemFailures": []} == response
+    assert event_ids(2) == fake.seen
+    with pytest.raises(ConfigurationError, match="'ledger'"):
+        app.check()  # the override is gone
+
+
+def test_a_mapper_is_a_provider_a_test_overrides() -> None:
+    app = dynastream.App(database_url="sqlite://")
+    got: list[Any] = []
+
+    @app.handler("Orders", mapper=lambda item: "real")
+    def collect(records: Sequence[StreamRecord[Any]], uow: UnitOfWork) -> None:
+        got.extend(r.new_image for r in records)
+
+    (registration,) = app.registrations
+    with registration.mapper_provider.override(providers.Object(lambda item: "fake")):
+        app.lambda_handler(insert_event(2), None)
+    app.lambda_handler(insert_event(1), None)
+
+    assert ["fake", "fake", "real"] == got
+
+
+def test_an_overridden_exactly_once_handler_still_sees_each_record_once(engine: sa.Engine) -> None:
+    app = dynastream.App(engine=engine)
+    app.create_tables()
+    seen: list[str] = []
+
+    class Fake:
+        def handle(self, records: Sequence[StreamRecord[dynastream.Item]], uow: UnitOfWork) -> None:
+            seen.extend(r.event_id for r in records)
+
+    app.handler("Orders", exactly_once="orders")(LedgerHandler)
+    (registration,) = app.registrations
+    with registration.handler_provider.override(providers.Object(Fake())):
+        app.lambda_handler(insert_event(2), None)
+        app.lambda_handler(insert_event(2), None)  # delivered again
+
+    assert event_ids(2) == seen
+
+
 def test_mapper_class_is_built_by_the_container_with_its_dependencies() -> None:
     app = dynastream.App(database_url="sqlite://")
     app.container.scale = providers.Object(10)

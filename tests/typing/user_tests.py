@@ -41,3 +41,23 @@ def test_values() -> None:
     assert image
     EventFactory(keys="id", first_sequence_number="1")  # type: ignore[arg-type]
     LambdaContext(remaining_seconds="5")  # type: ignore[arg-type]
+
+
+class FakePayments:
+    def handle(self, records: Any, uow: dynastream.UnitOfWork) -> None:
+        uow.report_outcomes(applied=len(records))
+
+
+def test_replacing_one_handler_and_the_engine(dynastream_app: dynastream.App) -> None:
+    from dependency_injector import providers
+
+    registration = dynastream_app.registrations[0]
+    engine = dynastream_app.container.engine()
+    with (
+        registration.handler_provider.override(providers.Object(FakePayments())),
+        registration.mapper_provider.override(providers.Object(None)),
+        dynastream_app.container.engine.override(providers.Object(engine)),
+    ):
+        dynastream_app.check()
+    poison: str | None = registration.on_poison
+    assert poison in (None, "report", "quarantine")
