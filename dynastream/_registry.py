@@ -54,9 +54,10 @@ class Registration:
             `Settings.on_poison` says (`DYNASTREAM_ON_POISON`).
         keep_raw: Keep the raw record of a quarantined record (it may hold
             personal data).
-        handler_provider: The provider, in the application's container, that
-            gives the handler for each invocation: a `Factory` of a handler
-            class, an `Object` of a function or instance. Override it in a
+        handler_provider: The provider that gives the handler for each
+            invocation: a `Factory` of a handler class, whose parameters come
+            from the application's container, or an `Object` of a function or
+            instance. Override it in a
             test to replace the handler (`.override(providers.Object(fake))`);
             exactly-once bookkeeping and the poison policy stay.
         mapper_provider: The same for the mapper (an `Object` of `None` when
