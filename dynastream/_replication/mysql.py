@@ -73,12 +73,8 @@ class MySQLStatements:
     def _upsert_statement(self) -> sa.TextClause:
         target = self.target
         dialect = target.dialect
-        preparer = dialect.identifier_preparer
-        quote = preparer.quote
-        table = preparer.format_table(target.table)
-        tomb = preparer.format_table(tombstones)
-        names = [quote(c.name) for c in target.columns]
-        sequence = quote(target.sequence.name)
+        table, tomb = target.quoted_table, target.quoted_tombstones
+        names, sequence = target.quoted_columns, target.quoted_sequence
         nested = self.rows.nested
         # JSON column values travel nested in the chunk (JSON_TABLE's JSON columns
         # are utf8mb4 whatever the database's character set), which is why they nest
@@ -124,10 +120,7 @@ class MySQLStatements:
         # its column's own collation, which the replication has checked is exact.
         target = self.target
         dialect = target.dialect
-        preparer = dialect.identifier_preparer
-        quote = preparer.quote
-        table = preparer.format_table(target.table)
-        sequence = quote(target.sequence.name)
+        quote, table, sequence = target.quote, target.quoted_table, target.quoted_sequence
         keys = target.key_columns
         defined = [_key_column(i, k, dialect) for i, k in enumerate(keys)]
         defined += [

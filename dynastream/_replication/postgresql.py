@@ -10,7 +10,6 @@ import sqlalchemy as sa
 
 from dynastream._replication.chunks import JsonRows, chunks, json_payloads, scalar_text
 from dynastream._replication.target import storage_type, tombstone_upsert
-from dynastream.schema import tombstones
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -58,11 +57,8 @@ class PostgreSQLStatements:
         self.target = target
         self.rows = JsonRows(target, _scalar)
         dialect = target.dialect
-        preparer = dialect.identifier_preparer
-        quote = preparer.quote
-        table = preparer.format_table(target.table)
-        tomb = preparer.format_table(tombstones)
-        names = [quote(c.name) for c in target.columns]
+        quote, table, tomb = target.quote, target.quoted_table, target.quoted_tombstones
+        names, keys, sequence = target.quoted_columns, target.quoted_keys, target.quoted_sequence
         count = len(target.columns)
         nested = self.rows.nested
 
@@ -73,8 +69,6 @@ class PostgreSQLStatements:
             return f"CAST(r.v->>{i} AS {type_sql})"
 
         casts = ", ".join(cast(i, c) for i, c in enumerate(target.columns))
-        keys = [quote(c.name) for c in target.key_columns]
-        sequence = quote(target.sequence.name)
         updates = ", ".join(
             f"{n} = EXCLUDED.{n}" for n, c in zip(names, target.columns, strict=True) if not c.primary_key
         )

@@ -7,7 +7,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from dynastream._replication.target import bind_processor, tombstone_upsert
-from dynastream.schema import tombstones
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -27,13 +26,8 @@ class SQLiteStatements:
 
     def __init__(self, target: Target) -> None:
         self.target = target
-        preparer = target.dialect.identifier_preparer
-        quote = preparer.quote
-        table = preparer.format_table(target.table)
-        tomb = preparer.format_table(tombstones)
-        names = [quote(c.name) for c in target.columns]
-        keys = [quote(c.name) for c in target.key_columns]
-        sequence = quote(target.sequence.name)
+        quote, table, tomb = target.quote, target.quoted_table, target.quoted_tombstones
+        names, keys, sequence = target.quoted_columns, target.quoted_keys, target.quoted_sequence
         updates = ", ".join(
             f"{n} = excluded.{n}" for n, c in zip(names, target.columns, strict=True) if not c.primary_key
         )

@@ -140,6 +140,14 @@ class Target:
         self.sequence_index = list(columns).index(sequence_column)
         self.processors = [bind_processor(dialect, column) for column in self.columns]
         self.key_processors = [bind_processor(dialect, column) for column in self.key_columns]
+        # Identifiers as the dialect quotes them: statements are built from these only.
+        preparer = dialect.identifier_preparer
+        self.quote = preparer.quote
+        self.quoted_table = preparer.format_table(table)
+        self.quoted_tombstones = preparer.format_table(tombstones)
+        self.quoted_columns = [preparer.quote(c.name) for c in self.columns]
+        self.quoted_keys = [preparer.quote(c.name) for c in self.key_columns]
+        self.quoted_sequence = preparer.quote(self.sequence.name)
 
     def processed(self, row: Upsert) -> list[Any]:
         """

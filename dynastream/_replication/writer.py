@@ -61,15 +61,9 @@ class TableWriter:
     """
     Writes upserts and deletions of one replicated table with the sequence guard.
 
-    Args:
-        table: The replicated table.
-        columns: The columns an upsert writes, in the order of `Upsert.values`;
-            they must include the primary key and the sequence column.
-        sequence_column: The column holding each row's sequence number.
-        deleted_column: The soft-delete column, or `None` to delete rows.
-        dialect: The dialect of the database written to.
-        collations: The collation of each text column, as MySQL reports it:
-            keys are matched under their column's own collation.
+    It takes what `Target` takes: the table, the columns an upsert writes (in
+    the order of `Upsert.values`), the sequence and soft-delete columns, the
+    dialect, and the collations of text columns.
     """
 
     def __init__(
