@@ -75,9 +75,9 @@ def reliability(session: nox.Session) -> None:
         "-q",
         "tests/test_fuzz_events.py",
         "tests/test_privacy.py",
-        "tests/test_event_images.py::test_attribute_names_never_become_sql",
-        "tests/test_replication.py::test_boundary_numbers_round_trip_exactly_or_fail_loudly",
-        "tests/test_replication.py::test_identifiers_only_come_from_the_table_and_are_quoted",
+        "tests/replication/test_event_images.py::test_attribute_names_never_become_sql",
+        "tests/replication/test_replication.py::test_boundary_numbers_round_trip_exactly_or_fail_loudly",
+        "tests/replication/test_replication.py::test_identifiers_only_come_from_the_table_and_are_quoted",
     )
 
 

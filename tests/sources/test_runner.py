@@ -26,7 +26,7 @@ from dynastream import RecordFailedError, SourceError, StreamRunner
 from dynastream.schema import checkpoints
 from tests.apps.runner_app import build_app, items, log, metadata
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def write_history(dynamodb: Any, table: str, *, count: int, rng: random.Random) -> None:
