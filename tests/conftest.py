@@ -13,6 +13,7 @@ import itertools
 import logging
 import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import hypothesis
@@ -194,3 +195,34 @@ def source_table(aws_clients: Any) -> str:
         StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
     )
     return name
+
+
+REPLAY_APP = """
+import os
+
+from tests.apps.runner_app import build_app
+
+app = build_app(os.environ["RUNNER_TABLE"])
+"""
+
+
+@pytest.fixture
+def replay_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """An importable `replay_app:app` on a SQLite file, for the table `name`."""
+    import dynastream
+    from tests.apps.runner_app import metadata
+
+    def make(name: str) -> sa.Engine:
+        url = f"sqlite:///{tmp_path / 'replica.sqlite'}"
+        (tmp_path / "replay_app.py").write_text(REPLAY_APP)
+        monkeypatch.chdir(tmp_path)
+        monkeypatch.syspath_prepend(str(tmp_path))
+        monkeypatch.setenv("RUNNER_TABLE", name)
+        monkeypatch.setenv("DYNASTREAM_DATABASE_URL", url)
+        monkeypatch.delitem(__import__("sys").modules, "replay_app", raising=False)
+        engine = sa.create_engine(url)
+        metadata.create_all(engine)
+        dynastream.App(engine=engine).create_tables()
+        return engine
+
+    return make
