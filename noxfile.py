@@ -1,5 +1,5 @@
 """
-Development sessions: `nox -s demo`, `tests`, `lint`, `typecheck`, `docs`, `bench`.
+Development sessions: `nox -s demo`, `tests`, `sources`, `lint`, `typecheck`, `docs`, `bench`.
 
 Each session installs what it needs. Database tests run against SQLite always,
 and against PostgreSQL and MariaDB/MySQL when `DYNASTREAM_TEST_POSTGRES_URL` and
@@ -32,12 +32,27 @@ def demo(session: nox.Session) -> None:
     session.run("dynastream", "demo", *session.posargs)
 
 
+# The tests of what runs outside Lambda (the stream runner, the backfill, failed batches read
+# again, the commands and the demo, on moto) take minutes: `nox -s tests` leaves them to
+# `nox -s sources`, and stays quick.
+OUTSIDE_LAMBDA = ("tests/sources", "tests/cli")
+IN_PARALLEL = ("-n", "2", "--dist", "loadgroup")
+
+
 @nox.session
 def tests(session: nox.Session) -> None:
-    """Run the test suite (pass pytest arguments after --)."""
+    """Run the test suite but the outside-Lambda tests (pass pytest arguments after --)."""
     install_groups(session, "test", extras="[mysql,postgres,aws]")
-    args = session.posargs or ["-n", "2", "--dist", "loadgroup"]
-    session.run("pytest", *args)
+    # --ignore leaves out what pytest finds in those folders, not a test named after --.
+    ignored = [f"--ignore={path}" for path in OUTSIDE_LAMBDA]
+    session.run("pytest", *ignored, *(session.posargs or IN_PARALLEL))
+
+
+@nox.session
+def sources(session: nox.Session) -> None:
+    """Run the outside-Lambda tests, on moto: runner, backfill, commands, demo (pytest arguments after --)."""
+    install_groups(session, "test", extras="[mysql,postgres,aws]")
+    session.run("pytest", *(session.posargs or [*IN_PARALLEL, *OUTSIDE_LAMBDA]))
 
 
 @nox.session
