@@ -169,6 +169,20 @@ def moto_endpoint() -> Iterator[str]:
 
 
 @pytest.fixture
+def no_retry_waits(monkeypatch: pytest.MonkeyPatch) -> None:
+    """
+    botocore makes each of its retry attempts at once, without backing off between them.
+
+    At an endpoint that refuses connections (`http://127.0.0.1:9`) its standard retry mode
+    would sleep some 15 s, with jitter, before the error a test is about; the attempts and
+    the error are the same without the sleeping.
+    """
+    from botocore.retries.standard import ExponentialBackoff
+
+    monkeypatch.setattr(ExponentialBackoff, "delay_amount", lambda self, context: 0.0)
+
+
+@pytest.fixture
 def aws_clients(moto_endpoint: str) -> Any:
     """`dynastream.AwsClients` pointed at the moto server."""
     from dynastream import AwsClients

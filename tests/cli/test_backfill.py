@@ -157,6 +157,7 @@ def test_command_loads_the_table_and_says_so(
     assert f"backfill of {source_table!r} done: 30 item(s) scanned, 30 applied" in err
 
 
+@pytest.mark.usefixtures("no_retry_waits")
 def test_command_fails_clearly_on_wrong_input(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,

@@ -12,6 +12,7 @@ import pytest
 import dynastream
 
 
+@pytest.mark.usefixtures("no_retry_waits")
 def test_the_run_command_says_what_is_wrong(
     aws_clients: dynastream.AwsClients,
     moto_endpoint: str,

@@ -456,6 +456,7 @@ def test_a_missing_table_is_a_source_error(aws_clients: Any) -> None:
         dynastream.Backfill(app, "NoSuchTable", clients=aws_clients).run()
 
 
+@pytest.mark.usefixtures("no_retry_waits")
 def test_an_unreachable_endpoint_is_a_source_error() -> None:
     app = replicating("Orders")
     clients = dynastream.AwsClients(endpoint_url="http://127.0.0.1:9", region_name="us-east-1")

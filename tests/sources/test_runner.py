@@ -244,6 +244,7 @@ def test_a_commit_whose_outcome_is_unknown_resumes_from_the_database_without_app
     assert source_rows(dynamodb, source_table) == replica_rows(engine)
 
 
+@pytest.mark.usefixtures("no_retry_waits")
 def test_a_missing_table_a_table_without_a_stream_and_a_wrong_endpoint_are_source_errors(
     aws_clients: dynastream.AwsClients,
 ) -> None:
