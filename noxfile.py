@@ -19,10 +19,16 @@ nox.options.reuse_existing_virtualenvs = True
 PYPROJECT = nox.project.load_toml("pyproject.toml")
 
 
+# Installed packages are compiled to bytecode, as pip does and uv does not by default: where
+# PYTHONDONTWRITEBYTECODE is set (container images often set it), every interpreter the tests
+# start would otherwise compile SQLAlchemy, boto3 and moto from source, every time.
+COMPILED = {"UV_COMPILE_BYTECODE": "1"}
+
+
 def install_groups(session: nox.Session, *groups: str, extras: str = "") -> None:
     requirements = nox.project.dependency_groups(PYPROJECT, *groups)
-    session.install(*requirements)
-    session.install("-e", f".{extras}")
+    session.install(*requirements, env=COMPILED)
+    session.install("-e", f".{extras}", env=COMPILED)
 
 
 @nox.session
