@@ -1,5 +1,5 @@
 """
-Development sessions: `nox -s demo`, `tests`, `lint`, `typecheck`, `docs`, `bench`.
+Development sessions: `nox -s demo`, `tests`, `sources`, `lint`, `typecheck`, `docs`, `bench`.
 
 Each session installs what it needs. Database tests run against SQLite always,
 and against PostgreSQL and MariaDB/MySQL when `DYNASTREAM_TEST_POSTGRES_URL` and
@@ -19,10 +19,16 @@ nox.options.reuse_existing_virtualenvs = True
 PYPROJECT = nox.project.load_toml("pyproject.toml")
 
 
+# Installed packages are compiled to bytecode, as pip does and uv does not by default: where
+# PYTHONDONTWRITEBYTECODE is set (container images often set it), every interpreter the tests
+# start would otherwise compile SQLAlchemy, boto3 and moto from source, every time.
+COMPILED = {"UV_COMPILE_BYTECODE": "1"}
+
+
 def install_groups(session: nox.Session, *groups: str, extras: str = "") -> None:
     requirements = nox.project.dependency_groups(PYPROJECT, *groups)
-    session.install(*requirements)
-    session.install("-e", f".{extras}")
+    session.install(*requirements, env=COMPILED)
+    session.install("-e", f".{extras}", env=COMPILED)
 
 
 @nox.session
@@ -32,12 +38,27 @@ def demo(session: nox.Session) -> None:
     session.run("dynastream", "demo", *session.posargs)
 
 
+# The tests of what runs outside Lambda (the stream runner, the backfill, failed batches read
+# again, the commands and the demo, on moto) take minutes: `nox -s tests` leaves them to
+# `nox -s sources`, and stays quick.
+OUTSIDE_LAMBDA = ("tests/sources", "tests/cli")
+IN_PARALLEL = ("-n", "2", "--dist", "loadgroup")
+
+
 @nox.session
 def tests(session: nox.Session) -> None:
-    """Run the test suite (pass pytest arguments after --)."""
+    """Run the test suite but the outside-Lambda tests (pass pytest arguments after --)."""
     install_groups(session, "test", extras="[mysql,postgres,aws]")
-    args = session.posargs or ["-n", "2", "--dist", "loadgroup"]
-    session.run("pytest", *args)
+    # --ignore leaves out what pytest finds in those folders, not a test named after --.
+    ignored = [f"--ignore={path}" for path in OUTSIDE_LAMBDA]
+    session.run("pytest", *ignored, *(session.posargs or IN_PARALLEL))
+
+
+@nox.session
+def sources(session: nox.Session) -> None:
+    """Run the outside-Lambda tests, on moto: runner, backfill, commands, demo (pytest arguments after --)."""
+    install_groups(session, "test", extras="[mysql,postgres,aws]")
+    session.run("pytest", *(session.posargs or [*IN_PARALLEL, *OUTSIDE_LAMBDA]))
 
 
 @nox.session
@@ -75,9 +96,9 @@ def reliability(session: nox.Session) -> None:
         "-q",
         "tests/test_fuzz_events.py",
         "tests/test_privacy.py",
-        "tests/test_event_images.py::test_attribute_names_never_become_sql",
-        "tests/test_replication.py::test_boundary_numbers_round_trip_exactly_or_fail_loudly",
-        "tests/test_replication.py::test_identifiers_only_come_from_the_table_and_are_quoted",
+        "tests/replication/test_event_images.py::test_attribute_names_never_become_sql",
+        "tests/replication/test_replication.py::test_boundary_numbers_round_trip_exactly_or_fail_loudly",
+        "tests/replication/test_replication.py::test_identifiers_only_come_from_the_table_and_are_quoted",
     )
 
 

@@ -13,6 +13,7 @@ import itertools
 import logging
 import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import hypothesis
@@ -168,6 +169,20 @@ def moto_endpoint() -> Iterator[str]:
 
 
 @pytest.fixture
+def no_retry_waits(monkeypatch: pytest.MonkeyPatch) -> None:
+    """
+    botocore makes each of its retry attempts at once, without backing off between them.
+
+    At an endpoint that refuses connections (`http://127.0.0.1:9`) its standard retry mode
+    would sleep some 15 s, with jitter, before the error a test is about; the attempts and
+    the error are the same without the sleeping.
+    """
+    from botocore.retries.standard import ExponentialBackoff
+
+    monkeypatch.setattr(ExponentialBackoff, "delay_amount", lambda self, context: 0.0)
+
+
+@pytest.fixture
 def aws_clients(moto_endpoint: str) -> Any:
     """`dynastream.AwsClients` pointed at the moto server."""
     from dynastream import AwsClients
@@ -194,3 +209,34 @@ def source_table(aws_clients: Any) -> str:
         StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
     )
     return name
+
+
+REPLAY_APP = """
+import os
+
+from tests.apps.runner_app import build_app
+
+app = build_app(os.environ["RUNNER_TABLE"])
+"""
+
+
+@pytest.fixture
+def replay_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """An importable `replay_app:app` on a SQLite file, for the table `name`."""
+    import dynastream
+    from tests.apps.runner_app import metadata
+
+    def make(name: str) -> sa.Engine:
+        url = f"sqlite:///{tmp_path / 'replica.sqlite'}"
+        (tmp_path / "replay_app.py").write_text(REPLAY_APP)
+        monkeypatch.chdir(tmp_path)
+        monkeypatch.syspath_prepend(str(tmp_path))
+        monkeypatch.setenv("RUNNER_TABLE", name)
+        monkeypatch.setenv("DYNASTREAM_DATABASE_URL", url)
+        monkeypatch.delitem(__import__("sys").modules, "replay_app", raising=False)
+        engine = sa.create_engine(url)
+        metadata.create_all(engine)
+        dynastream.App(engine=engine).create_tables()
+        return engine
+
+    return make

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 import dynastream
 from dynastream import StreamRecord, UnitOfWork
 from tests.builders import insert_event
-from tests.test_replication import S, make_app, put, rows
+from tests.replication.test_replication import S, make_app, put, rows
 
 quarantine = dynastream.schema.quarantine
 
@@ -141,7 +141,7 @@ def test_a_wrong_default_poison_policy_names_its_variable(monkeypatch: pytest.Mo
 
 @pytest.mark.parametrize("view_type", ["KEYS_ONLY", "OLD_IMAGE"])
 def test_a_configuration_error_is_reported_never_quarantined(engine: sa.Engine, view_type: str) -> None:
-    from tests.test_replication import events
+    from tests.replication.test_replication import events
 
     app = make_app(engine, on_poison="quarantine")
     change = events(view_type=view_type).insert(

@@ -4,7 +4,7 @@ The replication property test's cases, raw Lambda events, and the model they are
 A `Case` is a table (a primary key of 1-3 columns, 0-6 value columns), a history
 of DynamoDB changes on a few items, and a schedule: the batches the event source
 mapping delivers (indices into the history), from one thread or two.
-`tests/schema_strategies.py` generates them.
+`tests/replication/schema_strategies.py` generates them.
 
 The model is independent of dynastream's code: it knows what each column must
 hold from the DynamoDB value and the column type alone, and the final state of

@@ -26,7 +26,7 @@ from dynastream import RecordFailedError, SourceError, StreamRunner
 from dynastream.schema import checkpoints
 from tests.apps.runner_app import build_app, items, log, metadata
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def write_history(dynamodb: Any, table: str, *, count: int, rng: random.Random) -> None:
@@ -244,6 +244,7 @@ def test_a_commit_whose_outcome_is_unknown_resumes_from_the_database_without_app
     assert source_rows(dynamodb, source_table) == replica_rows(engine)
 
 
+@pytest.mark.usefixtures("no_retry_waits")
 def test_a_missing_table_a_table_without_a_stream_and_a_wrong_endpoint_are_source_errors(
     aws_clients: dynastream.AwsClients,
 ) -> None:
@@ -516,62 +517,6 @@ def test_a_runner_killed_at_random_points_and_restarted_ends_with_the_source(
     assert 0 == process.returncode, errors.decode()
     assert source_rows(dynamodb, source_table) == replica_rows(engine)
     assert stream_sequence_numbers(aws_clients, source_table) == logged(engine)  # nothing twice, nothing lost
-
-
-def test_the_run_command_says_what_is_wrong(
-    aws_clients: dynastream.AwsClients,
-    moto_endpoint: str,
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
-    tmp_path: Path,
-) -> None:
-    from dynastream._cli import main
-
-    monkeypatch.setenv("RUNNER_TABLE", "Missing")
-    monkeypatch.setenv("DYNASTREAM_DATABASE_URL", f"sqlite:///{tmp_path / 'x.sqlite'}")
-    monkeypatch.delitem(sys.modules, "tests.apps.runner_app", raising=False)
-    common = ["--app", "tests.apps.runner_app:app", "--region", "us-east-1"]
-
-    assert 2 == main(["run", *common, "--table", "Missing", "--endpoint-url", moto_endpoint])
-    assert "'Missing'" in capsys.readouterr().err
-    assert 2 == main(["run", *common, "--table", "Missing", "--endpoint-url", "http://127.0.0.1:9"])
-    assert "cannot reach the endpoint" in capsys.readouterr().err
-    assert 2 == main(["run", *common, "--table", "Missing", "--batch-size", "5000"])
-    assert "batch_size" in capsys.readouterr().err
-    with pytest.raises(SystemExit, match="cannot load"):
-        main(["run", "--app", "no_such_module:app", "--table", "T"])
-    with pytest.raises(SystemExit) as usage:
-        main(["run", "--help"])
-    assert 0 == usage.value.code
-    assert "checkpoint" in capsys.readouterr().out
-
-
-def test_the_run_command_says_when_the_database_refuses(
-    moto_endpoint: str, source_table: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from dynastream._cli import main
-
-    monkeypatch.setenv("RUNNER_TABLE", source_table)
-    monkeypatch.setenv("DYNASTREAM_DATABASE_URL", "sqlite:////no/such/directory/replica.sqlite")
-    monkeypatch.delitem(sys.modules, "tests.apps.runner_app", raising=False)
-
-    status = main(
-        [
-            "run",
-            "--app",
-            "tests.apps.runner_app:app",
-            "--table",
-            source_table,
-            "--endpoint-url",
-            moto_endpoint,
-            "--region",
-            "us-east-1",
-            "--until-caught-up",
-        ]
-    )
-
-    assert 2 == status
-    assert "the database refused: OperationalError: unable to open database file" in capsys.readouterr().err
 
 
 def test_a_lost_first_batch_of_a_latest_shard_is_read_again_from_where_reading_began(

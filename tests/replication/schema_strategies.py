@@ -21,7 +21,7 @@ from typing import Final
 import attrs
 from hypothesis import strategies as st
 
-from tests.schemas import (
+from tests.replication.schemas import (
     EPOCH,
     EXACT,
     FIRST_CREATED,

@@ -3,8 +3,8 @@ Built-in replication of generated schemas: any table, any history, any delivery 
 
 Hypothesis generates the table (key and value columns of every supported type),
 a history of changes with values at each type's edges, and a delivery schedule
-(`tests/schema_strategies.py`); raw Lambda events are built by hand, and every
-column of every row is compared with an independent model (`tests/schemas.py`).
+(`tests/replication/schema_strategies.py`); raw Lambda events are built by hand, and every
+column of every row is compared with an independent model (`tests/replication/schemas.py`).
 
 Examples per property and engine: `DYNASTREAM_SCHEMA_EXAMPLES` (default 50; the
 MariaDB-only variants run fewer). Under `CI=true` the examples are derandomized.
@@ -29,8 +29,8 @@ from sqlalchemy.engine import make_url
 import dynastream
 from dynastream.exceptions import ConfigurationError
 from tests.conftest import _engine_for, _isolated_url, _server_url
-from tests.schema_strategies import cases
-from tests.schemas import (
+from tests.replication.schema_strategies import cases
+from tests.replication.schemas import (
     FIRST_CREATED,
     Case,
     Change,
