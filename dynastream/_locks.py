@@ -13,7 +13,7 @@ waits, by the unique index, until the holder ends. The holder deletes its rows
 before it commits, so they never outlive it, yet a waiter still waits for the
 holder's COMMIT: an index entry inserted by a transaction in flight blocks an
 insert of the same key whatever that transaction did to it since (PostgreSQL
-and InnoDB alike; `tests/test_locks.py` pins it on both servers).
+and InnoDB alike; `tests/replication/test_locks.py` pins it on both servers).
 
 Unlike PostgreSQL's advisory locks, which take one entry each in the server's
 shared lock table (`max_locks_per_transaction` times `max_connections`, about
