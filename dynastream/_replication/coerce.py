@@ -2,7 +2,7 @@
 Converters from item values to column values: exact, or `Unfit`.
 
 One small function per column type family, chosen once per column by
-`converter_for`; `RowMapper` (in `_mapping.py`) runs them. Each refuses what the
+`converter_for`; `RowMapper` (in `mapping.py`) runs them. Each refuses what the
 database would round, truncate, pad or reinterpret.
 """
 

@@ -95,7 +95,7 @@ class ReplicationHandler:
             again for each dialect written to (`row_mapper_for`), since a few
             exactness rules depend on the engine.
         row_mapper_for: Returns the row mapper for a dialect, given the
-            character sets of the table's columns (see `_facts`).
+            character sets of the table's columns (see `facts`).
         mapper: A custom mapper from an item to a row (column name to value),
             used instead of `row_mapper` for images; keys still go through
             `row_mapper`.
@@ -388,7 +388,7 @@ class ReplicationHandler:
         Return the row mapper for the database `connection` talks to.
 
         Built on the first batch for each dialect, after asking the database
-        about the table (character sets, key collations: see `_facts`).
+        about the table (character sets, key collations: see `facts`).
 
         Raises:
             ConfigurationError: A key column does not compare text exactly.
