@@ -28,7 +28,7 @@ import attrs
 import sqlalchemy as sa
 
 from .events import FIRST_SEQUENCE_NUMBER, order_image, stream_record
-from .replication import SEQUENCE, order_table, plain_row
+from .replication import CoreUpsert, order_table
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -40,7 +40,7 @@ __all__ = [
     "BUDGET_SECONDS",
     "OVERLAPPING_POOL",
     "REMOVED",
-    "CoreUpsert",
+    "RetriedCoreUpsert",
     "Source",
     "Spec",
     "WorkerResult",
@@ -256,81 +256,21 @@ class Source:
 # --- the baseline ---------------------------------------------------------------------------------
 
 
-class CoreUpsert:
+class RetriedCoreUpsert(CoreUpsert):
     """
-    The baseline: the guarded upsert a competent engineer writes by hand with SQLAlchemy Core.
+    The baseline: strategy (b) of the replication benchmark, retried as a careful engineer retries it.
 
-    boto3's `TypeDeserializer` on each image (binary decoded from base64
-    first), the last change per key, keys in sorted order (one lock order for
-    every batch); one `executemany` of a guarded upsert (`INSERT ... ON
-    CONFLICT DO UPDATE ... WHERE seq < excluded.seq` on PostgreSQL, `INSERT ...
-    ON DUPLICATE KEY UPDATE col = IF(seq < VALUES(seq), VALUES(col), col)` on
-    MySQL and MariaDB, the sequence column assigned last) and one of a guarded
-    `DELETE ... WHERE id = :key AND seq < :seq`, in one transaction. A deadlock,
-    lock wait timeout or serialization failure retries the whole transaction
-    after a jittered backoff, while the invocation has time left. No tombstones.
+    `CoreUpsert`'s guarded upsert and delete in one transaction (no
+    tombstones); a deadlock, lock wait timeout or serialization failure retries
+    the whole transaction after a jittered backoff, while the invocation has
+    time left.
     """
-
-    def __init__(self, engine: sa.Engine, table: sa.Table) -> None:
-        from boto3.dynamodb.types import TypeDeserializer
-
-        self.engine = engine
-        self.deserializer = TypeDeserializer()
-        sequence = table.c[SEQUENCE]
-        others = [column for column in table.columns if column.name not in ("id", SEQUENCE)]
-        self.upsert: sa.Executable
-        if engine.dialect.name == "postgresql":
-            from sqlalchemy.dialects import postgresql
-
-            insert = postgresql.insert(table)
-            self.upsert = insert.on_conflict_do_update(
-                index_elements=[table.c.id],
-                set_={column.name: insert.excluded[column.name] for column in [*others, sequence]},
-                where=sequence < insert.excluded[SEQUENCE],
-            )
-        else:
-            from sqlalchemy.dialects import mysql
-
-            values = mysql.insert(table)
-            newer = sequence < values.inserted[SEQUENCE]
-            # Assignments run left to right and see the new values: the guard reads the
-            # old sequence number only while it is assigned last
-            # (https://dev.mysql.com/doc/refman/8.0/en/insert-on-duplicate.html).
-            self.upsert = values.on_duplicate_key_update(
-                [(column.name, sa.func.IF(newer, values.inserted[column.name], column)) for column in others]
-                + [(SEQUENCE, sa.func.IF(newer, values.inserted[SEQUENCE], sequence))]
-            )
-        self.delete = sa.delete(table).where(
-            table.c.id == sa.bindparam("key"), sequence < sa.bindparam("sequence_number")
-        )
-
-    def changes(self, event: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        """
-        Return the rows to upsert and the keys to delete: the last change per key, by key.
-        """
-        latest: dict[str, dict[str, Any]] = {}
-        for record in event["Records"]:
-            latest[self.deserializer.deserialize(record["dynamodb"]["Keys"]["id"])] = record
-        upserts = []
-        deletes = []
-        for key in sorted(latest):
-            record = latest[key]
-            change = record["dynamodb"]
-            if record["eventName"] == "REMOVE":
-                deletes.append({"key": key, "sequence_number": change["SequenceNumber"].zfill(40)})
-            else:
-                upserts.append(plain_row(change["NewImage"], change["SequenceNumber"], self.deserializer))
-        return upserts, deletes
 
     def __call__(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
         upserts, deletes = self.changes(event)
         for attempt in itertools.count():
             try:
-                with self.engine.begin() as connection:
-                    if upserts:
-                        connection.execute(self.upsert, upserts)
-                    if deletes:
-                        connection.execute(self.delete, deletes)
+                self.apply(upserts, deletes)
             except sa.exc.DBAPIError as error:
                 delay = random.uniform(0, min(2.0, 0.05 * 2**attempt))
                 left = context.get_remaining_time_in_millis() / 1000
@@ -509,7 +449,9 @@ def _work(spec: Spec, worker: int, images: list[dict[str, Any]], barrier: Barrie
     try:
         table = order_table(spec.table, sa.MetaData())
         handler = (
-            dynastream_handler(engine, table) if spec.strategy == "dynastream" else CoreUpsert(engine, table)
+            dynastream_handler(engine, table)
+            if spec.strategy == "dynastream"
+            else RetriedCoreUpsert(engine, table)
         )
         source = Source(worker, spec.mode, images)
         log = _ErrorLog(engine)

@@ -9,8 +9,9 @@ environment with its own engine and connection, apply 1,000-record batches
 - **dynastream**: `App(engine=...)`, `app.replicate("Orders", into=table)`,
   `app.lambda_handler(event, context)`;
 - **baseline**: the guarded SQLAlchemy Core upsert a competent engineer writes
-  in an afternoon (`_concurrency_worker.CoreUpsert`), into its own table of
-  the same shape;
+  in an afternoon (`replication.CoreUpsert`, strategy (b) of the replication
+  benchmark, retried by `_concurrency_worker.RetriedCoreUpsert`), into its own
+  table of the same shape;
 
 with **disjoint** keys (each worker owns its keys, hashed, so that they are
 neighbours of other workers' keys in the index) and with **overlapping** keys

@@ -1,5 +1,5 @@
 """
-Replicating mixed batches: dynastream's full path against a plain ORM and the raw-driver ceiling.
+Replicating mixed batches: dynastream's full path against plain ORM, hand-written Core and raw-driver code.
 
 Every strategy applies the same Lambda event (see `benchmarks.events`: about
 60% INSERTs, 30% MODIFYs, 10% REMOVEs) to its own table of one schema, from
@@ -61,8 +61,9 @@ SIZES = (100, 1_000, 10_000)
 BENCH_SCHEMA = "dynastream_bench"
 # Targets from the issue, checked for the batch sizes that matter (1,000 and up).
 TARGET_SIZES = (1_000, 10_000)
+TARGET_OVER_CORE = 1.0
 TARGET_OF_CEILING = 0.6
-TARGET_OVER_ORM = 10.0
+TARGET_OVER_ORM = 20.0
 TARGET_MEMORY = 2.0
 
 # --- the schema every strategy writes ------------------------------------------------
@@ -112,6 +113,7 @@ class OrmOrder(Base):
 
 
 FULL_TABLE = order_table("bench_orders_full", Base.metadata)
+CORE_TABLE = order_table("bench_orders_core", Base.metadata)
 COLUMNS = [column.name for column in FULL_TABLE.columns]
 JSON_COLUMNS = ("tags", "address", "lines")
 SEQUENCE = "dynastream_sequence"
@@ -188,6 +190,91 @@ def apply_orm(engine: sa.Engine, event: dict[str, Any]) -> None:
                     OrmOrder(**plain_row(change["NewImage"], change["SequenceNumber"], deserializer))
                 )
         session.commit()
+
+
+# --- (b) hand-written SQLAlchemy Core ------------------------------------------------------
+
+
+class CoreUpsert:
+    """
+    Strategy (b): the guarded upsert a competent engineer writes by hand with SQLAlchemy Core.
+
+    boto3's `TypeDeserializer` on each image (binary decoded from base64
+    first), the last change per key, keys in sorted order (one lock order for
+    every batch); one `executemany` of a guarded upsert (`INSERT ... ON
+    CONFLICT DO UPDATE ... WHERE seq < excluded.seq` on PostgreSQL and SQLite,
+    `INSERT ... ON DUPLICATE KEY UPDATE col = IF(seq < VALUES(seq),
+    VALUES(col), col)` on MySQL and MariaDB, the sequence column assigned
+    last) and one of a guarded `DELETE ... WHERE id = :key AND seq < :seq`, in
+    one transaction. No tombstones, no mapping checks.
+    """
+
+    def __init__(self, engine: sa.Engine, table: sa.Table) -> None:
+        from boto3.dynamodb.types import TypeDeserializer
+
+        self.engine = engine
+        self.deserializer = TypeDeserializer()
+        sequence = table.c[SEQUENCE]
+        others = [column for column in table.columns if column.name not in ("id", SEQUENCE)]
+        self.upsert: sa.Executable
+        if engine.dialect.name in ("postgresql", "sqlite"):
+            from sqlalchemy.dialects import sqlite
+
+            insert = (postgresql if engine.dialect.name == "postgresql" else sqlite).insert(table)
+            self.upsert = insert.on_conflict_do_update(
+                index_elements=[table.c.id],
+                set_={column.name: insert.excluded[column.name] for column in [*others, sequence]},
+                where=sequence < insert.excluded[SEQUENCE],
+            )
+        else:
+            from sqlalchemy.dialects import mysql
+
+            values = mysql.insert(table)
+            newer = sequence < values.inserted[SEQUENCE]
+            # Assignments run left to right and see the new values: the guard reads the
+            # old sequence number only while it is assigned last
+            # (https://dev.mysql.com/doc/refman/8.0/en/insert-on-duplicate.html).
+            self.upsert = values.on_duplicate_key_update(
+                [(column.name, sa.func.IF(newer, values.inserted[column.name], column)) for column in others]
+                + [(SEQUENCE, sa.func.IF(newer, values.inserted[SEQUENCE], sequence))]
+            )
+        self.delete = sa.delete(table).where(
+            table.c.id == sa.bindparam("key"), sequence < sa.bindparam("sequence_number")
+        )
+
+    def changes(self, event: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """
+        Return the rows to upsert and the keys to delete: the last change per key, by key.
+        """
+        latest: dict[str, dict[str, Any]] = {}
+        for record in event["Records"]:
+            latest[self.deserializer.deserialize(record["dynamodb"]["Keys"]["id"])] = record
+        upserts = []
+        deletes = []
+        for key in sorted(latest):
+            record = latest[key]
+            change = record["dynamodb"]
+            if record["eventName"] == "REMOVE":
+                deletes.append({"key": key, "sequence_number": change["SequenceNumber"].zfill(40)})
+            else:
+                upserts.append(plain_row(change["NewImage"], change["SequenceNumber"], self.deserializer))
+        return upserts, deletes
+
+    def apply(self, upserts: list[dict[str, Any]], deletes: list[dict[str, Any]]) -> None:
+        """
+        Write `upserts` and `deletes` (as `changes` returns them) in one transaction.
+        """
+        with self.engine.begin() as connection:
+            if upserts:
+                connection.execute(self.upsert, upserts)
+            if deletes:
+                connection.execute(self.delete, deletes)
+
+    def apply_event(self, event: dict[str, Any]) -> None:
+        """
+        Apply a Lambda event: its last change per key, in one transaction.
+        """
+        self.apply(*self.changes(event))
 
 
 # --- (c) the raw-driver ceiling ------------------------------------------------------------
@@ -515,6 +602,7 @@ class Result:
     size: int
     full: float
     orm: float
+    core: float
     ceiling: float
     ceiling_name: str
     candidates: dict[str, float]
@@ -592,7 +680,7 @@ def server_version(engine: sa.Engine) -> str:
 
 def strategies_for(engine: sa.Engine) -> list[Strategy]:
     """
-    Create every strategy's table on `engine` and return the strategies: full, ORM, candidates.
+    Create every strategy's table on `engine` and return the strategies: full, ORM, Core, candidates.
     """
     app = dynastream.App(engine=engine)
     app.replicate("Orders", into=FULL_TABLE)
@@ -605,6 +693,7 @@ def strategies_for(engine: sa.Engine) -> list[Strategy]:
     strategies = [
         Strategy("full", FULL_TABLE, full),
         Strategy("orm", OrmOrder.__table__, lambda event: apply_orm(engine, event)),
+        Strategy("core", CORE_TABLE, CoreUpsert(engine, CORE_TABLE).apply_event),
     ]
     ceiling = PostgresCeiling if engine.dialect.name == "postgresql" else MySQLCeiling
     for position, (label, method) in enumerate(ceiling.candidates(engine).items()):
@@ -719,7 +808,7 @@ def measure_engine(
     try:
         version = server_version(engine)
         strategies = strategies_for(engine)
-        full, orm, *ceilings = strategies
+        full, orm, core, *ceilings = strategies
 
         # Warm every path once: a warm Lambda has built its mappers and statements.
         warm = make_batch(20, seed=7)
@@ -737,7 +826,14 @@ def measure_engine(
             fastest = max(candidates, key=candidates.__getitem__)
             results.append(
                 Result(
-                    name, batch.size, rate[full.label], rate[orm.label], rate[fastest], fastest, candidates
+                    name,
+                    batch.size,
+                    rate[full.label],
+                    rate[orm.label],
+                    rate[core.label],
+                    rate[fastest],
+                    fastest,
+                    candidates,
                 )
             )
 
@@ -779,13 +875,14 @@ def report(results: list[Result], memories: list[Memory], repeat: int, versions:
     for name, version in versions.items():
         print(f"  {name}: {version}")
     print(
-        f"  {'engine':<10} {'batch':>7} {'full rec/s':>11} {'(a) ORM':>9} {'(c) ceiling':>12}"
-        f" {'full/(c)':>9} {'full/(a)':>9}  ceiling"
+        f"  {'engine':<10} {'batch':>7} {'full rec/s':>11} {'(a) ORM':>9} {'(b) Core':>9} {'(c) ceiling':>12}"
+        f" {'full/(a)':>9} {'full/(b)':>9} {'full/(c)':>9}  ceiling"
     )
     for r in results:
         print(
-            f"  {r.engine:<10} {r.size:>7,} {r.full:>11,.0f} {r.orm:>9,.0f} {r.ceiling:>12,.0f}"
-            f" {r.full / r.ceiling:>8.2f}x {r.full / r.orm:>8.1f}x  {r.ceiling_name}"
+            f"  {r.engine:<10} {r.size:>7,} {r.full:>11,.0f} {r.orm:>9,.0f} {r.core:>9,.0f}"
+            f" {r.ceiling:>12,.0f}"
+            f" {r.full / r.orm:>8.1f}x {r.full / r.core:>8.2f}x {r.full / r.ceiling:>8.2f}x  {r.ceiling_name}"
         )
     print("  ceiling candidates (records/s):")
     for r in results:
@@ -804,6 +901,7 @@ def report(results: list[Result], memories: list[Memory], repeat: int, versions:
     for r in judged:
         print(
             f"    {r.engine:<10} {r.size:>7,}:"
+            f" full >= {TARGET_OVER_CORE:g}x Core {_verdict(r.full / r.core, TARGET_OVER_CORE)};"
             f" full >= {TARGET_OF_CEILING:g}x ceiling {_verdict(r.full / r.ceiling, TARGET_OF_CEILING)};"
             f" full >= {TARGET_OVER_ORM:g}x ORM {_verdict(r.full / r.orm, TARGET_OVER_ORM)}"
         )
