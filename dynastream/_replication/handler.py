@@ -20,7 +20,8 @@ import sqlalchemy as sa
 from dynastream._deserialize import InvalidAttributeValue, deserialize_image
 from dynastream._records import EventName, Item
 from dynastream._replication.chunks import CHUNK_ROWS
-from dynastream._replication.writer import Deletion, TableWriter, Upsert
+from dynastream._replication.target import Deletion, Target, Upsert
+from dynastream._replication.writer import TableWriter
 from dynastream.exceptions import ColumnValueError, ConfigurationError, MalformedRecordError, MappingError
 from dynastream.schema import SEQUENCE_WIDTH, encode_sequence_number, item_key, tombstones
 
@@ -177,12 +178,14 @@ class ReplicationHandler:
         writer = self._writers.get(key)
         if writer is None:
             writer = TableWriter(
-                self.table,
-                columns=self.columns,
-                sequence_column=self.sequence_column,
-                deleted_column=self.deleted_column if soft else None,
-                dialect=dialect,
-                collations=self._facts.get(dialect.name, TableFacts()).collations,
+                Target(
+                    self.table,
+                    columns=self.columns,
+                    sequence_column=self.sequence_column,
+                    deleted_column=self.deleted_column if soft else None,
+                    dialect=dialect,
+                    collations=self._facts.get(dialect.name, TableFacts()).collations,
+                )
             )
             if dialect.name in self._facts:  # built from what the database said, not before it said
                 self._writers[key] = writer

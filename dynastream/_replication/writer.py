@@ -28,17 +28,17 @@ from dynastream import _locks
 from dynastream._replication.mysql import MySQLStatements
 from dynastream._replication.postgresql import PostgreSQLStatements
 from dynastream._replication.sqlite import SQLiteStatements
-from dynastream._replication.target import Deletion, Target, Upsert
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping, Sequence
+    from collections.abc import Callable, Sequence
     from datetime import datetime
 
     import sqlalchemy as sa
     from sqlalchemy import Connection
-    from sqlalchemy.engine import Dialect
 
-__all__ = ["Deletion", "TableWriter", "Upsert"]
+    from dynastream._replication.target import Deletion, Target, Upsert
+
+__all__ = ["TableWriter"]
 
 
 class _Statements(Protocol):
@@ -61,31 +61,13 @@ class TableWriter:
     """
     Writes upserts and deletions of one replicated table with the sequence guard.
 
-    It takes what `Target` takes: the table, the columns an upsert writes (in
-    the order of `Upsert.values`), the sequence and soft-delete columns, the
-    dialect, and the collations of text columns.
+    Args:
+        target: The table, as this dialect's writer sees it.
     """
 
-    def __init__(
-        self,
-        table: sa.Table,
-        *,
-        columns: Sequence[str],
-        sequence_column: str,
-        deleted_column: str | None,
-        dialect: Dialect,
-        collations: Mapping[str, str] | None = None,
-    ) -> None:
-        self.target = Target(
-            table,
-            columns=columns,
-            sequence_column=sequence_column,
-            deleted_column=deleted_column,
-            dialect=dialect,
-            collations=collations,
-        )
-        self.table = table
-        self._statements = _DIALECTS.get(dialect.name, SQLiteStatements)(self.target)
+    def __init__(self, target: Target) -> None:
+        self.target = target
+        self._statements = _DIALECTS.get(target.dialect.name, SQLiteStatements)(target)
 
     def upsert(self, connection: Connection, rows: Sequence[Upsert], *, converted: bool = False) -> int:
         """
@@ -136,7 +118,7 @@ class TableWriter:
         tombstones or rows of an item reads what every earlier writer of that
         item committed. See `_locks` (SQLite, a single writer, needs none).
         """
-        table_name = self.table.fullname
+        table_name = self.target.table.fullname
         return _locks.hold(connection, [_locks.lock_key(table_name, key) for key in item_keys])
 
     def unlock(self, connection: Connection, held: Sequence[int]) -> None:
@@ -146,7 +128,7 @@ class TableWriter:
         _locks.release(connection, held)
 
     def _write_tombstones(self, connection: Connection, deletions: Sequence[Deletion], now: datetime) -> None:
-        table_name = self.table.fullname
+        table_name = self.target.table.fullname
         parameters = [
             {
                 "table_name": table_name,
