@@ -48,7 +48,7 @@ IN_PARALLEL = ("-n", "2", "--dist", "loadgroup")
 @nox.session
 def tests(session: nox.Session) -> None:
     """Run the test suite but the outside-Lambda tests (pass pytest arguments after --)."""
-    install_groups(session, "test", extras="[mysql,postgres,aws]")
+    install_groups(session, "test", extras="[mysql,postgres,aws,speedups]")
     # --ignore leaves out what pytest finds in those folders, not a test named after --.
     ignored = [f"--ignore={path}" for path in OUTSIDE_LAMBDA]
     session.run("pytest", *ignored, *(session.posargs or IN_PARALLEL))
@@ -57,7 +57,7 @@ def tests(session: nox.Session) -> None:
 @nox.session
 def sources(session: nox.Session) -> None:
     """Run the outside-Lambda tests, on moto: runner, backfill, commands, demo (pytest arguments after --)."""
-    install_groups(session, "test", extras="[mysql,postgres,aws]")
+    install_groups(session, "test", extras="[mysql,postgres,aws,speedups]")
     session.run("pytest", *(session.posargs or [*IN_PARALLEL, *OUTSIDE_LAMBDA]))
 
 
@@ -72,7 +72,7 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def typecheck(session: nox.Session) -> None:
     """Type-check the package strictly, and user-style code in tests/typing."""
-    install_groups(session, "typecheck", extras="[mysql,postgres,aws]")
+    install_groups(session, "typecheck", extras="[mysql,postgres,aws,speedups]")
     session.run("mypy", "dynastream")
     session.run("mypy", "tests/typing")
 
@@ -87,7 +87,7 @@ def docs(session: nox.Session) -> None:
 @nox.session
 def reliability(session: nox.Session) -> None:
     """Run the fault-injection suite (e.g. -- --histories 500; -- --workers 8 --concurrent-only)."""
-    install_groups(session, "test", extras="[mysql,postgres,aws]")
+    install_groups(session, "test", extras="[mysql,postgres,aws,speedups]")
     session.run("python", "-m", "reliability", *session.posargs)
     # The input faults of the suite, as property tests on every engine: fuzzed malformed
     # events, boundary numbers, fuzzed attribute names, canary secrets and personal data.
@@ -111,7 +111,7 @@ TEMPLATES = ("examples/orders/template.yaml", "examples/payments/template.yaml")
 @nox.session
 def examples(session: nox.Session) -> None:
     """Run the examples' tests and validate their SAM templates offline with cfn-lint."""
-    install_groups(session, "test", extras="[mysql,postgres,aws]")
+    install_groups(session, "test", extras="[mysql,postgres,aws,speedups]")
     session.run("pytest", "-q", "-p", "no:cacheprovider", "examples", "tests/test_examples.py")
     # The same template with one wrong event property must be refused, or the check proves nothing.
     broken = Path(session.create_tmp()) / "broken-template.yaml"
@@ -127,6 +127,6 @@ def examples(session: nox.Session) -> None:
 @nox.session
 def bench(session: nox.Session) -> None:
     """Run the benchmarks, print ratios against their baselines, write docs/benchmark-results.md."""
-    install_groups(session, "bench", extras="[mysql,postgres,aws]")
+    install_groups(session, "bench", extras="[mysql,postgres,aws,speedups]")
     args = session.posargs or ["--write", "docs/benchmark-results.md"]
     session.run("python", "-m", "benchmarks", *args)

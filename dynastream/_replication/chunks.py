@@ -5,6 +5,12 @@ A chunk of up to `CHUNK_ROWS` rows travels as one JSON array parameter, which
 the server reads (`jsonb_array_elements` / `JSON_TABLE`) and casts column by
 column: one round trip per chunk whatever the number of columns, and numbers
 arrive as their exact text.
+
+With the `speedups` extra installed, chunks are encoded by orjson, several
+times quicker than the standard library; any chunk orjson refuses (an
+integer beyond 64 bits, text that is not valid Unicode, nesting deeper than
+254 levels) is encoded by the standard library instead, which gives the same
+text or the same error as without orjson.
 """
 
 from __future__ import annotations
@@ -19,10 +25,19 @@ from dynastream._replication.target import SQL_NULL, is_plain_json
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
+    from types import ModuleType
 
     from dynastream._replication.target import Target, Upsert
 
-__all__ = ["CHUNK_ROWS", "JsonRows", "chunks", "counted_payloads", "json_payloads", "scalar_text"]
+__all__ = [
+    "CHUNK_ROWS",
+    "JsonRows",
+    "chunks",
+    "counted_payloads",
+    "json_encoder",
+    "json_payloads",
+    "scalar_text",
+]
 
 # A chunk's JSON stays well under MySQL's default max_allowed_packet (16 MiB
 # on MariaDB, 64 MiB on Aurora MySQL 3).
@@ -37,14 +52,50 @@ def chunks(items: Sequence[Any]) -> list[Sequence[Any]]:
     return [items[start : start + CHUNK_ROWS] for start in range(0, len(items), CHUNK_ROWS)]
 
 
-# Rows hold what the mappers give: plain, acyclic values, so the encoder skips
-# its circular-reference bookkeeping. One encoder, not one per call.
-_encode_rows = json.JSONEncoder(
-    ensure_ascii=False, separators=(",", ":"), allow_nan=False, check_circular=False
-).encode
+def _load_orjson() -> ModuleType | None:
+    try:
+        import orjson
+    except ImportError:
+        return None
+    return orjson
 
 
-def json_payloads(rows: Sequence[list[Any]], encode: Callable[[Any], str] = _encode_rows) -> list[str]:
+# The `speedups` extra; None encodes every chunk with the standard library.
+orjson: ModuleType | None = _load_orjson()
+
+
+def json_encoder(default: Callable[[Any], Any] | None = None) -> Callable[[Any], str]:
+    """
+    Return the encoder of chunks: orjson where it is installed, else the standard library.
+
+    Both give JSON that the servers read as the same values: compact, text
+    as it is (not escaped to ASCII), `default` called for any other type
+    (orjson's own spellings of dates and times are turned off, so that
+    `default` spells them). A chunk orjson refuses goes to the standard
+    library, which encodes it or raises as it would alone.
+    """
+    # Rows hold what the mappers give: plain, acyclic values, so the encoder
+    # skips its circular-reference bookkeeping.
+    stdlib = json.JSONEncoder(
+        ensure_ascii=False, separators=(",", ":"), allow_nan=False, check_circular=False, default=default
+    ).encode
+    module = orjson
+    if module is None:
+        return stdlib
+    dumps, refused = module.dumps, module.JSONEncodeError
+    option = module.OPT_PASSTHROUGH_DATETIME | module.OPT_PASSTHROUGH_DATACLASS
+
+    def encode(value: Any) -> str:
+        try:
+            text: str = dumps(value, default=default, option=option).decode()
+        except refused:
+            return stdlib(value)
+        return text
+
+    return encode
+
+
+def json_payloads(rows: Sequence[list[Any]], encode: Callable[[Any], str] | None = None) -> list[str]:
     """
     Serialize rows as JSON arrays, split so that no payload is too large.
     """
@@ -52,11 +103,13 @@ def json_payloads(rows: Sequence[list[Any]], encode: Callable[[Any], str] = _enc
 
 
 def counted_payloads(
-    rows: Sequence[list[Any]], encode: Callable[[Any], str] = _encode_rows
+    rows: Sequence[list[Any]], encode: Callable[[Any], str] | None = None
 ) -> list[tuple[str, int]]:
     """
     `json_payloads`, each payload with the number of rows it holds.
     """
+    if encode is None:
+        encode = json_encoder()
     payloads = []
     for chunk in chunks(rows):
         text = encode(chunk)
@@ -127,13 +180,8 @@ class JsonRows:
             for i, (nested, processor) in enumerate(zip(self.nested, target.processors, strict=True))
             if not nested and processor is not None
         ]
-        self._encode_converted = json.JSONEncoder(
-            ensure_ascii=False,
-            separators=(",", ":"),
-            allow_nan=False,
-            check_circular=False,
-            default=self._converted_scalar,
-        ).encode
+        self._encode = json_encoder()
+        self._encode_converted = json_encoder(default=self._converted_scalar)
 
     def values(self, values: Sequence[Any]) -> list[Any]:
         """
@@ -168,7 +216,7 @@ class JsonRows:
         """
         if converted:
             return counted_payloads([self._converted_row(r) for r in rows], self._encode_converted)
-        return counted_payloads([[*self.row(r), r.item_key] for r in rows])
+        return counted_payloads([[*self.row(r), r.item_key] for r in rows], self._encode)
 
     def _converted_row(self, row: Upsert) -> list[Any]:
         values = [*row.values, row.item_key]

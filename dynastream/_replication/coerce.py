@@ -34,6 +34,7 @@ __all__ = [
     "extra_converter",
     "fill_for",
     "mapped_converter_for",
+    "number_converter_for",
     "typed_json_converter_for",
 ]
 
@@ -368,6 +369,86 @@ def converter_for(  # noqa: PLR0911 - one return per family
     return _passthrough_converter(type_)
 
 
+def number_converter_for(
+    column_type: sa.types.TypeEngine[Any],
+    dialect: str | None,
+    *,
+    mariadb: bool = False,
+    key: bool = False,
+    charset: str | None = None,
+    as_text: bool = False,
+) -> Callable[[str], Any]:
+    """
+    Return a column's converter of `N` payloads: number text as events carry it.
+
+    It gives what `converter_for`'s converter gives for the payload's
+    `Decimal`, without building one where the text alone decides: an integer
+    column's plain integer text is checked against its range, and with
+    `as_text` an exact-decimal column's plain decimal text is checked against
+    its precision and scale and given as it is. The bulk writers of PostgreSQL
+    and MySQL send numbers as text, which the server parses exactly
+    (`CAST(... AS numeric)`, an assignment to `DECIMAL`). Any other text,
+    and any number that does not fit, goes the checked way, which gives the
+    precise error. Only SQLAlchemy's own types take a quick path: a subclass
+    may process its values in ways the text would not survive.
+    """
+    import sqlalchemy as sa
+
+    convert = converter_for(column_type, dialect, mariadb=mariadb, key=key, charset=charset)
+
+    def checked(payload: str) -> Any:
+        return convert(fast_number(payload))
+
+    type_ = _dialect_type(column_type, dialect)
+    if not type(type_).__module__.startswith("sqlalchemy."):
+        return checked
+    if isinstance(type_, sa.Integer):
+        return _integer_text(type_, checked)
+    if as_text and isinstance(type_, sa.Numeric) and not isinstance(type_, sa.Float):
+        return _numeric_text(type_, dialect, checked)
+    return checked
+
+
+def _integer_text(type_: sa.Integer, checked: Callable[[str], Any]) -> Callable[[str], Any]:
+    low, high, _ = _integer_bounds(type_)
+
+    def convert(payload: str) -> Any:
+        # Up to 18 digits, an optional minus: int() reads exactly what Decimal()
+        # would, and the value is within 64 bits.
+        digits = payload[1:] if payload[:1] == "-" else payload
+        if 0 < len(digits) < 19 and digits.isdigit() and digits.isascii():
+            number = int(payload)
+            if low <= number <= high:
+                return number
+        return checked(payload)
+
+    return convert
+
+
+def _numeric_text(
+    type_: sa.Numeric[Any], dialect: str | None, checked: Callable[[str], Any]
+) -> Callable[[str], Any]:
+    precision, scale = _numeric_bounds(type_, dialect)
+    integer_digits = None if precision is None else precision - (scale or 0)
+
+    def convert(payload: str) -> Any:
+        # Plain decimal text, an optional minus: its significant digits before
+        # and after the point are what the Decimal checks count (adjusted() and
+        # scaleb()); leading and trailing zeros do not count, as in the column.
+        if payload.isascii():
+            whole, point, fraction = (payload[1:] if payload[:1] == "-" else payload).partition(".")
+            if (
+                whole.isdigit()
+                and (not point or fraction.isdigit())
+                and (scale is None or len(fraction.rstrip("0")) <= scale)
+                and (integer_digits is None or len(whole.lstrip("0")) <= integer_digits)
+            ):
+                return payload
+        return checked(payload)
+
+    return convert
+
+
 def mapped_converter_for(
     column_type: sa.types.TypeEngine[Any],
     dialect: str | None,
@@ -450,11 +531,18 @@ def _integer_bits(type_: sa.Integer) -> int:
     return 16 if isinstance(type_, sa.SmallInteger) else 32
 
 
-def _integer_converter(type_: sa.Integer) -> Callable[[Any], int]:
+def _integer_bounds(type_: sa.Integer) -> tuple[int, int, str]:
+    """
+    Return the lowest and highest value of an integer type, and its name in errors.
+    """
     bits = _integer_bits(type_)
     unsigned = bool(getattr(type_, "unsigned", False))  # MySQL's integer types
     low, high = (0, 2**bits - 1) if unsigned else (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1)
-    label = f"{_INTEGER_NAMES[bits]}{' UNSIGNED' if unsigned else ''} ({bits}-bit)"
+    return low, high, f"{_INTEGER_NAMES[bits]}{' UNSIGNED' if unsigned else ''} ({bits}-bit)"
+
+
+def _integer_converter(type_: sa.Integer) -> Callable[[Any], int]:
+    low, high, label = _integer_bounds(type_)
 
     def convert(value: Any) -> int:
         if not isinstance(value, Decimal):
@@ -486,14 +574,22 @@ def _significant_digits(value: Decimal) -> int:
     return count
 
 
-def _numeric_converter(type_: sa.Numeric[Any], dialect: str | None) -> Callable[[Any], Decimal]:
+def _numeric_bounds(type_: sa.Numeric[Any], dialect: str | None) -> tuple[int | None, int | None]:
+    """
+    Return the precision and scale a Numeric column has on `dialect` (`None`: unbounded).
+    """
     precision, scale = type_.precision, type_.scale
     if dialect in ("mysql", "mariadb") and precision is None:
         # MySQL's DECIMAL with no arguments is DECIMAL(10, 0)
         # (https://dev.mysql.com/doc/refman/8.0/en/fixed-point-types.html).
-        precision, scale = 10, 0
-    elif precision is not None and scale is None:
-        scale = 0  # NUMERIC(p) is NUMERIC(p, 0) in SQL
+        return 10, 0
+    if precision is not None and scale is None:
+        return precision, 0  # NUMERIC(p) is NUMERIC(p, 0) in SQL
+    return precision, scale
+
+
+def _numeric_converter(type_: sa.Numeric[Any], dialect: str | None) -> Callable[[Any], Decimal]:
+    precision, scale = _numeric_bounds(type_, dialect)
     label = f"{type(type_).__name__}({precision}, {scale})" if precision is not None else type(type_).__name__
     if dialect in ("mysql", "mariadb") and type_.precision is None:
         label = f"{type(type_).__name__}, DECIMAL(10, 0) on MySQL"
@@ -908,37 +1004,38 @@ def _typed_walker(
     """
 
     def typed(value: dict[str, Any]) -> Any:  # noqa: PLR0911 - one branch per type tag, leaves inline
-        # The common tags inline, and a map's scalar members without a call;
-        # any other tag, or a payload of the wrong type, is deserialized first.
-        # Malformed values raise on the way.
+        # The common tags inline, and the scalar members of a map or list
+        # without a call; any other tag, or a payload of the wrong type, is
+        # deserialized first. Malformed values raise on the way.
         (tag,) = value
         payload = value[tag]
         cls = payload.__class__
         if tag == "M" and cls is dict:
-            out: dict[str, Any] = {}
-            for key, member in payload.items():
-                if not key.isascii() or (no_nul and "\x00" in key):
-                    text(key)
+            return typed_map(payload)
+        if tag == "L" and cls is list:
+            out: list[Any] = []
+            append = out.append
+            for member in payload:
                 (inner,) = member
                 leaf = member[inner]
-                if (
+                if inner == "M" and leaf.__class__ is dict:
+                    append(typed_map(leaf))
+                elif (
                     inner == "S"
                     and leaf.__class__ is str
                     and leaf.isascii()
                     and not (no_nul and "\x00" in leaf)
                 ):
-                    out[key] = leaf
+                    append(leaf)
                 elif inner == "N" and leaf.__class__ is str:
-                    out[key] = typed_number(leaf)
+                    append(typed_number(leaf))
                 else:
-                    out[key] = typed(member)
+                    append(typed(member))
             return out
         if tag == "S" and cls is str:
             return payload if payload.isascii() and not (no_nul and "\x00" in payload) else text(payload)
         if tag == "N" and cls is str:
             return typed_number(payload)
-        if tag == "L" and cls is list:
-            return [typed(member) for member in payload]
         if (
             tag == "SS"
             and cls is list
@@ -954,6 +1051,21 @@ def _typed_walker(
         if tag == "NULL" and payload is True:
             return None
         return walk(deserialize_value(value))
+
+    def typed_map(payload: dict[str, Any]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, member in payload.items():
+            if not key.isascii() or (no_nul and "\x00" in key):
+                text(key)
+            (inner,) = member
+            leaf = member[inner]
+            if inner == "S" and leaf.__class__ is str and leaf.isascii() and not (no_nul and "\x00" in leaf):
+                out[key] = leaf
+            elif inner == "N" and leaf.__class__ is str:
+                out[key] = typed_number(leaf)
+            else:
+                out[key] = typed(member)
+        return out
 
     def typed_number(payload: str) -> int | float:
         # The quick paths of number(), on the text: an int of up to 18 digits

@@ -423,7 +423,8 @@ class ReplicationHandler:
         label, item, as_sent = image
         try:
             if as_sent and self.mapper is None:
-                return row_mapper.map_event_image(item, path=f"dynamodb.{label}")
+                # The writers send numbers as text where the server parses them exactly.
+                return row_mapper.map_event_image(item, path=f"dynamodb.{label}", numbers_as_text=True)
             if as_sent:
                 item = deserialize_image(item)
             if self.mapper is None:

@@ -27,23 +27,24 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Final, Literal
 
-from dynastream._deserialize import FAST_DECODERS, InvalidAttributeValue, deserialize_image, fast_number
+from dynastream._deserialize import FAST_DECODERS, InvalidAttributeValue, deserialize_image
 from dynastream.exceptions import ColumnValueError, ConfigurationError, MalformedRecordError
 
 from .coerce import (
-    REQUIRED,
     Unfit,
     check_text,
     converter_for,
     extra_converter,
     fill_for,
     mapped_converter_for,
+    number_converter_for,
     typed_json_converter_for,
 )
 from .columns import check_columns, snake_case, table_of
+from .slots import Slot, convert_event_image, convert_slots, extras, member_name
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Collection, Mapping
+    from collections.abc import Collection, Mapping
 
     import sqlalchemy as sa
     from sqlalchemy.engine import Dialect
@@ -53,9 +54,10 @@ if TYPE_CHECKING:
 __all__ = ["RowMapper"]
 
 Naming = Literal["exact", "snake_case"]
-# (attribute, column, converter, what a missing or NULL attribute gives,
-#  the JSON column's converter of attribute values or None)
-_Slot = tuple[str, str, "Callable[[Any], Any]", Any, "Callable[[Any], Any] | None"]
+# A shape of item: its slots (all, key, and all with numbers as text) and unmapped attributes.
+_Shape = tuple[tuple[Slot, ...], tuple[Slot, ...], tuple[Slot, ...], list[str]]
+# Dialects whose bulk writers send numbers as text (see number_converter_for).
+_TEXT_NUMBERS: Final = frozenset({"postgresql", "mysql", "mariadb"})
 
 _DIALECTS: Final = frozenset({"postgresql", "mysql", "mariadb", "sqlite"})
 _SHAPE_CACHE_SIZE: Final = 256
@@ -138,6 +140,7 @@ class RowMapper:
         "_shapes",
         "_slots",
         "_table",
+        "_text_slots",
         "snake_case",
     )
 
@@ -184,19 +187,26 @@ class RowMapper:
         # name unless that one is renamed away ("" is no DynamoDB attribute).
         attribute_of = {column: attribute for attribute, column in renames.items()}
         attribute_of.update((name, "") for name in renames.keys() - attribute_of.keys())
-        slots: list[_Slot] = [
-            (
+
+        def slot(c: sa.Column[Any], *, as_text: bool) -> Slot:
+            key, charset = c.primary_key, charsets.get(c.name)
+            return (
                 attribute_of.get(c.name, c.name),
                 c.name,
-                converter_for(
-                    c.type, dialect, mariadb=mariadb, key=c.primary_key, charset=charsets.get(c.name)
-                ),
+                converter_for(c.type, dialect, mariadb=mariadb, key=key, charset=charset),
                 fill_for(c, dialect),
                 typed_json_converter_for(c.type, dialect, mariadb=mariadb),
+                number_converter_for(
+                    c.type, dialect, mariadb=mariadb, key=key, charset=charset, as_text=as_text
+                ),
             )
-            for c in columns
-            if c.name != extra
-        ]
+
+        slots = [slot(c, as_text=False) for c in columns if c.name != extra]
+        self._text_slots = (
+            tuple(slot(c, as_text=True) for c in columns if c.name != extra)
+            if dialect in _TEXT_NUMBERS
+            else tuple(slots)
+        )
         # What a custom mapper gives goes through the same checks (see coerce_row).
         self._mapped = {
             c.name: (
@@ -212,7 +222,7 @@ class RowMapper:
         self._mapped_attributes = frozenset(slot[0] for slot in slots if slot[0]) | renames.keys()
         # Columns snake_case naming fills by name: all but those a rename fills.
         self._names = frozenset(slot[1] for slot in slots) - set(renames.values())
-        self._shapes: dict[tuple[str, ...], tuple[tuple[_Slot, ...], tuple[_Slot, ...], list[str]]] = {}
+        self._shapes: dict[tuple[str, ...], _Shape] = {}
 
     def __repr__(self) -> str:
         return f"<RowMapper -> {self._table.fullname}>"
@@ -247,20 +257,22 @@ class RowMapper:
                 attributes map to one column.
         """
         if self.snake_case:
-            slots, _, unmapped = self._shape(item)
-            row = _convert(item, slots)
+            slots, _, _, unmapped = self._shape(item)
+            row = convert_slots(item, slots)
         else:
-            row = _convert(item, self._slots)
+            row = convert_slots(item, self._slots)
             if self._extra is None:
                 return row
             mapped = self._mapped_attributes
             unmapped = [name for name in item if name not in mapped]
         if self._extra is not None:
             column, convert, _ = self._extra
-            row[column] = _extras(item, unmapped, column, convert, no_nul=self._no_nul)
+            row[column] = extras(item, unmapped, column, convert, no_nul=self._no_nul)
         return row
 
-    def map_event_image(self, image: Item, *, path: str = "image") -> dict[str, Any]:
+    def map_event_image(
+        self, image: Item, *, path: str = "image", numbers_as_text: bool = False
+    ) -> dict[str, Any]:
         """
         Return the row of an image as an event carries it (`{"N": "1.5"}` values).
 
@@ -272,6 +284,13 @@ class RowMapper:
         Args:
             image: A `NewImage`, `OldImage` or `Keys` object of a stream record.
             path: How errors name the image (`dynamodb.NewImage`, say).
+            numbers_as_text: On PostgreSQL and MySQL/MariaDB (the mapper's
+                `dialect`), give an exact-decimal column's number as its text,
+                checked against the column's precision and scale like a
+                `Decimal`, where the text is plain (`-12.50`); other dialects,
+                and other texts, give a `Decimal` as without it. The built-in
+                replication sends numbers to those servers as text, which they
+                parse exactly, and saves building a `Decimal` per value.
 
         Raises:
             ColumnValueError: As for a call.
@@ -290,7 +309,7 @@ class RowMapper:
             {'id': 't-1', 'total': Decimal('12.5')}
         """
         try:
-            return self._map_event_image(image)
+            return self._map_event_image(image, numbers_as_text=numbers_as_text)
         except Exception:  # noqa: BLE001, S110 - the checked way below raises the precise error
             pass
         try:
@@ -299,17 +318,18 @@ class RowMapper:
             raise MalformedRecordError(error.reason, field=error.field(path)) from None
         return self(item)
 
-    def _map_event_image(self, image: Item) -> dict[str, Any]:
+    def _map_event_image(self, image: Item, *, numbers_as_text: bool) -> dict[str, Any]:
         if self.snake_case:
-            slots, _, unmapped = self._shape(image)
+            plain_slots, _, text_slots, unmapped = self._shape(image)
+            slots = text_slots if numbers_as_text else plain_slots
         else:
-            slots = self._slots
+            slots = self._text_slots if numbers_as_text else self._slots
             mapped = self._mapped_attributes
             unmapped = [name for name in image if name not in mapped]
-        row = _convert_event_image(image, slots)
+        row = convert_event_image(image, slots)
         if self._extra is not None:
             column, _, typed = self._extra
-            row[column] = {_name(name, self._no_nul): typed(image[name]) for name in unmapped}
+            row[column] = {member_name(name, no_nul=self._no_nul): typed(image[name]) for name in unmapped}
         else:
             for name in unmapped:  # not kept, but checked all the same
                 if not name.isascii():
@@ -327,8 +347,8 @@ class RowMapper:
             ColumnValueError: A key attribute is missing or does not fit.
         """
         if self.snake_case:
-            return _convert(item, self._shape(item)[1])
-        return _convert(item, self._key_slots)
+            return convert_slots(item, self._shape(item)[1])
+        return convert_slots(item, self._key_slots)
 
     def coerce_row(self, row: Mapping[str, Any]) -> dict[str, Any]:
         """
@@ -372,7 +392,7 @@ class RowMapper:
                 raise ColumnValueError(unfit.reason, column=column, attribute=None) from None
         return out
 
-    def _shape(self, item: Item) -> tuple[tuple[_Slot, ...], tuple[_Slot, ...], list[str]]:
+    def _shape(self, item: Item) -> _Shape:
         """
         Return the slots (all, key) and unmapped attributes of `item`'s names.
 
@@ -386,7 +406,7 @@ class RowMapper:
                 self._shapes[names] = shape
         return shape
 
-    def _resolve(self, names: tuple[str, ...]) -> tuple[tuple[_Slot, ...], tuple[_Slot, ...], list[str]]:
+    def _resolve(self, names: tuple[str, ...]) -> _Shape:
         found: dict[str, str] = {}
         unmapped: list[str] = []
         for name in names:
@@ -405,94 +425,7 @@ class RowMapper:
             else:
                 found[column] = name
         # A column no attribute maps to looks up "", which no DynamoDB attribute is named.
-        slots = tuple(
-            (found.get(column, ""), column, convert, fill, typed)
-            for _, column, convert, fill, typed in self._slots
-        )
+        slots = tuple((found.get(slot[1], ""), *slot[1:]) for slot in self._slots)
+        text_slots = tuple((found.get(slot[1], ""), *slot[1:]) for slot in self._text_slots)
         keys = tuple(slot for slot in slots if slot[1] in self._key_columns)
-        return slots, keys, unmapped
-
-
-def _convert(item: Item, slots: tuple[_Slot, ...]) -> dict[str, Any]:
-    """
-    Run each slot's converter on its attribute's value: the mapper's hot loop.
-    """
-    row: dict[str, Any] = {}
-    get = item.get
-    attribute = column = ""
-    try:
-        for attribute, column, convert, fill, _ in slots:
-            value = get(attribute)
-            if value is not None:
-                row[column] = convert(value)
-            elif fill is not REQUIRED:
-                row[column] = fill
-            else:
-                raise _missing(item, attribute, column)
-    except Unfit as unfit:
-        raise ColumnValueError(unfit.reason, column=column, attribute=attribute) from None
-    return row
-
-
-def _convert_event_image(image: Item, slots: tuple[_Slot, ...]) -> dict[str, Any]:
-    """
-    `_convert` of an image as an event carries it; raises anything on any problem.
-    """
-    row: dict[str, Any] = {}
-    get = image.get
-    for attribute, column, convert, fill, typed in slots:
-        value = get(attribute)
-        if value is not None:
-            (tag,) = value
-            payload = value[tag]
-            if tag == "S" and payload.__class__ is str:
-                row[column] = convert(payload)
-                continue
-            if tag == "N":
-                row[column] = convert(fast_number(payload))
-                continue
-            if tag != "NULL":
-                row[column] = convert(FAST_DECODERS[tag](payload)) if typed is None else typed(value)
-                continue
-            if payload is not True:
-                raise Unfit("malformed NULL")
-        if fill is REQUIRED:
-            raise Unfit("missing")
-        row[column] = fill
-    return row
-
-
-def _extras(
-    item: Item, names: list[str], column: str, convert: Callable[[Any], Any], *, no_nul: bool
-) -> dict[str, Any]:
-    """
-    Return the attributes `names` of `item` as the extra column's JSON object.
-    """
-    extras: dict[str, Any] = {}
-    name = ""
-    try:
-        for name in names:
-            extras[_name(name, no_nul)] = convert(item[name])
-    except Unfit as unfit:
-        raise ColumnValueError(unfit.reason, column=column, attribute=name) from None
-    return extras
-
-
-def _name(name: str, no_nul: bool) -> str:  # noqa: FBT001 - a hot-path helper
-    """
-    Return an attribute name that becomes a member name of the extra column.
-
-    Like any text it must be valid Unicode, and on PostgreSQL hold no NUL
-    (JSONB cannot).
-    """
-    if name.isascii() and not (no_nul and "\x00" in name):
-        return name
-    if no_nul and "\x00" in name:
-        raise Unfit("an attribute name containing a NUL character, which PostgreSQL's JSONB cannot keep")
-    return check_text(name)
-
-
-def _missing(item: Item, attribute: str, column: str) -> ColumnValueError:
-    if attribute in item:
-        return ColumnValueError("NULL for a column that needs a value", column=column, attribute=attribute)
-    return ColumnValueError("no attribute for a column that needs a value", column=column, attribute=None)
+        return slots, keys, text_slots, unmapped

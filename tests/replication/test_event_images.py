@@ -102,6 +102,34 @@ def test_an_image_maps_as_its_deserialized_item_does(
     assert outcome(lambda: checked(mapper, image)) == outcome(lambda: mapper.map_event_image(image))
 
 
+def numbers_read(call: Any) -> tuple[str, str]:
+    """`outcome`, with numbers given as text read as the `Decimal` the server makes of them."""
+
+    def read() -> Any:
+        return {
+            name: Decimal(value) if name == "amount" and isinstance(value, str) else value
+            for name, value in call().items()
+        }
+
+    return outcome(read)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    image=event_images,
+    dialect=st.sampled_from(["postgresql", "mysql"]),
+    naming=st.sampled_from(["exact", "snake_case"]),
+)
+def test_an_image_maps_to_the_same_values_with_numbers_as_text(
+    image: dict[str, Any], dialect: str, naming: Any
+) -> None:
+    mapper = dynastream.RowMapper(wide, dialect=dialect, naming=naming)
+
+    assert numbers_read(lambda: mapper.map_event_image(image, numbers_as_text=True)) == outcome(
+        lambda: mapper.map_event_image(image)
+    )
+
+
 @settings(max_examples=200, deadline=None)
 @given(image=event_images, dialect=st.sampled_from(DIALECTS))
 def test_an_image_maps_as_its_deserialized_item_does_with_an_extra_column(

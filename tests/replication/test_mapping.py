@@ -24,8 +24,11 @@ from sqlalchemy.dialects import mysql, postgresql
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 import dynastream
+from dynastream._deserialize import fast_number
+from dynastream._replication.coerce import converter_for, number_converter_for
 from dynastream._replication.mapping import RowMapper
 from dynastream.exceptions import ColumnValueError, ConfigurationError
+from tests.test_deserialize import number_texts
 
 CANARY = "canary-4f1e@example.com"
 
@@ -237,6 +240,83 @@ def test_numeric_takes_exactly_the_decimals_within_precision_and_scale(
         outcome = "refused"
 
     assert (value if fits_numeric(value, precision, scale) else "refused") == outcome
+
+
+# --- numbers as text (what the PostgreSQL and MySQL writers send) ------------------
+
+number_columns = st.one_of(
+    st.sampled_from(
+        [
+            *(column_type for column_type, _ in INTEGER_TYPES),
+            mysql.TINYINT(unsigned=True),
+            mysql.INTEGER(unsigned=True),
+            sa.Numeric(),
+            sa.Numeric(12),
+            sa.Float(),
+        ]
+    ),
+    st.integers(1, 38).flatmap(
+        lambda precision: st.integers(0, precision).map(lambda scale: sa.Numeric(precision, scale))
+    ),
+)
+# Plain decimal text as DynamoDB sends it, and with leading zeros, other
+# scripts' digits and signs that only the checked way reads.
+plain_number_texts = st.from_regex(r"[-+]?\d{1,40}(\.\d{0,40})?", fullmatch=True)
+
+
+def number_outcome(convert: Any, text: str) -> tuple[Any, ...]:
+    """What a converter gives for `text`: a value (text compared as its number) or a refusal."""
+    try:
+        value = convert(text)
+    except Exception:  # any refusal: the mapper then goes the checked way
+        return ("refused",)
+    if isinstance(value, str):
+        assert re.fullmatch(r"-?[0-9]+(\.[0-9]+)?", value), value  # plain text the server parses
+        return ("number", Decimal(value), "Decimal")
+    return ("number", value, type(value).__name__)
+
+
+@given(
+    text=st.one_of(
+        number_texts(),
+        plain_number_texts,
+        st.sampled_from([8, 16, 32, 64]).flatmap(around_bounds).map(str),  # integer columns' edges
+    ),
+    column_type=number_columns,
+    dialect=st.sampled_from(["postgresql", "mysql", "mariadb"]),
+    as_text=st.booleans(),
+)
+def test_number_text_gives_the_value_its_decimal_gives(
+    text: str, column_type: Any, dialect: str, as_text: bool
+) -> None:
+    quick = number_converter_for(column_type, dialect, as_text=as_text)
+    checked = converter_for(column_type, dialect)
+
+    assert number_outcome(quick, text) == number_outcome(lambda t: checked(fast_number(t)), text)
+
+
+def test_numbers_as_text_keep_their_spelling_only_where_the_writer_sends_text() -> None:
+    table = table_with(sa.Column("amount", sa.Numeric(12, 2)), sa.Column("count", sa.Integer))
+    image = {"id": {"S": "k"}, "amount": {"N": "-0012.50"}, "count": {"N": "7"}}
+
+    as_text = RowMapper(table, dialect="postgresql").map_event_image(image, numbers_as_text=True)
+    on_sqlite = RowMapper(table, dialect="sqlite").map_event_image(image, numbers_as_text=True)
+    plain = RowMapper(table, dialect="postgresql").map_event_image(image)
+
+    assert as_text == {"id": "k", "amount": "-0012.50", "count": 7}
+    assert on_sqlite == plain == {"id": "k", "amount": Decimal("-12.50"), "count": 7}
+
+
+def test_a_subclassed_numeric_type_gets_a_decimal_even_as_text() -> None:
+    class Money(sa.Numeric):  # type: ignore[type-arg]
+        """A user's own subclass: its bind processing may expect a Decimal."""
+
+    table = table_with(sa.Column("amount", Money(12, 2)))
+    image = {"id": {"S": "k"}, "amount": {"N": "12.50"}}
+
+    assert RowMapper(table, dialect="mysql").map_event_image(image, numbers_as_text=True)["amount"] == (
+        Decimal("12.50")
+    )
 
 
 # --- floats --------------------------------------------------------------------

@@ -27,6 +27,7 @@ from hypothesis import strategies as st
 from sqlalchemy.engine import make_url
 
 import dynastream
+from dynastream._replication import chunks
 from dynastream.exceptions import ConfigurationError
 from tests.conftest import _engine_for, _isolated_url, _server_url
 from tests.replication.schema_strategies import cases
@@ -169,6 +170,20 @@ def test_any_schema_history_and_delivery_end_equal_to_the_source(
     case = data.draw(cases(dialect_of(engine), TABLE), label="case")
 
     check(engine, case)
+
+
+@settings(generated, max_examples=max(1, EXAMPLES // 2))
+@given(data=st.data())
+def test_any_schema_ends_equal_to_the_source_with_chunks_encoded_by_the_standard_library(
+    engine: sa.Engine, data: st.DataObject
+) -> None:
+    # The property above runs with orjson (the speedups extra) where it is installed;
+    # this one with the standard library that replaces it when it is not.
+    case = data.draw(cases(dialect_of(engine), TABLE), label="case")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(chunks, "orjson", None)
+        check(engine, case)
 
 
 # --- MariaDB: utf8mb4 tables in a latin1 database ---------------------------------------
