@@ -2,6 +2,8 @@
 Run the benchmarks: `python -m benchmarks [--quick] [--engines ...] [--sizes ...] [--samples N] [NAME ...]`.
 
 The concurrency benchmark also takes `--workers N`, `--duration SECONDS` and `--keys MODES`.
+`growth` (wider and larger items, and the replication batches, for the full
+path and hand-written Core) reuses the results of `replication` when both run.
 
 Each benchmark is a callable taking the parsed options and printing its own
 report; add new ones to `BENCHMARKS`.
@@ -20,7 +22,7 @@ from datetime import UTC, datetime
 from importlib import metadata
 from typing import TYPE_CHECKING, TextIO
 
-from . import cold_start, concurrency, deserialize, replication
+from . import cold_start, concurrency, deserialize, growth, replication
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -31,7 +33,19 @@ def _run_deserialize(options: argparse.Namespace) -> None:
 
 
 def _run_replication(options: argparse.Namespace) -> None:
-    replication.run(quick=options.quick, engines=options.engines, sizes=options.sizes)
+    # Kept for the growth part, which reuses the standard batches' results.
+    options.replication_results = replication.run(
+        quick=options.quick, engines=options.engines, sizes=options.sizes
+    )
+
+
+def _run_growth(options: argparse.Namespace) -> None:
+    growth.run(
+        quick=options.quick,
+        engines=options.engines,
+        sizes=options.sizes,
+        measured=options.replication_results,
+    )
 
 
 def _run_cold_start(options: argparse.Namespace) -> None:
@@ -51,6 +65,7 @@ def _run_concurrency(options: argparse.Namespace) -> None:
 BENCHMARKS: dict[str, Callable[[argparse.Namespace], None]] = {
     "deserialize": _run_deserialize,
     "replication": _run_replication,
+    "growth": _run_growth,
     "cold-start": _run_cold_start,
     "concurrency": _run_concurrency,
 }
@@ -123,7 +138,7 @@ def main(argv: list[str] | None = None) -> None:
         type=_engines,
         default=list(replication.ENGINES),
         metavar="NAMES",
-        help="replication, cold-start, concurrency: databases to measure, comma-separated (default:"
+        help="replication, growth, cold-start, concurrency: databases to measure, comma-separated (default:"
         " postgresql,mysql; URLs from DYNASTREAM_BENCH_POSTGRES_URL and DYNASTREAM_BENCH_MYSQL_URL)",
     )
     parser.add_argument(
@@ -131,7 +146,8 @@ def main(argv: list[str] | None = None) -> None:
         type=_sizes,
         default=list(replication.SIZES),
         metavar="SIZES",
-        help="replication: records per batch, comma-separated (default: 100,1000,10000)",
+        help="replication, growth: records per batch of the Orders batches, comma-separated"
+        " (default: 100,1000,10000)",
     )
     parser.add_argument(
         "--samples",
@@ -174,11 +190,13 @@ def main(argv: list[str] | None = None) -> None:
         metavar="NAME",
         help=f"benchmarks to run (default: all of {', '.join(BENCHMARKS)})",
     )
+    parser.set_defaults(replication_results=[])
     arguments = parser.parse_args(argv)
     unknown = [name for name in arguments.names if name not in BENCHMARKS]
     if unknown:
         parser.error(f"unknown benchmark {unknown[0]!r}; choose from {', '.join(BENCHMARKS)}")
-    names = arguments.names or list(BENCHMARKS)
+    # In the order of `BENCHMARKS`: growth reuses the results of replication when both run.
+    names = [name for name in BENCHMARKS if name in (arguments.names or BENCHMARKS)]
     if arguments.write is None:
         for name in names:
             BENCHMARKS[name](arguments)

@@ -21,13 +21,16 @@ from __future__ import annotations
 import base64
 import json
 import random
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from .deserialize import STATUSES, TAGS, address
 
-__all__ = ["ARN", "Batch", "make_batch", "order_image", "stream_record"]
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+__all__ = ["ARN", "Batch", "make_batch", "mixed_batch", "order_image", "stream_record"]
 
 ARN = "arn:aws:dynamodb:eu-west-1:123456789012:table/Orders/stream/2026-11-01T00:00:00.000"
 # Sequence numbers of real streams: 21 to 40 digits, increasing within a shard.
@@ -121,9 +124,15 @@ def stream_record(
     creation_time: int,
     new: dict[str, Any] | None,
     old: dict[str, Any] | None,
+    *,
+    arn: str = ARN,
+    size_bytes: int | None = None,
 ) -> dict[str, Any]:
     """
-    Return one Lambda stream record of the `Orders` table (view type `NEW_AND_OLD_IMAGES`).
+    Return one Lambda stream record of a table keyed by `id` (view type `NEW_AND_OLD_IMAGES`).
+
+    The table is the `Orders` table unless `arn` names another stream;
+    `SizeBytes` is drawn at random unless `size_bytes` is given.
     """
     dynamodb: dict[str, Any] = {
         "ApproximateCreationDateTime": creation_time,
@@ -134,7 +143,7 @@ def stream_record(
     if old is not None:
         dynamodb["OldImage"] = old
     dynamodb["SequenceNumber"] = str(sequence_number)
-    dynamodb["SizeBytes"] = 300 + rng.randint(0, 900)
+    dynamodb["SizeBytes"] = 300 + rng.randint(0, 900) if size_bytes is None else size_bytes
     dynamodb["StreamViewType"] = "NEW_AND_OLD_IMAGES"
     return {
         "eventID": f"{rng.getrandbits(128):032x}",
@@ -143,26 +152,52 @@ def stream_record(
         "eventSource": "aws:dynamodb",
         "awsRegion": "eu-west-1",
         "dynamodb": dynamodb,
-        "eventSourceARN": ARN,
+        "eventSourceARN": arn,
     }
+
+
+def _approximate_size(new: dict[str, Any] | None, old: dict[str, Any] | None) -> int:
+    """
+    Return a record's `SizeBytes` as the images' compact JSON length (DynamoDB counts names and values).
+    """
+    images = [image for image in (new, old) if image is not None]
+    return sum(len(json.dumps(image, ensure_ascii=False, separators=(",", ":")).encode()) for image in images)
 
 
 def make_batch(size: int, *, seed: int = 20_260_101) -> Batch:
     """
     Return a mixed batch of `size` records and its pre-state, the same for every call.
     """
-    rng = random.Random(seed + size)
+    return mixed_batch(size, random.Random(seed + size), order_image, prefix="o")
+
+
+def mixed_batch(
+    size: int,
+    rng: random.Random,
+    image: Callable[[random.Random, str], dict[str, Any]],
+    *,
+    prefix: str,
+    arn: str = ARN,
+    measured_sizes: bool = False,
+) -> Batch:
+    """
+    Return a mixed batch of `size` records of items that `image` makes, and its pre-state.
+
+    About 60% INSERTs, 30% MODIFYs and 10% REMOVEs, each key once, shuffled;
+    keys start with `prefix`. The records name the stream `arn`; with
+    `measured_sizes`, their `SizeBytes` is the images' JSON length rather than
+    a small random number (for items far larger than an order).
+    """
     removes = size // 10
     modifies = size * 3 // 10
     inserts = size - modifies - removes
     kinds = ["INSERT"] * inserts + ["MODIFY"] * modifies + ["REMOVE"] * removes
     rng.shuffle(kinds)
 
-    existing = [f"o-{size}-{n:06d}-{rng.getrandbits(48):012x}" for n in range(modifies + removes)]
+    existing = [f"{prefix}-{size}-{n:06d}-{rng.getrandbits(48):012x}" for n in range(modifies + removes)]
     # Older than anything in the batch, as the changes that wrote the pre-state were.
     pre_state = [
-        (order_image(rng, order_id), FIRST_SEQUENCE_NUMBER - 1_000_000 + n)
-        for n, order_id in enumerate(existing)
+        (image(rng, item_id), FIRST_SEQUENCE_NUMBER - 1_000_000 + n) for n, item_id in enumerate(existing)
     ]
     untouched = iter(pre_state)
     records = []
@@ -171,13 +206,18 @@ def make_batch(size: int, *, seed: int = 20_260_101) -> Batch:
         creation_time = FIRST_CREATION_TIME + position // 50
         new: dict[str, Any] | None
         if kind == "INSERT":
-            order_id = f"o-{size}-{position:06d}-{rng.getrandbits(48):012x}"
-            new, old = order_image(rng, order_id), None
+            item_id = f"{prefix}-{size}-{position:06d}-{rng.getrandbits(48):012x}"
+            new, old = image(rng, item_id), None
         else:
             old, _ = next(untouched)
-            order_id = old["id"]["S"]
-            new = order_image(rng, order_id) if kind == "MODIFY" else None
-        records.append(stream_record(rng, kind, order_id, sequence_number, creation_time, new, old))
+            item_id = old["id"]["S"]
+            new = image(rng, item_id) if kind == "MODIFY" else None
+        size_bytes = _approximate_size(new, old) if measured_sizes else None
+        records.append(
+            stream_record(
+                rng, kind, item_id, sequence_number, creation_time, new, old, arn=arn, size_bytes=size_bytes
+            )
+        )
 
     # Compact, as the Lambda service sends it.
     text = json.dumps({"Records": records}, ensure_ascii=False, separators=(",", ":"))

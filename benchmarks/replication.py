@@ -21,6 +21,10 @@ the parsed event dict to COMMIT, starting from the same pre-state:
 
 After timing, every strategy's table must hold exactly the same rows (numbers
 compared as `Decimal`), or the benchmark fails.
+
+The growth part (`benchmarks.growth`, `python -m benchmarks replication
+growth`) takes the full path's and (b)'s results from here, and adds wide and
+large items.
 """
 
 from __future__ import annotations
@@ -50,6 +54,9 @@ from .events import Batch, make_batch
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
+
+    # An image, its sequence number and a `TypeDeserializer` to the row of a table, as `plain_row` does.
+    RowBuilder = Callable[[dict[str, Any], str, Any], dict[str, Any]]
 
 __all__ = ["ENGINES", "SIZES", "run"]
 
@@ -207,13 +214,17 @@ class CoreUpsert:
     VALUES(col), col)` on MySQL and MariaDB, the sequence column assigned
     last) and one of a guarded `DELETE ... WHERE id = :key AND seq < :seq`, in
     one transaction. No tombstones, no mapping checks.
+
+    Images become rows through `row` (`plain_row`, the `Orders` table's, by
+    default).
     """
 
-    def __init__(self, engine: sa.Engine, table: sa.Table) -> None:
+    def __init__(self, engine: sa.Engine, table: sa.Table, row: RowBuilder | None = None) -> None:
         from boto3.dynamodb.types import TypeDeserializer
 
         self.engine = engine
         self.deserializer = TypeDeserializer()
+        self.row = plain_row if row is None else row
         sequence = table.c[SEQUENCE]
         others = [column for column in table.columns if column.name not in ("id", SEQUENCE)]
         self.upsert: sa.Executable
@@ -257,7 +268,7 @@ class CoreUpsert:
             if record["eventName"] == "REMOVE":
                 deletes.append({"key": key, "sequence_number": change["SequenceNumber"].zfill(40)})
             else:
-                upserts.append(plain_row(change["NewImage"], change["SequenceNumber"], self.deserializer))
+                upserts.append(self.row(change["NewImage"], change["SequenceNumber"], self.deserializer))
         return upserts, deletes
 
     def apply(self, upserts: list[dict[str, Any]], deletes: list[dict[str, Any]]) -> None:
@@ -606,6 +617,7 @@ class Result:
     ceiling: float
     ceiling_name: str
     candidates: dict[str, float]
+    json_bytes: int  # the size of the batch's event JSON
 
 
 @attrs.frozen
@@ -710,9 +722,16 @@ def strategies_for(engine: sa.Engine) -> list[Strategy]:
 def reset(engine: sa.Engine, table: sa.Table, rows: list[dict[str, Any]]) -> None:
     """
     Put `table` back to the pre-state (and forget its tombstones).
+
+    SQLite, which has no TRUNCATE, runs it only in the tests' tiny batches.
     """
     with engine.begin() as connection:
-        connection.exec_driver_sql(f"TRUNCATE TABLE {engine.dialect.identifier_preparer.format_table(table)}")
+        if engine.dialect.name == "sqlite":
+            connection.execute(table.delete())
+        else:
+            connection.exec_driver_sql(
+                f"TRUNCATE TABLE {engine.dialect.identifier_preparer.format_table(table)}"
+            )
     with engine.begin() as connection:
         connection.execute(table.insert(), rows)
         connection.execute(tombstones.delete().where(tombstones.c.table_name == table.fullname))
@@ -746,10 +765,12 @@ def read_rows(engine: sa.Engine, table: sa.Table) -> list[tuple[Any, ...]]:
     """
     Return every row of `table` by key, JSON read back with exact numbers.
     """
-    selected = [
-        sa.cast(column, sa.Text) if column.name in JSON_COLUMNS else column for column in table.columns
+    json_positions = [
+        position for position, column in enumerate(table.columns) if isinstance(column.type, sa.JSON)
     ]
-    json_positions = [COLUMNS.index(name) for name in JSON_COLUMNS]
+    selected = [
+        sa.cast(column, sa.Text) if isinstance(column.type, sa.JSON) else column for column in table.columns
+    ]
     with engine.connect() as connection:
         result = connection.execute(sa.select(*selected).order_by(table.c.id)).all()
     rows = []
@@ -761,12 +782,15 @@ def read_rows(engine: sa.Engine, table: sa.Table) -> list[tuple[Any, ...]]:
     return rows
 
 
-def check_same(strategies: list[Strategy], engine: sa.Engine, batch: Batch) -> None:
+def check_same(strategies: list[Strategy], engine: sa.Engine, batch: Batch, *, what: str = "") -> None:
     """
     Fail loudly unless every strategy's table holds exactly the full path's rows.
+
+    `what` names the batches in the message (the growth part's variants).
     """
-    where = f"replication: {engine.dialect.name} {batch.size:,}"
+    where = " ".join(part for part in ("replication:", engine.dialect.name, what, f"{batch.size:,}") if part)
     reference, *others = strategies
+    names = [column.name for column in reference.table.columns]
     expected = read_rows(engine, reference.table)
     count = len(batch.pre_state) + batch.counts["INSERT"] - batch.counts["REMOVE"]
     if len(expected) != count:
@@ -778,7 +802,7 @@ def check_same(strategies: list[Strategy], engine: sa.Engine, batch: Batch) -> N
         detail = f"{len(rows)} rows, not {len(expected)}"
         for mine, theirs in zip(rows, expected, strict=False):
             if mine != theirs:
-                column = next(c for c, a, b in zip(COLUMNS, mine, theirs, strict=True) if a != b)
+                column = next(c for c, a, b in zip(names, mine, theirs, strict=True) if a != b)
                 detail = f"first difference at id {theirs[0]!r}, column {column!r}"
                 break
         raise SystemExit(f"{where}: {strategy.label!r} left other rows than the full path ({detail})")
@@ -834,6 +858,7 @@ def measure_engine(
                     rate[fastest],
                     fastest,
                     candidates,
+                    batch.json_bytes,
                 )
             )
 
@@ -849,14 +874,15 @@ def measure_engine(
             _recreate_bench_schema(name, create=False)
 
 
-def pre_state_rows(batch: Batch) -> list[dict[str, Any]]:
+def pre_state_rows(batch: Batch, row: RowBuilder | None = None) -> list[dict[str, Any]]:
     """
-    Return the rows of the batch's pre-state, built the plain way.
+    Return the rows of the batch's pre-state, built the plain way (by `row`, `plain_row` by default).
     """
     from boto3.dynamodb.types import TypeDeserializer
 
     deserializer = TypeDeserializer()
-    return [plain_row(image, str(sequence), deserializer) for image, sequence in batch.pre_state]
+    build = plain_row if row is None else row
+    return [build(image, str(sequence), deserializer) for image, sequence in batch.pre_state]
 
 
 # --- the report ------------------------------------------------------------------------------
@@ -909,9 +935,11 @@ def report(results: list[Result], memories: list[Memory], repeat: int, versions:
 
 def run(
     *, quick: bool = False, engines: Sequence[str] = tuple(ENGINES), sizes: Sequence[int] = SIZES
-) -> None:
+) -> list[Result]:
     """
-    Measure every strategy on every engine and batch size, and print the report.
+    Measure every strategy on every engine and batch size, print the report and return the results.
+
+    The growth part (`benchmarks.growth`) reuses the results.
     """
     repeat = 1 if quick else 3
     batches = [make_batch(size) for size in sorted(sizes)]
@@ -928,3 +956,4 @@ def run(
         memories.extend([memory] if memory is not None else [])
         versions[name] = version
     report(results, memories, repeat, versions)
+    return results
