@@ -277,5 +277,24 @@ def item_key(values: Iterable[Any]) -> str:
     digit differ), text and binary by every character and byte, each value
     tagged with its kind.
     """
-    text = _encode_key([_canonical(v) for v in values])
+    values = list(values)
+    text = _plain_text_key(values) or _encode_key([_canonical(v) for v in values])
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _plain_text_key(values: list[Any]) -> str | None:
+    """
+    Return the JSON `item_key` hashes for keys of plain text only, else `None`.
+
+    Text of printable ASCII without quotes or backslashes, which JSON spells
+    as it is: the same text `_encode_key` gives, without its encoder (most
+    keys are such text, and one is hashed per record).
+    """
+    parts = []
+    for value in values:
+        if value.__class__ is not str or not (value.isascii() and value.isprintable()):
+            return None
+        if '"' in value or "\\" in value:
+            return None
+        parts.append(f'["s","{value}"]')
+    return f"[{','.join(parts)}]"

@@ -352,7 +352,7 @@ class ReplicationHandler:
         row = self._map(row_mapper, record, image)
         row.update(key)
         try:
-            values = [row[c] for c in row_mapper.columns]
+            values = list(map(row.__getitem__, row_mapper.columns))
         except KeyError as missing:
             error = ColumnValueError(
                 "the mapper produced no value", column=str(missing.args[0]), attribute=None

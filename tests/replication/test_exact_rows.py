@@ -8,6 +8,7 @@ Events are built by hand here, as a new user would, in the shape Lambda sends
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 import uuid
@@ -17,6 +18,8 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy.engine import make_url
 
 import dynastream
@@ -194,6 +197,24 @@ def test_a_tombstone_blocks_only_its_own_38_digit_key(server_engine: sa.Engine) 
 )
 def test_item_keys_of_different_numbers_differ(one: Decimal, other: Decimal) -> None:
     assert item_key([one]) != item_key([other])
+
+
+@given(
+    keys=st.lists(
+        st.one_of(st.text(st.characters(exclude_categories=["Cs"])), st.text(st.characters(codec="ascii"))),
+        min_size=1,
+        max_size=3,
+    )
+)
+def test_item_keys_of_text_are_the_digest_of_their_json(keys: list[str]) -> None:
+    # Tombstones and item locks store item keys: the text hashed must never change.
+    text = json.dumps([["s", key] for key in keys], ensure_ascii=False, separators=(",", ":"))
+
+    assert item_key(keys) == hashlib.sha256(text.encode()).hexdigest()
+
+
+def test_an_item_key_is_what_earlier_versions_stored() -> None:
+    assert item_key(["o-1"]) == "d264907ed49a6b737a56562c04bd10bb23080f6cab454c23dcccc1ca5c707fb3"
 
 
 def test_item_keys_of_one_number_spelled_twice_are_one() -> None:
