@@ -71,7 +71,7 @@ TARGET_SIZES = (1_000, 10_000)
 TARGET_OVER_CORE = 1.0
 TARGET_OF_CEILING = 0.6
 TARGET_OVER_ORM = 20.0
-TARGET_MEMORY = 2.0
+TARGET_MEMORY = 1.5
 
 # --- the schema every strategy writes ------------------------------------------------
 

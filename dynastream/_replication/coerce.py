@@ -1036,16 +1036,12 @@ def _typed_walker(
             return payload if payload.isascii() and not (no_nul and "\x00" in payload) else text(payload)
         if tag == "N" and cls is str:
             return typed_number(payload)
-        if (
-            tag == "SS"
-            and cls is list
-            and payload
-            and all(member.__class__ is str and member.isascii() for member in payload)
-            and not (no_nul and any("\x00" in member for member in payload))
-        ):
-            strings = sorted(set(payload))
-            if len(strings) == len(payload):
-                return strings
+        if tag == "SS" and cls is list and payload:
+            joined = "".join(payload)  # a TypeError unless every member is text
+            if joined.isascii() and not (no_nul and "\x00" in joined):
+                strings = sorted(set(payload))
+                if len(strings) == len(payload):
+                    return strings
         if tag == "BOOL" and cls is bool:
             return payload
         if tag == "NULL" and payload is True:
@@ -1053,16 +1049,23 @@ def _typed_walker(
         return walk(deserialize_value(value))
 
     def typed_map(payload: dict[str, Any]) -> dict[str, Any]:
+        # Every member name checked at once (a TypeError unless each is text);
+        # one that is not plain is checked on its own.
+        names = "".join(payload)
+        if not names.isascii() or (no_nul and "\x00" in names):
+            for key in payload:
+                text(key)
         out: dict[str, Any] = {}
         for key, member in payload.items():
-            if not key.isascii() or (no_nul and "\x00" in key):
-                text(key)
             (inner,) = member
             leaf = member[inner]
             if inner == "S" and leaf.__class__ is str and leaf.isascii() and not (no_nul and "\x00" in leaf):
                 out[key] = leaf
             elif inner == "N" and leaf.__class__ is str:
-                out[key] = typed_number(leaf)
+                # typed_number's first quick path, inline
+                out[key] = (
+                    int(leaf) if len(leaf) < 19 and leaf.isdigit() and leaf.isascii() else typed_number(leaf)
+                )
             else:
                 out[key] = typed(member)
         return out
@@ -1074,6 +1077,12 @@ def _typed_walker(
         # go the long way, as they do in number().
         if len(payload) < 19 and payload.isdigit() and payload.isascii():
             return int(payload)
+        if len(payload) <= 16 and payload.isascii():
+            # Plain decimal text of at most 15 digits (DBL_DIG), not integral:
+            # its float is the same number, as two such texts never share a float.
+            whole, point, fraction = (payload[1:] if payload[:1] == "-" else payload).partition(".")
+            if point and whole.isdigit() and fraction.isdigit() and fraction.strip("0"):
+                return float(payload)
         if "e" not in payload and "n" not in payload and not payload.endswith(".0"):
             quick = float(payload)
             if repr(quick) == payload:

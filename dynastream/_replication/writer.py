@@ -68,6 +68,8 @@ class TableWriter:
     def __init__(self, target: Target) -> None:
         self.target = target
         self._statements = _DIALECTS.get(target.dialect.name, SQLiteStatements)(target)
+        # Built once: a statement construct costs more than a small batch's rows.
+        self._tombstone_statement = self._statements.tombstone_statement()
 
     def upsert(self, connection: Connection, rows: Sequence[Upsert], *, converted: bool = False) -> int:
         """
@@ -138,4 +140,4 @@ class TableWriter:
             }
             for d in deletions
         ]
-        connection.execute(self._statements.tombstone_statement(), parameters)
+        connection.execute(self._tombstone_statement, parameters)

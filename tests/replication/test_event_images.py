@@ -151,6 +151,26 @@ def test_valid_images_give_the_same_rows(item: dict[str, Any]) -> None:
     assert outcome(lambda: checked(mapper, image)) == outcome(lambda: mapper.map_event_image(image))
 
 
+# Plain decimal text of up to 16 characters, which the JSON walk reads as a float
+# without checking its shortest text; with zeros before and after, and other scripts' digits.
+digits = st.integers(1, 10).flatmap(lambda count: st.text("0123456789", min_size=count, max_size=count))
+short_decimals = st.one_of(
+    st.builds(
+        lambda sign, whole, fraction: f"{sign}{whole}.{fraction}", st.sampled_from(["", "-"]), digits, digits
+    ),
+    st.from_regex(r"-?\d{1,3}\.\d{1,3}", fullmatch=True),
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(number=st.one_of(short_decimals, number_texts()), dialect=st.sampled_from(DIALECTS))
+def test_a_number_in_a_json_column_is_read_as_its_decimal_is(number: str, dialect: str | None) -> None:
+    mapper = dynastream.RowMapper(wide, dialect=dialect)
+    image = {"pk": {"S": "k"}, "doc": {"M": {"n": {"N": number}, "l": {"L": [{"N": number}]}}}}
+
+    assert outcome(lambda: checked(mapper, image)) == outcome(lambda: mapper.map_event_image(image))
+
+
 # What the deserializer refuses and the mapper's one-pass walk takes inline, where it
 # must look for it: an empty SS or one that repeats a member, and lone surrogates (which
 # no UTF-8 text holds) in S values and names; DynamoDB never sends either.
