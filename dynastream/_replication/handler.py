@@ -57,8 +57,8 @@ def _utc_now() -> datetime:
 # An image to map: (its label, the image, whether it is as the event sent it).
 _Image = tuple[str, Item, bool]
 # A row to write: (item key, record, image, deleted_at: set for a soft delete's last image,
-# the key columns' values, mapped from the record's Keys).
-_Pending = tuple[str, "StreamRecord[Item]", _Image, "datetime | None", "Mapping[str, Any]"]
+# the key columns' values, mapped from the record's Keys, the sequence number as stored).
+_Pending = tuple[str, "StreamRecord[Item]", _Image, "datetime | None", "Mapping[str, Any]", str]
 
 
 def _image(record: StreamRecord[Item], label: str) -> _Image | None:
@@ -219,20 +219,23 @@ class ReplicationHandler:
         """
         connection = uow.connection()
         row_mapper = self._mapper_for(connection)
-        latest: dict[tuple[Any, ...], StreamRecord[Item]] = {}
+        # The newest change of each item, with its sequence number as stored.
+        latest: dict[tuple[Any, ...], tuple[StreamRecord[Item], str]] = {}
         # The newest image known of each item, for soft deletes: (sequence number, image).
         images: dict[tuple[Any, ...], tuple[int, _Image]] = {}
         soft_deletes = self.deleted_column is not None
         ignored = 0  # TTL deletes the policy ignores: applied, as configured
         for record in records:
-            self._sequence(record)  # a malformed sequence number fails its record, in stream order
+            sequence = self._sequence(record)  # a malformed sequence number fails its record, in stream order
             if record.is_ttl_delete and self.ttl == "ignore":
                 ignored += 1
                 continue
-            key = tuple(sorted(record.keys.items()))
-            current = latest.get(key)
+            keys = record.keys
+            key = tuple(keys.items()) if len(keys) == 1 else tuple(sorted(keys.items()))
+            newest = latest.get(key)
+            current = None if newest is None else newest[0]
             if current is None or record.sequence_number > current.sequence_number:
-                latest[key] = record
+                latest[key] = (record, sequence)
                 superseded = current
             else:
                 superseded = record  # older than a change already seen, or the same one again
@@ -254,14 +257,14 @@ class ReplicationHandler:
         pending: list[_Pending] = []
         hard: list[Deletion] = []
         soft: list[Deletion] = []
-        for key, record in latest.items():
+        for key, (record, sequence) in latest.items():
             mapped_key = self._map_key(row_mapper, record)
             key_values = [mapped_key[c] for c in row_mapper.key_columns()]
             identity = item_key(key_values)
             if record.event_name is EventName.REMOVE:
                 policy = self.ttl if record.is_ttl_delete else self.deletes
                 deleted_at = record.approximate_creation_time or now
-                deletion = Deletion(key_values, identity, self._sequence(record), deleted_at)
+                deletion = Deletion(key_values, identity, sequence, deleted_at)
                 if policy != "soft_delete":
                     hard.append(deletion)
                     continue
@@ -270,7 +273,7 @@ class ReplicationHandler:
                 if last is not None:  # keep the row, marked deleted, even if it never reached the table
                     image = last[1]
                     pending.append(
-                        (identity, record, ("OldImage", image[1], image[2]), deleted_at, mapped_key)
+                        (identity, record, ("OldImage", image[1], image[2]), deleted_at, mapped_key, sequence)
                     )
                 continue
             new_image = _image(record, "NewImage")
@@ -280,7 +283,7 @@ class ReplicationHandler:
                     f" {record.item_identifier} has none: set the stream's view type to"
                     " NEW_IMAGE or NEW_AND_OLD_IMAGES"
                 )
-            pending.append((identity, record, new_image, None, mapped_key))
+            pending.append((identity, record, new_image, None, mapped_key, sequence))
 
         applied, deleted = self._write(connection, row_mapper, pending, hard, soft, now=now)
         applied += ignored
@@ -315,10 +318,8 @@ class ReplicationHandler:
         for start in range(0, len(pending), CHUNK_ROWS):
             chunk = pending[start : start + CHUNK_ROWS]
             upserts = [
-                self._upsert(
-                    row_mapper, record, image=image, identity=identity, deleted_at=deleted_at, key=key
-                )
-                for identity, record, image, deleted_at, key in chunk
+                self._upsert(row_mapper, record, image, identity, deleted_at, key, sequence)
+                for identity, record, image, deleted_at, key, sequence in chunk
             ]
             written = writer.upsert(connection, upserts, converted=self.mapper is None)
             # A soft delete that wrote its last image is a deletion. The count is
@@ -336,17 +337,16 @@ class ReplicationHandler:
         writer.unlock(connection, held)
         return applied, deleted
 
-    def _upsert(
+    def _upsert(  # noqa: PLR0917 - one call per row: positional, the pending tuple's order
         self,
         row_mapper: RowMapper,
         record: StreamRecord[Item],
-        *,
         image: _Image,
         identity: str,
         deleted_at: datetime | None,
         key: Mapping[str, Any],
+        sequence: str,
     ) -> Upsert:
-        sequence = self._sequence(record)
         # The row is the item's image with the key of the record's Keys: when an
         # image disagrees with them (a hand-made event), Keys say which item it is.
         row = self._map(row_mapper, record, image)

@@ -15,7 +15,6 @@ import sqlalchemy as sa
 
 from dynastream._replication.chunks import JsonRows, chunks, json_payloads, scalar_text
 from dynastream._replication.target import is_binary, storage_type
-from dynastream.schema import tombstones
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -69,6 +68,16 @@ class MySQLStatements:
         self.rows = JsonRows(target, _scalar)
         self.upsert_sql = self._upsert_statement()
         self.delete_sql = self._delete_statement()
+        tomb = target.quoted_tombstones
+        newer = f"{tomb}.sequence_number < VALUES(sequence_number)"
+        self.tombstones_sql = sa.text(
+            f"INSERT INTO {tomb} (table_name, item_key, sequence_number, deleted_at)"
+            " SELECT :table_name, v.item_key, v.sequence, :deleted_at FROM JSON_TABLE("
+            "CONVERT(:rows USING utf8mb4), '$[*]' COLUMNS ("
+            f"{_text_column('item_key', 0, 'ascii')}, {_text_column('sequence', 1, 'ascii')})) AS v"
+            f" ON DUPLICATE KEY UPDATE deleted_at = IF({newer}, VALUES(deleted_at), {tomb}.deleted_at),"
+            f" sequence_number = IF({newer}, VALUES(sequence_number), {tomb}.sequence_number)"
+        )
 
     def _upsert_statement(self) -> sa.TextClause:
         target = self.target
@@ -210,26 +219,22 @@ class MySQLStatements:
             rows = _HexChunk(payload)
         return connection.execute(statement, {"rows": rows, **parameters})
 
-    def tombstone_statement(self) -> sa.Executable:
+    def write_tombstones(self, connection: Connection, deletions: Sequence[Deletion], now: datetime) -> None:
         """
-        Return the upsert of one tombstone (executed with many parameter sets).
-        """
-        from sqlalchemy.dialects.mysql import insert
+        Leave a tombstone per deletion, stamped `now`, whose sequence number only moves forward.
 
-        statement = insert(tombstones)
-        newer = tombstones.c.sequence_number < statement.inserted.sequence_number
-        return statement.on_duplicate_key_update(
-            [
-                (
-                    "deleted_at",
-                    sa.case((newer, statement.inserted.deleted_at), else_=tombstones.c.deleted_at),
-                ),
-                (
-                    "sequence_number",
-                    sa.case((newer, statement.inserted.sequence_number), else_=tombstones.c.sequence_number),
-                ),
-            ]
-        )
+        One statement for the batch; the sequence number is assigned last, so
+        that the guard of `deleted_at` reads the stored one.
+        """
+        # DATETIME has no zone: UTC wall time, as the driver sends an aware datetime.
+        stamp = now.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ")
+        for payload in json_payloads([[d.item_key, d.sequence] for d in deletions]):
+            self.send(
+                connection,
+                self.tombstones_sql,
+                payload,
+                {"table_name": self.target.table.fullname, "deleted_at": stamp},
+            )
 
 
 # Key types that JSON_TABLE converts from a JSON string exactly, so that the

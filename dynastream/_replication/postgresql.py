@@ -9,10 +9,11 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from dynastream._replication.chunks import JsonRows, chunks, json_payloads, scalar_text
-from dynastream._replication.target import storage_type, tombstone_upsert
+from dynastream._replication.target import storage_type
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
+    from datetime import datetime
 
     from sqlalchemy import Connection
     from sqlalchemy.engine import Dialect
@@ -80,6 +81,14 @@ class PostgreSQLStatements:
             f" ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {updates}"
             f" WHERE {table}.{sequence} < EXCLUDED.{sequence}"
         )
+        self.tombstones_sql = sa.text(
+            f"INSERT INTO {tomb} AS tb (table_name, item_key, sequence_number, deleted_at)"
+            " SELECT :table_name, r.v->>0, r.v->>1, :deleted_at"
+            " FROM jsonb_array_elements(CAST(:rows AS jsonb)) AS r(v)"
+            " ON CONFLICT (table_name, item_key) DO UPDATE"
+            " SET sequence_number = EXCLUDED.sequence_number, deleted_at = EXCLUDED.deleted_at"
+            " WHERE tb.sequence_number < EXCLUDED.sequence_number"
+        ).bindparams(sa.bindparam("deleted_at", type_=sa.DateTime(timezone=True)))
         match = " AND ".join(
             f"{table}.{k} = CAST(r.v->>{i} AS {cast_type(c, dialect)})"
             for i, (k, c) in enumerate(zip(keys, target.key_columns, strict=True))
@@ -128,10 +137,15 @@ class PostgreSQLStatements:
             for payload in json_payloads(encoded)
         )
 
-    def tombstone_statement(self) -> sa.Executable:
+    def write_tombstones(self, connection: Connection, deletions: Sequence[Deletion], now: datetime) -> None:
         """
-        Return the upsert of one tombstone (executed with many parameter sets).
-        """
-        from sqlalchemy.dialects import postgresql
+        Leave a tombstone per deletion, stamped `now`, whose sequence number only moves forward.
 
-        return tombstone_upsert(postgresql.insert)
+        One statement for the batch: the deletions are one per item, so no
+        row is affected twice (which `ON CONFLICT DO UPDATE` refuses).
+        """
+        for payload in json_payloads([[d.item_key, d.sequence] for d in deletions]):
+            connection.execute(
+                self.tombstones_sql,
+                {"rows": payload, "table_name": self.target.table.fullname, "deleted_at": now},
+            )

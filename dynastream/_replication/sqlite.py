@@ -10,8 +10,8 @@ from dynastream._replication.target import bind_processor, tombstone_upsert
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
+    from datetime import datetime
 
-    import sqlalchemy as sa
     from sqlalchemy import Connection
 
     from dynastream._replication.target import Deletion, Target, Upsert
@@ -25,7 +25,10 @@ class SQLiteStatements:
     """
 
     def __init__(self, target: Target) -> None:
+        from sqlalchemy.dialects import sqlite
+
         self.target = target
+        self._tombstone_upsert = tombstone_upsert(sqlite.insert)
         quote, table, tomb = target.quote, target.quoted_table, target.quoted_tombstones
         names, keys, sequence = target.quoted_columns, target.quoted_keys, target.quoted_sequence
         updates = ", ".join(
@@ -74,10 +77,20 @@ class SQLiteStatements:
             ]
         return connection.exec_driver_sql(self.delete_sql, parameters).rowcount
 
-    def tombstone_statement(self) -> sa.Executable:
+    def write_tombstones(self, connection: Connection, deletions: Sequence[Deletion], now: datetime) -> None:
         """
-        Return the upsert of one tombstone (executed with many parameter sets).
+        Leave a tombstone per deletion, stamped `now`, whose sequence number only moves forward.
         """
-        from sqlalchemy.dialects import sqlite
-
-        return tombstone_upsert(sqlite.insert)
+        table_name = self.target.table.fullname
+        connection.execute(
+            self._tombstone_upsert,
+            [
+                {
+                    "table_name": table_name,
+                    "item_key": d.item_key,
+                    "sequence_number": d.sequence,
+                    "deleted_at": now,
+                }
+                for d in deletions
+            ],
+        )

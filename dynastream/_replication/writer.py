@@ -33,7 +33,6 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
     from datetime import datetime
 
-    import sqlalchemy as sa
     from sqlalchemy import Connection
 
     from dynastream._replication.target import Deletion, Target, Upsert
@@ -46,7 +45,9 @@ class _Statements(Protocol):
 
     def delete(self, connection: Connection, deletions: Sequence[Deletion]) -> int: ...
 
-    def tombstone_statement(self) -> sa.Executable: ...
+    def write_tombstones(
+        self, connection: Connection, deletions: Sequence[Deletion], now: datetime
+    ) -> None: ...
 
 
 _DIALECTS: dict[str, Callable[[Target], _Statements]] = {
@@ -68,8 +69,6 @@ class TableWriter:
     def __init__(self, target: Target) -> None:
         self.target = target
         self._statements = _DIALECTS.get(target.dialect.name, SQLiteStatements)(target)
-        # Built once: a statement construct costs more than a small batch's rows.
-        self._tombstone_statement = self._statements.tombstone_statement()
 
     def upsert(self, connection: Connection, rows: Sequence[Upsert], *, converted: bool = False) -> int:
         """
@@ -106,7 +105,7 @@ class TableWriter:
             return 0
         # Tombstones first: the upsert reads them before it writes rows, so both
         # paths take their locks in the same order.
-        self._write_tombstones(connection, deletions, now)
+        self._statements.write_tombstones(connection, deletions, now)
         return self._statements.delete(connection, deletions)
 
     def lock(self, connection: Connection, item_keys: Sequence[str]) -> Sequence[int]:
@@ -128,16 +127,3 @@ class TableWriter:
         Release (before COMMIT) what `lock` took; waiters still wait for COMMIT.
         """
         _locks.release(connection, held)
-
-    def _write_tombstones(self, connection: Connection, deletions: Sequence[Deletion], now: datetime) -> None:
-        table_name = self.target.table.fullname
-        parameters = [
-            {
-                "table_name": table_name,
-                "item_key": d.item_key,
-                "sequence_number": d.sequence,
-                "deleted_at": now,
-            }
-            for d in deletions
-        ]
-        connection.execute(self._tombstone_statement, parameters)
