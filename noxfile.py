@@ -1,5 +1,6 @@
 """
-Development sessions: `nox -s demo`, `tests`, `sources`, `lint`, `typecheck`, `docs`, `bench`.
+Development sessions: `nox -s demo`, `tests`, `tests_staging`, `sources`, `lint`, `typecheck`, `docs`,
+`bench`.
 
 Each session installs what it needs. Database tests run against SQLite always,
 and against PostgreSQL and MariaDB/MySQL when `DYNASTREAM_TEST_POSTGRES_URL` and
@@ -51,7 +52,29 @@ def tests(session: nox.Session) -> None:
     install_groups(session, "test", extras="[mysql,postgres,aws,speedups]")
     # --ignore leaves out what pytest finds in those folders, not a test named after --.
     ignored = [f"--ignore={path}" for path in OUTSIDE_LAMBDA]
-    session.run("pytest", *ignored, *(session.posargs or IN_PARALLEL))
+    # Replication's statement path on every engine; `tests_staging` runs its staging path.
+    session.run(
+        "pytest", *ignored, *(session.posargs or IN_PARALLEL), env={"DYNASTREAM_BULK_PATH": "statements"}
+    )
+
+
+# The tests that replicate through App.replicate, whose bulk path the staging session changes.
+REPLICATING = (
+    "tests/replication",
+    "tests/test_connections.py",
+    "tests/test_observability.py",
+    "tests/test_privacy.py",
+    "tests/test_events.py",
+)
+
+
+@nox.session
+def tests_staging(session: nox.Session) -> None:
+    """Run the replication tests on the staging bulk path (pass pytest arguments after --)."""
+    install_groups(session, "test", extras="[mysql,postgres,aws,speedups]")
+    # The tests' MySQL URLs get local_infile=1 (tests/conftest.py), which LOAD DATA LOCAL needs.
+    arguments = session.posargs or [*IN_PARALLEL, *REPLICATING]
+    session.run("pytest", *arguments, env={"DYNASTREAM_BULK_PATH": "staging"})
 
 
 @nox.session

@@ -12,7 +12,7 @@ from dependency_injector import providers
 from ._autowire import build_handler, build_mapper, handler_provider, mapper_provider
 from ._dispatch import Dispatcher
 from ._registry import PoisonPolicy, Registration, Registry, qualified_name
-from ._settings import Settings
+from ._settings import Settings, requested_bulk_path
 from .containers import Container
 from .exceptions import ConfigurationError
 
@@ -270,6 +270,7 @@ class App:
             ttl=ttl,
             deleted_column=deleted_column,
             clock=lambda: self.container.clock()(),  # noqa: PLW0108 - resolved per call, so overriding the clock provider works
+            bulk_path=lambda: requested_bulk_path(self.container.settings()),  # per batch, as the clock
         )
         return self._registry.add(
             table_name,

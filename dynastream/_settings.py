@@ -18,17 +18,19 @@ from .exceptions import ConfigurationError
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
-__all__ = ["CredentialsSource", "PoolMode", "Settings", "TlsMode"]
+__all__ = ["BulkPath", "CredentialsSource", "PoolMode", "Settings", "TlsMode", "requested_bulk_path"]
 
 _PREFIX = "DYNASTREAM_"
 
 CredentialsSource = Literal["url", "secrets_manager", "iam"]
 TlsMode = Literal["auto", "verify", "disable"]
 PoolMode = Literal["queue", "null"]
+BulkPath = Literal["auto", "statements", "staging"]
 
 _CREDENTIALS: tuple[CredentialsSource, ...] = ("url", "secrets_manager", "iam")
 _TLS: tuple[TlsMode, ...] = ("auto", "verify", "disable")
 _POOLS: tuple[PoolMode, ...] = ("queue", "null")
+_BULK_PATHS: tuple[BulkPath, ...] = ("auto", "statements", "staging")
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _POISON_POLICIES = ("report", "quarantine")
 _TRUE = ("1", "true", "yes", "on")
@@ -133,6 +135,16 @@ class Settings:
         pool: `"queue"` (the default) keeps `pool_size` connections open across
             invocations; `"null"` opens one per batch and closes it after,
             for RDS Proxy (`DYNASTREAM_POOL`).
+        bulk_path: How built-in replication sends a batch's rows
+            (`DYNASTREAM_BULK_PATH`): `"statements"` sends each chunk of rows
+            as one JSON parameter of the guarded upsert; `"staging"` loads
+            them into a temporary table first (PostgreSQL `COPY`, MySQL and
+            MariaDB `LOAD DATA LOCAL INFILE`, which needs `local_infile=1`
+            on the URL and on the server), then runs the same guarded upsert
+            from it; `"auto"` (the default) picks per engine what was
+            measured faster, and statements with `pool="null"` (a temporary
+            table pins an RDS Proxy session) or where `LOAD DATA LOCAL` is
+            not enabled. SQLite always takes statements.
         pool_size: Connections kept per process (`DYNASTREAM_POOL_SIZE`,
             default 1: a Lambda environment runs one invocation at a time).
         pool_max_overflow: Connections opened beyond `pool_size` when all are
@@ -173,6 +185,7 @@ class Settings:
     tls: TlsMode = attrs.field(default="auto", validator=_one_of(_TLS))
     tls_ca_file: str | None = attrs.field(default=None, validator=_text)
     pool: PoolMode = attrs.field(default="queue", validator=_one_of(_POOLS))
+    bulk_path: BulkPath = attrs.field(default="auto", validator=_one_of(_BULK_PATHS))
     pool_size: int = attrs.field(default=1, validator=_at_least(1))
     pool_max_overflow: int = attrs.field(default=0, validator=_at_least(0))
     pool_recycle_seconds: int = attrs.field(default=600, validator=_at_least(1))
@@ -220,6 +233,21 @@ class Settings:
         return cls(**values)
 
 
+def requested_bulk_path(settings: Settings) -> BulkPath:
+    """
+    Return the bulk path `settings` ask replication to take.
+
+    `auto` with `pool="null"` asks for statements: that setting is RDS
+    Proxy's, where a temporary table pins the client's session to one
+    database connection for as long as it lives (and the staging table would be
+    created again for every batch).
+    https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/rds-proxy-pinning.html
+    """
+    if settings.bulk_path == "auto" and settings.pool == "null":
+        return "statements"
+    return settings.bulk_path
+
+
 def _parse(attribute: attrs.Attribute[Any], text: str) -> Any:
     variable = _variable(attribute)
     if attribute.type in ("int", int):
@@ -238,6 +266,6 @@ def _parse(attribute: attrs.Attribute[Any], text: str) -> Any:
         if text.lower() in _FALSE:
             return False
         raise ConfigurationError(f"{variable} must be true or false; got {text!r}")
-    if attribute.name in ("credentials", "tls", "pool", "on_poison"):
+    if attribute.name in ("credentials", "tls", "pool", "bulk_path", "on_poison"):
         return text.lower()
     return text

@@ -5,6 +5,10 @@ SQLite always runs. PostgreSQL and MariaDB/MySQL run when
 `DYNASTREAM_TEST_POSTGRES_URL` / `DYNASTREAM_TEST_MYSQL_URL` are set; under
 `CI=true` a missing URL fails the test instead of skipping it. Each pytest-xdist
 worker gets its own PostgreSQL schema and MySQL database.
+
+`DYNASTREAM_BULK_PATH` chooses replication's bulk path, as in production (read
+by `Settings`); with `staging`, MySQL URLs allow `LOAD DATA LOCAL INFILE`
+(`local_infile=1`), which that path needs (`nox -s tests_staging`).
 """
 
 from __future__ import annotations
@@ -53,6 +57,12 @@ def _server_url(name: str) -> str:
         url = parsed.set(drivername=f"mariadb+{parsed.get_driver_name()}").render_as_string(
             hide_password=False
         )
+    if (
+        name in ("mysql", "mariadb")
+        and os.environ.get("DYNASTREAM_BULK_PATH", "").strip().lower() == "staging"
+    ):
+        # The staging path loads rows with LOAD DATA LOCAL INFILE, which the client must allow.
+        url = make_url(url).update_query_dict({"local_infile": "1"}).render_as_string(hide_password=False)
     return url
 
 

@@ -17,11 +17,12 @@ PASSWORD = "canary-Pa55word-7f3e"  # noqa: S105 - a canary, not a credential
 def test_defaults_are_lambda_shaped() -> None:
     settings = Settings.from_env({})
 
-    assert (None, "url", "auto", "queue", 1, 0, 600, 10.0) == (
+    assert (None, "url", "auto", "queue", "auto", 1, 0, 600, 10.0) == (
         settings.database_url,
         settings.credentials,
         settings.tls,
         settings.pool,
+        settings.bulk_path,
         settings.pool_size,
         settings.pool_max_overflow,
         settings.pool_recycle_seconds,
@@ -39,6 +40,7 @@ def test_every_variable_is_read_and_typed() -> None:
         "DYNASTREAM_TLS": "verify",
         "DYNASTREAM_TLS_CA_FILE": "/var/task/global-bundle.pem",
         "DYNASTREAM_POOL": "null",
+        "DYNASTREAM_BULK_PATH": "Staging",
         "DYNASTREAM_POOL_SIZE": "2",
         "DYNASTREAM_POOL_MAX_OVERFLOW": "1",
         "DYNASTREAM_POOL_RECYCLE_SECONDS": "120",
@@ -56,6 +58,7 @@ def test_every_variable_is_read_and_typed() -> None:
         tls="verify",
         tls_ca_file="/var/task/global-bundle.pem",
         pool="null",
+        bulk_path="staging",
         pool_size=2,
         pool_max_overflow=1,
         pool_recycle_seconds=120,
@@ -84,6 +87,7 @@ def test_empty_variables_count_as_unset() -> None:
         ("DYNASTREAM_CREDENTIALS", "password"),
         ("DYNASTREAM_TLS", "maybe"),
         ("DYNASTREAM_POOL", "big"),
+        ("DYNASTREAM_BULK_PATH", "copy"),
         ("DYNASTREAM_POOL_SIZE", "one"),
         ("DYNASTREAM_POOL_SIZE", "0"),
         ("DYNASTREAM_POOL_MAX_OVERFLOW", "-1"),

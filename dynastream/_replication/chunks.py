@@ -180,6 +180,7 @@ class JsonRows:
             for i, (nested, processor) in enumerate(zip(self.nested, target.processors, strict=True))
             if not nested and processor is not None
         ]
+        self._nested_indexes = [i for i, nested in enumerate(self.nested) if nested]
         self._encode = json_encoder()
         self._encode_converted = json_encoder(default=self._converted_scalar)
 
@@ -217,6 +218,26 @@ class JsonRows:
         if converted:
             return counted_payloads([self._converted_row(r) for r in rows], self._encode_converted)
         return counted_payloads([[*self.row(r), r.item_key] for r in rows], self._encode)
+
+    def staged(self, row: Upsert, *, converted: bool) -> list[Any]:
+        """
+        Return a row, then its item key, as a staging table receives them.
+
+        Each JSON column's value as the JSON text a chunk would carry (`None`
+        for SQL NULL and for JSON null, both SQL NULL in a chunk statement
+        too); the other values after the same bind processing as in a chunk,
+        for the dialect to spell as text (`SQL_NULL` among them means NULL).
+        """
+        values = [*row.values, row.item_key]
+        encode = self._encode_converted if converted else self._encode
+        for i in self._nested_indexes:
+            value = values[i]
+            values[i] = None if value is None or value is SQL_NULL else encode(value)
+        for i, process in self._processed:
+            value = values[i]
+            if value is not None and value is not SQL_NULL:
+                values[i] = process(value)
+        return values
 
     def _converted_row(self, row: Upsert) -> list[Any]:
         values = [*row.values, row.item_key]

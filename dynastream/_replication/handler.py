@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Dialect
 
     from dynastream._records import StreamRecord
+    from dynastream._settings import BulkPath
     from dynastream._uow import UnitOfWork
 
     from .mapping import RowMapper
@@ -107,6 +108,8 @@ class ReplicationHandler:
             soft-deletes.
         tombstone_retention: How long tombstones are kept.
         clock: Returns the current aware UTC time.
+        bulk_path: Returns the bulk path upserts take, asked once per batch
+            (see `Settings.bulk_path` and `TableWriter.bulk_path`).
     """
 
     def __init__(
@@ -122,6 +125,7 @@ class ReplicationHandler:
         deleted_column: str | None = None,
         tombstone_retention: timedelta = DEFAULT_TOMBSTONE_RETENTION,
         clock: Callable[[], datetime] = _utc_now,
+        bulk_path: Callable[[], BulkPath] = lambda: "auto",
     ) -> None:
         if deletes not in ("delete", "soft_delete"):
             raise ConfigurationError(f"deletes must be 'delete' or 'soft_delete', got {deletes!r}")
@@ -137,6 +141,7 @@ class ReplicationHandler:
         self.ttl: TtlPolicy = deletes if ttl is None else ttl
         self.tombstone_retention = tombstone_retention
         self.clock = clock
+        self.bulk_path = bulk_path
         soft = "soft_delete" in (self.deletes, self.ttl)
         names = {column.name: column for column in self.table.columns}
         if sequence_column not in names:
@@ -214,8 +219,9 @@ class ReplicationHandler:
             MalformedRecordError: An image is malformed, or a sequence number
                 has more than 40 digits.
             ConfigurationError: An INSERT or MODIFY carries no new image (the
-                stream's view type must include new images), or the table's
-                key columns do not compare text exactly.
+                stream's view type must include new images), the table's
+                key columns do not compare text exactly, or the staging bulk
+                path is asked for where it cannot work.
         """
         connection = uow.connection()
         row_mapper = self._mapper_for(connection)
@@ -312,6 +318,8 @@ class ReplicationHandler:
         """
         pending.sort(key=lambda change: change[0])
         writer = self._writer(connection, soft=self.deleted_column is not None)
+        # Chosen before anything is written: staging asked for where it cannot work raises here.
+        staged = writer.bulk_path(connection, self.bulk_path()) == "staging"
         held = writer.lock(connection, [change[0] for change in pending] + [d.item_key for d in hard + soft])
         applied = 0
         deleted = 0
@@ -321,7 +329,7 @@ class ReplicationHandler:
                 self._upsert(row_mapper, record, image, identity, deleted_at, key, sequence)
                 for identity, record, image, deleted_at, key, sequence in chunk
             ]
-            written = writer.upsert(connection, upserts, converted=self.mapper is None)
+            written = writer.upsert(connection, upserts, converted=self.mapper is None, staged=staged)
             # A soft delete that wrote its last image is a deletion. The count is
             # per statement: in a chunk where only some rows were written, the
             # plain changes are taken to be those (the sum stays exact).

@@ -24,10 +24,13 @@ if TYPE_CHECKING:
 
     from dynastream._replication.target import Deletion, Target, Upsert
 
-__all__ = ["MySQLStatements"]
+__all__ = ["MySQLStatements", "chunk_scalar", "guarded_upsert", "records_passed", "stage_charset"]
 
 
-def _scalar(value: Any) -> Any:
+def chunk_scalar(value: Any) -> Any:
+    """
+    Return a driver-level value as the JSON scalar a chunk carries it as, on MySQL.
+    """
     # MySQL's DATETIME has no zone: send UTC wall time, as the driver would.
     if isinstance(value, datetime) and value.tzinfo is not None:
         value = value.astimezone(UTC).replace(tzinfo=None)
@@ -38,6 +41,52 @@ def _text_column(name: str, i: int, charset: str = "utf8mb4") -> str:
     # The character set is stated: JSON_TABLE's text columns otherwise take
     # the database's, and a latin1 database would turn text into "?".
     return f"{name} LONGTEXT CHARACTER SET {charset} PATH '$[{i}]'"
+
+
+def stage_charset(target: Target, column: sa.Column[Any]) -> str:
+    """
+    Return the character set a column's values are read as, as text, on MySQL.
+
+    Hex (binary columns) and sequence numbers are ASCII, which compares with
+    text of any collation (no "illegal mix of collations" against the
+    tombstones'); the rest is utf8mb4, whatever the database's character set.
+    """
+    return "ascii" if is_binary(column, target.dialect) or column is target.sequence else "utf8mb4"
+
+
+def guarded_upsert(target: Target, *, selected: str, source: str) -> str:
+    """
+    Return the guarded upsert of the rows `source` gives, on MySQL and MariaDB.
+
+    `source` is a table `v` with a column `c<i>` per written column and an
+    `item_key`. A row is inserted unless a tombstone at least as new holds its
+    item back, and each column of an existing row updated only where the
+    stored sequence number is smaller: the sequence column is assigned last,
+    as MySQL evaluates assignments left to right and later ones would compare
+    against the new value
+    (https://dev.mysql.com/doc/refman/8.0/en/insert-on-duplicate.html).
+
+    Args:
+        target: The table written to.
+        selected: The row's values, in `target.columns` order.
+        source: The table expression the rows come from, named `v`.
+    """
+    table, tomb = target.quoted_table, target.quoted_tombstones
+    names, sequence = target.quoted_columns, target.quoted_sequence
+    guard = f"{table}.{sequence} < VALUES({sequence})"
+    updates = [
+        f"{n} = IF({guard}, VALUES({n}), {table}.{n})"
+        for n, c in zip(names, target.columns, strict=True)
+        if not c.primary_key and c is not target.sequence
+    ]
+    updates.append(f"{sequence} = IF({guard}, VALUES({sequence}), {table}.{sequence})")
+    return (
+        f"INSERT INTO {table} ({', '.join(names)}) SELECT {selected}"
+        f" FROM {source}"
+        f" WHERE NOT EXISTS (SELECT 1 FROM {tomb} AS tb WHERE tb.table_name = :table_name"
+        f" AND tb.item_key = v.item_key AND tb.sequence_number >= v.c{target.sequence_index})"
+        f" ON DUPLICATE KEY UPDATE {', '.join(updates)}"
+    )
 
 
 class _HexChunk:
@@ -65,7 +114,7 @@ class MySQLStatements:
 
     def __init__(self, target: Target) -> None:
         self.target = target
-        self.rows = JsonRows(target, _scalar)
+        self.rows = JsonRows(target, chunk_scalar)
         self.upsert_sql = self._upsert_statement()
         self.delete_sql = self._delete_statement()
         tomb = target.quoted_tombstones
@@ -82,20 +131,12 @@ class MySQLStatements:
     def _upsert_statement(self) -> sa.TextClause:
         target = self.target
         dialect = target.dialect
-        table, tomb = target.quoted_table, target.quoted_tombstones
-        names, sequence = target.quoted_columns, target.quoted_sequence
         nested = self.rows.nested
         # JSON column values travel nested in the chunk (JSON_TABLE's JSON columns
         # are utf8mb4 whatever the database's character set), which is why they nest
-        # two levels less than MariaDB's 32 (see coerce). Hex and sequence numbers
-        # are ASCII, which compares with text of any collation (no "illegal mix of
-        # collations" against the tombstones').
+        # two levels less than MariaDB's 32 (see coerce).
         defined = [
-            f"c{i} JSON PATH '$[{i}]'"
-            if nested[i]
-            else _text_column(
-                f"c{i}", i, "ascii" if is_binary(c, dialect) or c is target.sequence else "utf8mb4"
-            )
+            f"c{i} JSON PATH '$[{i}]'" if nested[i] else _text_column(f"c{i}", i, stage_charset(target, c))
             for i, c in enumerate(target.columns)
         ]
         defined.append(_text_column("item_key", len(target.columns), "ascii"))
@@ -107,20 +148,7 @@ class MySQLStatements:
             return f"UNHEX(v.c{i})" if is_binary(column, dialect) else f"v.c{i}"
 
         selected = ", ".join(value(i, c) for i, c in enumerate(target.columns))
-        guard = f"{table}.{sequence} < VALUES({sequence})"
-        updates = [
-            f"{n} = IF({guard}, VALUES({n}), {table}.{n})"
-            for n, c in zip(names, target.columns, strict=True)
-            if not c.primary_key and c is not target.sequence
-        ]
-        updates.append(f"{sequence} = IF({guard}, VALUES({sequence}), {table}.{sequence})")
-        return sa.text(
-            f"INSERT INTO {table} ({', '.join(names)}) SELECT {selected}"
-            f" FROM {source}"
-            f" WHERE NOT EXISTS (SELECT 1 FROM {tomb} AS tb WHERE tb.table_name = :table_name"
-            f" AND tb.item_key = v.item_key AND tb.sequence_number >= v.c{target.sequence_index})"
-            f" ON DUPLICATE KEY UPDATE {', '.join(updates)}"
-        )
+        return sa.text(guarded_upsert(target, selected=selected, source=source))
 
     def _delete_statement(self) -> sa.TextClause:
         # Deletes find rows by key: each key compares exactly, as its column's own
@@ -176,7 +204,7 @@ class MySQLStatements:
         for chunk in chunks(rows):
             for payload, count in self.rows.upsert_payloads(chunk, converted=converted):
                 self.send(connection, self.upsert_sql, payload, parameters)
-                records = _records(connection)
+                records = records_passed(connection)
                 written += count if records is None else records
         return written
 
@@ -272,7 +300,7 @@ def _key_value(i: int, column: sa.Column[Any], dialect: Dialect, collations: Map
 _RECORDS = re.compile(rb"Records: (\d+)")
 
 
-def _records(connection: Connection) -> int | None:
+def records_passed(connection: Connection) -> int | None:
     """
     Return "Records: N" from the last statement's info line, if the driver keeps it.
 

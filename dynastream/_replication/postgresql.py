@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
     from dynastream._replication.target import Deletion, Target, Upsert
 
-__all__ = ["PostgreSQLStatements", "cast_type"]
+__all__ = ["PostgreSQLStatements", "cast_type", "guarded_upsert"]
 
 
 def cast_type(column: sa.Column[Any], dialect: Dialect) -> str:
@@ -45,6 +45,35 @@ def cast_type(column: sa.Column[Any], dialect: Dialect) -> str:
     return compiled
 
 
+def guarded_upsert(target: Target, *, selected: str, source: str, item_key: str, sequence: str) -> str:
+    """
+    Return the guarded upsert of the rows `source` gives, on PostgreSQL.
+
+    A row is inserted unless a tombstone at least as new holds its item back,
+    and an existing row updated only where its stored sequence number is
+    smaller (`ON CONFLICT DO UPDATE ... WHERE`).
+
+    Args:
+        target: The table written to.
+        selected: The row's values, in `target.columns` order.
+        source: The `FROM` item the rows come from.
+        item_key: The row's item key (text), as an expression over `source`.
+        sequence: The row's sequence number (text), likewise.
+    """
+    table, tomb = target.quoted_table, target.quoted_tombstones
+    names, keys, stored = target.quoted_columns, target.quoted_keys, target.quoted_sequence
+    updates = ", ".join(
+        f"{n} = EXCLUDED.{n}" for n, c in zip(names, target.columns, strict=True) if not c.primary_key
+    )
+    return (
+        f"INSERT INTO {table} ({', '.join(names)}) SELECT {selected} FROM {source}"
+        f" WHERE NOT EXISTS (SELECT 1 FROM {tomb} AS tb WHERE tb.table_name = :table_name"
+        f" AND tb.item_key = {item_key} AND tb.sequence_number >= {sequence})"
+        f" ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {updates}"
+        f" WHERE {table}.{stored} < EXCLUDED.{stored}"
+    )
+
+
 def _scalar(value: Any) -> Any:
     return scalar_text(value, binary_prefix="\\x")
 
@@ -58,8 +87,8 @@ class PostgreSQLStatements:
         self.target = target
         self.rows = JsonRows(target, _scalar)
         dialect = target.dialect
-        quote, table, tomb = target.quote, target.quoted_table, target.quoted_tombstones
-        names, keys, sequence = target.quoted_columns, target.quoted_keys, target.quoted_sequence
+        quote, table = target.quote, target.quoted_table
+        keys, sequence = target.quoted_keys, target.quoted_sequence
         count = len(target.columns)
         nested = self.rows.nested
 
@@ -70,19 +99,18 @@ class PostgreSQLStatements:
             return f"CAST(r.v->>{i} AS {type_sql})"
 
         casts = ", ".join(cast(i, c) for i, c in enumerate(target.columns))
-        updates = ", ".join(
-            f"{n} = EXCLUDED.{n}" for n, c in zip(names, target.columns, strict=True) if not c.primary_key
-        )
         self.upsert_sql = sa.text(
-            f"INSERT INTO {table} ({', '.join(names)}) SELECT {casts}"
-            " FROM jsonb_array_elements(CAST(:rows AS jsonb)) AS r(v)"
-            f" WHERE NOT EXISTS (SELECT 1 FROM {tomb} AS tb WHERE tb.table_name = :table_name"
-            f" AND tb.item_key = r.v->>{count} AND tb.sequence_number >= r.v->>{target.sequence_index})"
-            f" ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {updates}"
-            f" WHERE {table}.{sequence} < EXCLUDED.{sequence}"
+            guarded_upsert(
+                target,
+                selected=casts,
+                source="jsonb_array_elements(CAST(:rows AS jsonb)) AS r(v)",
+                item_key=f"r.v->>{count}",
+                sequence=f"r.v->>{target.sequence_index}",
+            )
         )
         self.tombstones_sql = sa.text(
-            f"INSERT INTO {tomb} AS tb (table_name, item_key, sequence_number, deleted_at)"
+            f"INSERT INTO {target.quoted_tombstones} AS tb"
+            " (table_name, item_key, sequence_number, deleted_at)"
             " SELECT :table_name, r.v->>0, r.v->>1, :deleted_at"
             " FROM jsonb_array_elements(CAST(:rows AS jsonb)) AS r(v)"
             " ON CONFLICT (table_name, item_key) DO UPDATE"

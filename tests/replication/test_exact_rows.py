@@ -25,6 +25,7 @@ from sqlalchemy.engine import make_url
 import dynastream
 from dynastream.exceptions import ConfigurationError, MalformedRecordError, MappingError
 from dynastream.schema import item_key, quarantine
+from tests.conftest import _server_url
 
 ARN = "arn:aws:dynamodb:eu-west-1:123456789012:table/Items/stream/2026-01-01T00:00:00.000"
 BASE = 10**25  # sequence numbers of 26 digits
@@ -313,11 +314,7 @@ def test_a_nondeterministic_key_collation_is_refused_on_postgresql(server_engine
 
 @pytest.fixture
 def latin1_engine() -> Any:
-    url = os.environ.get("DYNASTREAM_TEST_MYSQL_URL")
-    if not url:
-        if os.environ.get("CI") == "true":
-            pytest.fail("DYNASTREAM_TEST_MYSQL_URL is not set: under CI=true the MariaDB tests must run")
-        pytest.skip("DYNASTREAM_TEST_MYSQL_URL is not set")
+    url = _server_url("mysql")  # local_infile=1 on the staging path
     name = f"dynastream_test_latin1_{os.getpid()}_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
     admin = sa.create_engine(make_url(url).set(database=None), poolclass=sa.pool.NullPool)
     with admin.begin() as connection:
