@@ -9,6 +9,9 @@ the parsed event dict to COMMIT, starting from the same pre-state:
   into a table with `dynastream.sequence_column()`: read the event, map each
   item exactly, collapse per key, guarded multi-row upsert and delete,
   tombstones, one transaction;
+- **full, otherwise configured**: the same on the statement bulk path
+  (`DYNASTREAM_BULK_PATH=statements`), and with chunks encoded by the standard
+  library instead of orjson (as without the `speedups` extra);
 - **(a) ORM**: the seed article's approach written plainly: boto3's
   `TypeDeserializer` per record, a declarative model, `Session.merge` per
   INSERT/MODIFY and `Query.delete` per REMOVE, one commit;
@@ -39,7 +42,7 @@ import tempfile
 import time
 import tracemalloc
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 import sqlalchemy as sa
@@ -120,6 +123,17 @@ class OrmOrder(Base):
 
 
 FULL_TABLE = order_table("bench_orders_full", Base.metadata)
+# The full path as configured otherwise (label: bulk path, whether orjson encodes), each
+# into its own table: the report gives their rates beside the full path's.
+BulkPath = Literal["auto", "statements", "staging"]
+FULL_VARIANTS: dict[str, tuple[BulkPath | None, bool]] = {
+    "statements path": ("statements", True),
+    "standard-library JSON": (None, False),
+}
+VARIANT_TABLES = {
+    label: order_table(f"bench_orders_full_{position}", Base.metadata)
+    for position, label in enumerate(FULL_VARIANTS)
+}
 CORE_TABLE = order_table("bench_orders_core", Base.metadata)
 COLUMNS = [column.name for column in FULL_TABLE.columns]
 JSON_COLUMNS = ("tags", "address", "lines")
@@ -618,6 +632,8 @@ class Result:
     ceiling_name: str
     candidates: dict[str, float]
     json_bytes: int  # the size of the batch's event JSON
+    variants: dict[str, float] = attrs.field(factory=dict)  # the full path otherwise configured
+    bulk_path: str = ""  # the bulk path the full path took
 
 
 @attrs.frozen
@@ -694,18 +710,14 @@ def strategies_for(engine: sa.Engine) -> list[Strategy]:
     """
     Create every strategy's table on `engine` and return the strategies: full, ORM, Core, candidates.
     """
-    app = dynastream.App(engine=engine)
-    app.replicate("Orders", into=FULL_TABLE)
-
-    def full(event: dict[str, Any]) -> None:
-        response = app.lambda_handler(event, None)
-        if response != {"batchItemFailures": []}:
-            raise SystemExit(f"replication: the full path reported failures: {response}")
-
     strategies = [
-        Strategy("full", FULL_TABLE, full),
+        Strategy("full", FULL_TABLE, full_path(engine, FULL_TABLE)),
         Strategy("orm", OrmOrder.__table__, lambda event: apply_orm(engine, event)),
         Strategy("core", CORE_TABLE, CoreUpsert(engine, CORE_TABLE).apply_event),
+    ]
+    strategies += [
+        Strategy(label, VARIANT_TABLES[label], full_path(engine, VARIANT_TABLES[label], path, orjson=orjson))
+        for label, (path, orjson) in FULL_VARIANTS.items()
     ]
     ceiling = PostgresCeiling if engine.dialect.name == "postgresql" else MySQLCeiling
     for position, (label, method) in enumerate(ceiling.candidates(engine).items()):
@@ -715,8 +727,62 @@ def strategies_for(engine: sa.Engine) -> list[Strategy]:
         )
         strategies.append(Strategy(label, table, getattr(ceiling(engine, table), method)))
     Base.metadata.create_all(engine, tables=[strategy.table for strategy in strategies])
-    app.create_tables()
+    dynastream.App(engine=engine).create_tables()
     return strategies
+
+
+def full_path(
+    engine: sa.Engine, table: sa.Table, bulk_path: BulkPath | None = None, *, orjson: bool = True
+) -> Callable[[dict[str, Any]], None]:
+    """
+    Return the full path into `table`: `App.lambda_handler` replicating `Orders`.
+
+    `bulk_path` overrides `DYNASTREAM_BULK_PATH` (`None` keeps it, `auto` by
+    default); without `orjson` the chunks are encoded by the standard library,
+    as without the `speedups` extra.
+    """
+    from dependency_injector import providers
+
+    from dynastream._replication import chunks
+
+    app = dynastream.App(engine=engine)
+    if bulk_path is not None:
+        settings = attrs.evolve(app.container.settings(), bulk_path=bulk_path)
+        app.container.settings.override(providers.Object(settings))
+    app.replicate("Orders", into=table)
+
+    def full(event: dict[str, Any]) -> None:
+        kept = chunks.orjson
+        if not orjson:  # the writers are built on the first batch, encoder and all
+            chunks.orjson = None
+        try:
+            response = app.lambda_handler(event, None)
+        finally:
+            chunks.orjson = kept
+        if response != {"batchItemFailures": []}:
+            raise SystemExit(f"replication: the full path reported failures: {response}")
+
+    return full
+
+
+def taken_path(engine: sa.Engine, apply: Callable[[dict[str, Any]], object], batch: Batch) -> str:
+    """
+    Return the bulk path a full path takes on `engine`: staging when its upsert reads a staging table.
+    """
+    statements: list[str] = []
+
+    def capture(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        statements.append(statement)
+
+    sa.event.listen(engine, "before_cursor_execute", capture)
+    try:
+        apply(batch.event)
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", capture)
+    staged = any("dynastream_stage_" in statement for statement in statements)
+    if not staged:
+        return "statements"
+    return "staging (COPY)" if engine.dialect.name == "postgresql" else "staging (LOAD DATA LOCAL INFILE)"
 
 
 def reset(engine: sa.Engine, table: sa.Table, rows: list[dict[str, Any]]) -> None:
@@ -832,7 +898,9 @@ def measure_engine(
     try:
         version = server_version(engine)
         strategies = strategies_for(engine)
-        full, orm, core, *ceilings = strategies
+        full, orm, core = strategies[:3]
+        variants = strategies[3 : 3 + len(FULL_VARIANTS)]
+        ceilings = strategies[3 + len(FULL_VARIANTS) :]
 
         # Warm every path once: a warm Lambda has built its mappers and statements.
         warm = make_batch(20, seed=7)
@@ -840,6 +908,8 @@ def measure_engine(
         for strategy in strategies:
             reset(engine, strategy.table, warm_rows)
             strategy.apply(warm.event)
+        reset(engine, full.table, warm_rows)
+        path = taken_path(engine, full.apply, warm)
 
         results = []
         for batch in batches:
@@ -859,6 +929,8 @@ def measure_engine(
                     fastest,
                     candidates,
                     batch.json_bytes,
+                    {strategy.label: rate[strategy.label] for strategy in variants},
+                    path,
                 )
             )
 
@@ -910,6 +982,12 @@ def report(results: list[Result], memories: list[Memory], repeat: int, versions:
             f" {r.ceiling:>12,.0f}"
             f" {r.full / r.orm:>8.1f}x {r.full / r.core:>8.2f}x {r.full / r.ceiling:>8.2f}x  {r.ceiling_name}"
         )
+    print("  the full path's bulk path (DYNASTREAM_BULK_PATH=auto), and the full path otherwise configured:")
+    for r in results:
+        listed = ", ".join(
+            f"{label} {rate:,.0f} rec/s ({rate / r.core:.2f}x Core)" for label, rate in r.variants.items()
+        )
+        print(f"    {r.engine:<10} {r.size:>7,}: {r.bulk_path}; {listed}")
     print("  ceiling candidates (records/s):")
     for r in results:
         listed = ", ".join(f"{label} {rate:,.0f}" for label, rate in r.candidates.items())

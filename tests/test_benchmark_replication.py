@@ -18,13 +18,17 @@ from benchmarks.events import make_batch
 from benchmarks.replication import (
     CORE_TABLE,
     FULL_TABLE,
+    FULL_VARIANTS,
+    VARIANT_TABLES,
     Base,
     CoreUpsert,
     Result,
     Strategy,
     check_same,
+    full_path,
     pre_state_rows,
     read_rows,
+    taken_path,
 )
 from benchmarks.wide_events import LARGE_HISTORY, make_large_batch, make_wide_batch
 
@@ -60,6 +64,37 @@ def test_hand_written_core_leaves_the_full_paths_rows(engine: sa.Engine) -> None
     expected = read_rows(engine, FULL_TABLE)
     assert len(BATCH.pre_state) + BATCH.counts["INSERT"] - BATCH.counts["REMOVE"] == len(expected)
     assert expected == read_rows(engine, CORE_TABLE)
+
+
+def test_the_full_path_otherwise_configured_leaves_the_same_rows(engine: sa.Engine) -> None:
+    app = prepare(engine)
+    assert {"batchItemFailures": []} == app.lambda_handler(BATCH.event, None)
+    tables = list(VARIANT_TABLES.values())
+    Base.metadata.create_all(engine, tables=tables)
+    rows = pre_state_rows(BATCH)
+    with engine.begin() as connection:
+        for table in tables:
+            connection.execute(table.insert(), rows)
+    for label, (bulk_path, orjson) in FULL_VARIANTS.items():
+        full_path(engine, VARIANT_TABLES[label], bulk_path, orjson=orjson)(BATCH.event)
+
+    expected = read_rows(engine, FULL_TABLE)
+    assert all(read_rows(engine, table) == expected for table in tables)
+
+
+def test_the_report_names_the_bulk_path_the_full_path_took(engine: sa.Engine) -> None:
+    prepare(engine)
+    statements = full_path(engine, FULL_TABLE, "statements")
+    staging = full_path(engine, FULL_TABLE, "staging")
+
+    assert taken_path(engine, statements, BATCH) == "statements"
+    mysql = engine.dialect.name in ("mysql", "mariadb")
+    if mysql and "local_infile" not in engine.url.query:
+        with pytest.raises(SystemExit, match="reported failures"):  # staging asked for, and impossible
+            taken_path(engine, staging, BATCH)
+        return
+    expected = {"postgresql": "staging (COPY)"}.get(engine.dialect.name, "statements")
+    assert taken_path(engine, staging, BATCH) == ("staging (LOAD DATA LOCAL INFILE)" if mysql else expected)
 
 
 def test_hand_written_core_leaves_newer_rows_to_older_changes(engine: sa.Engine) -> None:
