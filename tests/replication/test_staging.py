@@ -24,6 +24,7 @@ import dynastream
 from dynastream import ConfigurationError, Settings
 from dynastream._engine import create_engine
 from dynastream._settings import requested_bulk_path
+from tests.conftest import _engine_for, _isolated_url
 
 metadata = sa.MetaData()
 items = sa.Table(
@@ -160,12 +161,22 @@ def test_auto_takes_statements_under_pool_null(server_engine: sa.Engine) -> None
     assert ([None, None], False) == ([result.failure for result in results], staged(seen))
 
 
-def test_auto_stages_on_postgresql(server_engine: sa.Engine) -> None:
-    if server_engine.dialect.name != "postgresql":
-        pytest.skip("PostgreSQL's choice")
-    app = replicating(server_engine, "auto")
+@pytest.fixture
+def postgresql_engine(_server_databases: dict[str, str]) -> Iterator[sa.Engine]:
+    """An engine on the PostgreSQL server only (its own choice of bulk path)."""
+    yield from _engine_for(_isolated_url("postgresql", _server_databases))
 
-    with statements_of(server_engine) as seen:
+
+@pytest.fixture(params=["mysql", "mariadb"])
+def mysql_engine(request: pytest.FixtureRequest, _server_databases: dict[str, str]) -> Iterator[sa.Engine]:
+    """An engine on the MySQL-protocol server, through both dialects."""
+    yield from _engine_for(_isolated_url(request.param, _server_databases))
+
+
+def test_auto_stages_on_postgresql(postgresql_engine: sa.Engine) -> None:
+    app = replicating(postgresql_engine, "auto")
+
+    with statements_of(postgresql_engine) as seen:
         app.dispatch({"Records": [change(1, label="a")]})
 
     assert staged(seen)
@@ -173,11 +184,9 @@ def test_auto_stages_on_postgresql(server_engine: sa.Engine) -> None:
 
 @pytest.mark.parametrize(("local_infile", "expected"), [("0", False), ("1", True)])
 def test_auto_stages_on_mysql_only_where_the_client_allows_load_data_local(
-    server_engine: sa.Engine, local_infile: str, expected: bool
+    mysql_engine: sa.Engine, local_infile: str, expected: bool
 ) -> None:
-    if server_engine.dialect.name == "postgresql":
-        pytest.skip("MySQL and MariaDB's choice")
-    with engine_at(url_of(server_engine, local_infile=local_infile)) as engine:
+    with engine_at(url_of(mysql_engine, local_infile=local_infile)) as engine:
         app = replicating(engine, "auto")
         with statements_of(engine) as seen:
             result = app.dispatch({"Records": [change(1, label="a")]})
@@ -187,11 +196,9 @@ def test_auto_stages_on_mysql_only_where_the_client_allows_load_data_local(
 
 
 def test_staging_without_load_data_local_is_a_configuration_error_before_any_row(
-    server_engine: sa.Engine,
+    mysql_engine: sa.Engine,
 ) -> None:
-    if server_engine.dialect.name == "postgresql":
-        pytest.skip("LOAD DATA LOCAL is MySQL's")
-    with engine_at(url_of(server_engine, local_infile="0")) as engine:
+    with engine_at(url_of(mysql_engine, local_infile="0")) as engine:
         app = replicating(engine, "staging", on_poison="quarantine")
         result = app.dispatch({"Records": [change(1, label="a"), change(2, label="b")]})
 
