@@ -372,16 +372,14 @@ def converter_for(  # noqa: PLR0911 - one return per family
 def number_converter_for(
     column_type: sa.types.TypeEngine[Any],
     dialect: str | None,
+    convert: Callable[[Any], Any],
     *,
-    mariadb: bool = False,
-    key: bool = False,
-    charset: str | None = None,
     as_text: bool = False,
 ) -> Callable[[str], Any]:
     """
     Return a column's converter of `N` payloads: number text as events carry it.
 
-    It gives what `converter_for`'s converter gives for the payload's
+    It gives what `convert`, the column's converter from `converter_for`, gives for the payload's
     `Decimal`, without building one where the text alone decides: an integer
     column's plain integer text is checked against its range, and with
     `as_text` an exact-decimal column's plain decimal text is checked against
@@ -393,8 +391,6 @@ def number_converter_for(
     may process its values in ways the text would not survive.
     """
     import sqlalchemy as sa
-
-    convert = converter_for(column_type, dialect, mariadb=mariadb, key=key, charset=charset)
 
     def checked(payload: str) -> Any:
         return convert(fast_number(payload))

@@ -189,16 +189,16 @@ class RowMapper:
         attribute_of.update((name, "") for name in renames.keys() - attribute_of.keys())
 
         def slot(c: sa.Column[Any], *, as_text: bool) -> Slot:
-            key, charset = c.primary_key, charsets.get(c.name)
+            convert = converter_for(
+                c.type, dialect, mariadb=mariadb, key=c.primary_key, charset=charsets.get(c.name)
+            )
             return (
                 attribute_of.get(c.name, c.name),
                 c.name,
-                converter_for(c.type, dialect, mariadb=mariadb, key=key, charset=charset),
+                convert,
                 fill_for(c, dialect),
                 typed_json_converter_for(c.type, dialect, mariadb=mariadb),
-                number_converter_for(
-                    c.type, dialect, mariadb=mariadb, key=key, charset=charset, as_text=as_text
-                ),
+                number_converter_for(c.type, dialect, convert, as_text=as_text),
             )
 
         slots = [slot(c, as_text=False) for c in columns if c.name != extra]

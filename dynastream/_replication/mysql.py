@@ -216,7 +216,7 @@ class MySQLStatements:
             [
                 *self.rows.values(self.target.processed_key(d)),
                 d.sequence,
-                d.deleted_at.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" "),
+                chunk_scalar(d.deleted_at),
             ]
             for d in deletions
         ]
@@ -254,8 +254,8 @@ class MySQLStatements:
         One statement for the batch; the sequence number is assigned last, so
         that the guard of `deleted_at` reads the stored one.
         """
-        # DATETIME has no zone: UTC wall time, as the driver sends an aware datetime.
-        stamp = now.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ")
+        # DATETIME has no zone: UTC wall time (see chunk_scalar).
+        stamp = chunk_scalar(now)
         for payload in json_payloads([[d.item_key, d.sequence] for d in deletions]):
             self.send(
                 connection,

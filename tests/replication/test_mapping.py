@@ -289,8 +289,8 @@ def number_outcome(convert: Any, text: str) -> tuple[Any, ...]:
 def test_number_text_gives_the_value_its_decimal_gives(
     text: str, column_type: Any, dialect: str, as_text: bool
 ) -> None:
-    quick = number_converter_for(column_type, dialect, as_text=as_text)
     checked = converter_for(column_type, dialect)
+    quick = number_converter_for(column_type, dialect, checked, as_text=as_text)
 
     assert number_outcome(quick, text) == number_outcome(lambda t: checked(fast_number(t)), text)
 
