@@ -84,17 +84,12 @@ _STAGING: dict[str, Callable[[Target], _Staging]] = {
     "mariadb": MySQLStaging,
 }
 
-# Where `auto` stages, by dialect: where staging measured faster than statements. The full
-# path (App.lambda_handler, event dict to COMMIT, the paths interleaved, best of 3) on the
-# replication benchmark's batches, on a 2-core machine with local PostgreSQL 15 and
-# MariaDB 10.11; records/s, statements -> staging:
-#   PostgreSQL  Orders 1,000:  13,400 ->  14,300 (1.07x)   10,000: 14,900 -> 16,300 (1.09x)
-#               wide (100 columns) 1,000: 5,800 -> 6,400 (1.11x)
-#   MariaDB     Orders 1,000:   9,700 ->  10,400 (1.07x)   10,000:  9,800 -> 11,200 (1.14x)
-#               wide 1,000: 2,200 -> 5,100 (2.34x)
-# PostgreSQL's gain is small: over three runs 1.07x-1.12x for 1,000 records and the wide
-# batch, 0.99x-1.09x for 10,000 (the upsert alone, without mapping: 1.2x-1.4x). MariaDB's
-# comes from JSON_TABLE, which spends some 3.5 microseconds on every value it extracts.
+# Where `auto` stages, by dialect: where staging measured faster than statements on the
+# replication benchmark (`python -m benchmarks replication growth`, which reports the full
+# path on both; docs/performance.md has the run). On the 2026-12-07 run, 1,000 and 10,000
+# records: PostgreSQL 1.11-1.12x, MariaDB 1.06-1.12x the statement path; wide items
+# (100 columns) on MariaDB about 2.3x, as JSON_TABLE spends microseconds on every value
+# it extracts. At 100 records the two are within a few percent of each other.
 AUTO_STAGING: dict[str, bool] = {
     "postgresql": True,
     "mysql": True,
