@@ -13,18 +13,21 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-__all__ = ["best_time"]
+__all__ = ["best_times"]
 
 
-def best_time(work: Callable[[], object], *, repeat: int) -> float:
+def best_times(works: dict[str, Callable[[], object]], *, repeat: int) -> dict[str, float]:
     """
-    Return the fastest of `repeat` runs of `work`, in seconds.
+    Return the fastest of `repeat` runs of each of `works`, in seconds, by name.
 
-    The minimum is the run least disturbed by the rest of the machine.
+    The runs are interleaved (one of each per round), so that a slow moment
+    of the machine does not fall on one side of a ratio only; the minimum is
+    the run least disturbed by the rest of the machine.
     """
-    best = float("inf")
+    best = dict.fromkeys(works, float("inf"))
     for _ in range(repeat):
-        started = time.perf_counter()
-        work()
-        best = min(best, time.perf_counter() - started)
+        for name, work in works.items():
+            started = time.perf_counter()
+            work()
+            best[name] = min(best[name], time.perf_counter() - started)
     return best
