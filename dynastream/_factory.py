@@ -1,5 +1,7 @@
 """
-`EventFactory`: DynamoDB Streams records exactly as Lambda delivers them.
+`EventFactory`: DynamoDB Streams and Kinesis records exactly as Lambda delivers them.
+
+Kinesis Data Streams for DynamoDB records are built in `_factory_kinesis`.
 
 Record layout, view types and the TTL identity follow the AWS references:
 https://docs.aws.amazon.com/lambda/latest/dg/with-ddb.html,
@@ -15,12 +17,18 @@ import time
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
 from dynastream._events import TABLE_NAME_RULE, is_table_name
 
-from ._serialize import image_size, serialize_image
+from ._factory_kinesis import (
+    FIRST_KINESIS_SEQUENCE_NUMBER,
+    KinesisBuilder,
+    check_source,
+    epoch_units,
+    window_envelope,
+)
+from ._serialize import image_size, key_attribute_names, key_values, serialize_image
 
 __all__ = ["EventFactory"]
 
@@ -40,19 +48,9 @@ _TTL_IDENTITY = {"type": "Service", "principalId": "dynamodb.amazonaws.com"}
 # eventIDs are derived from the stream and the sequence number, so a record
 # built twice (a redelivery) has the same eventID, as in a real stream.
 _EVENT_ID_NAMESPACE = uuid.UUID("5f7d5d0e-4c36-4d0c-9d51-6f1f3c1b9a52")
+_FIRST_SEQUENCE_NUMBER = 4_421_584_500_000_000_017_450_439_000  # as long as real ones
 
 Record = dict[str, Any]
-
-
-def _epoch_seconds(value: int | datetime, name: str) -> int:
-    if isinstance(value, datetime):
-        aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-        return int(aware.timestamp())
-    if not _is_int(value):
-        raise TypeError(f"{name} must be a datetime or a number of epoch seconds")
-    if value < 0:
-        raise ValueError(f"{name} must not be before 1970")
-    return value
 
 
 def _is_int(value: object) -> bool:
@@ -61,15 +59,23 @@ def _is_int(value: object) -> bool:
 
 class EventFactory:
     """
-    Builds DynamoDB Streams records and events the way Lambda delivers them.
+    Builds DynamoDB Streams or Kinesis records and events the way Lambda delivers them.
 
-    Each record has an `eventID`, `eventVersion` "1.1", `eventSource`
-    "aws:dynamodb", `awsRegion`, an `eventSourceARN` naming its table, and a
-    `dynamodb` part with the item's `Keys`, the images its stream view type
-    carries for its event name, a `SequenceNumber` (text; each record gets the
-    next one, so they strictly increase), `ApproximateCreationDateTime` (whole
-    epoch seconds), `SizeBytes` and `StreamViewType`. Values are serialized
-    with `attribute_value`: numbers as exact text, binary as base64.
+    Each DynamoDB Streams record has an `eventID`, `eventVersion` "1.1",
+    `eventSource` "aws:dynamodb", `awsRegion`, an `eventSourceARN` naming its
+    table, and a `dynamodb` part with the item's `Keys`, the images its stream
+    view type carries for its event name, a `SequenceNumber` (text; each record
+    gets the next one, so they strictly increase), `ApproximateCreationDateTime`
+    (whole epoch seconds), `SizeBytes` and `StreamViewType`. Values are
+    serialized with `attribute_value`: numbers as exact text, binary as base64.
+
+    With `source="kinesis"`, `insert`, `modify` and `remove` return the change
+    record DynamoDB puts on a Kinesis data stream (`kinesis.data`, decoded):
+    `tableName`, `recordFormat`, a UUID `eventID`, `userIdentity`, both images
+    where they exist, no sequence number, and an `ApproximateCreationDateTime`
+    (epoch ms or µs) greater than any built before, as KDS is ordered by it.
+    `event` wraps them into Kinesis records with increasing 56-digit
+    `sequenceNumber`s: a record wrapped again is a KDS duplicate.
 
     The factory remembers the last image it built for each item (by table and
     key), which `modify` uses as the old image when none is given.
@@ -79,16 +85,26 @@ class EventFactory:
             table, or a mapping of table name to its key attribute names.
         view_type: The stream view type: `"KEYS_ONLY"`, `"NEW_IMAGE"`,
             `"OLD_IMAGE"` or `"NEW_AND_OLD_IMAGES"` (or a
-            `dynastream.StreamViewType`).
+            `dynastream.StreamViewType`); only the last with Kinesis.
         region: The AWS region, in `awsRegion` and the ARNs.
         account_id: The AWS account, in the ARNs.
         first_sequence_number: The sequence number of the first record built
-            (by default a 28-digit one, like real ones, which have 21 to 40).
-        created_at: `ApproximateCreationDateTime` of every record (a datetime
-            or epoch seconds); by default the time each record is built.
+            (by default a 28-digit one, like real ones, which have 21 to 40),
+            or with Kinesis of the first record wrapped (by default 56 digits).
+        created_at: `ApproximateCreationDateTime` of every record (a datetime,
+            or epoch seconds, with Kinesis epoch ms or µs as `precision`); by
+            default the time each record is built.
+        source: `"dynamodb"` (DynamoDB Streams) or `"kinesis"` (Kinesis Data Streams for DynamoDB).
+        precision: With Kinesis, the table's `ApproximateCreationDateTimePrecision`,
+            `"MILLISECOND"` or `"MICROSECOND"`. AWS's API references name no
+            default (the CDK's says µs; a real capture from a table that set
+            none is in ms), so this factory takes ms: set the table's.
+        stream_name: The Kinesis data stream, in `eventSourceARN`.
 
     Raises:
-        ValueError: An unknown view type, or a table with no key attributes.
+        ValueError: An unknown view type, source or precision, a table with no
+            key attributes, or a setting the source does not have.
+        TypeError: A setting of the wrong type.
 
     Examples:
         >>> from decimal import Decimal
@@ -102,16 +118,28 @@ class EventFactory:
         >>> [(r.event_name.value, r.new_image["status"], r.old_image and r.old_image["status"])
         ...  for r in dynastream.parse_event(event)]
         [('INSERT', 'PLACED', None), ('MODIFY', 'SHIPPED', 'PLACED')]
+
+        Through Kinesis, timed to the microsecond:
+
+        >>> events = EventFactory(keys=["orderId"], source="kinesis", precision="MICROSECOND")
+        >>> placed = events.insert("Orders", {"orderId": "o-1", "status": "PLACED"})
+        >>> placed["tableName"], placed["dynamodb"]["ApproximateCreationDateTimePrecision"]
+        ('Orders', 'MICROSECOND')
+        >>> events.event(placed)["Records"][0]["eventSource"]
+        'aws:kinesis'
     """
 
     __slots__ = (
         "_created_at",
         "_images",
         "_keys",
+        "_kinesis",
         "_sequence_numbers",
         "_stream_label",
         "account_id",
+        "precision",
         "region",
+        "source",
         "view_type",
     )
 
@@ -122,27 +150,47 @@ class EventFactory:
         view_type: str = "NEW_AND_OLD_IMAGES",
         region: str = "eu-west-1",
         account_id: str = "123456789012",
-        first_sequence_number: int = 4_421_584_500_000_000_017_450_439_000,  # as long as real ones
+        first_sequence_number: int | None = None,
         created_at: int | datetime | None = None,
+        source: Literal["dynamodb", "kinesis"] = "dynamodb",
+        precision: Literal["MILLISECOND", "MICROSECOND"] = "MILLISECOND",
+        stream_name: str = "dynamodb-changes",
     ) -> None:
         if view_type not in _VIEW_TYPES:
             raise ValueError(
                 f"unknown stream view type {view_type!r}; expected one of {', '.join(_VIEW_TYPES)}"
             )
+        kinesis = check_source(source, precision, view_type)
+        if first_sequence_number is None:
+            first_sequence_number = FIRST_KINESIS_SEQUENCE_NUMBER if kinesis else _FIRST_SEQUENCE_NUMBER
         if not _is_int(first_sequence_number):
             raise TypeError("first_sequence_number must be an int")
         if first_sequence_number < 0:
             raise ValueError("first_sequence_number must not be negative")
         self._keys: dict[str, tuple[str, ...]] | tuple[str, ...]
         if isinstance(keys, Mapping):
-            self._keys = {table: _key_names(names, table) for table, names in keys.items()}
+            self._keys = {table: key_attribute_names(names, table) for table, names in keys.items()}
         else:
-            self._keys = _key_names(keys, None)
+            self._keys = key_attribute_names(keys, None)
         self.view_type = str(view_type)  # a dynastream.StreamViewType is a str too
         self.region = region
         self.account_id = account_id
+        self.source = source
+        self.precision = precision
+        self._kinesis: KinesisBuilder | None = None
         self._sequence_numbers = itertools.count(first_sequence_number)
-        self._created_at = None if created_at is None else _epoch_seconds(created_at, "created_at")
+        self._created_at = None
+        if kinesis:
+            self._kinesis = KinesisBuilder(
+                name=stream_name,
+                region=region,
+                account_id=account_id,
+                first_sequence_number=first_sequence_number,
+                precision=precision,
+                created_at=created_at,
+            )
+        elif created_at is not None:
+            self._created_at = epoch_units(created_at, "SECOND", "created_at")
         stream_created = datetime.fromtimestamp(
             time.time() if self._created_at is None else self._created_at, UTC
         )
@@ -150,9 +198,10 @@ class EventFactory:
         self._images: dict[tuple[str, tuple[Any, ...]], dict[str, Any]] = {}
 
     def __repr__(self) -> str:
+        kinesis = f", source='kinesis', precision={self.precision!r}" if self._kinesis is not None else ""
         return (
             f"EventFactory(keys={self._keys!r}, view_type={self.view_type!r}, region={self.region!r},"
-            f" account_id={self.account_id!r})"
+            f" account_id={self.account_id!r}{kinesis})"
         )
 
     def key_names(self, table: str) -> tuple[str, ...]:
@@ -173,7 +222,7 @@ class EventFactory:
 
     def stream_arn(self, table: str) -> str:
         """
-        Return the `eventSourceARN` of `table`'s stream.
+        Return the `eventSourceARN` of `table`'s stream (with Kinesis, of the data stream).
 
         Raises:
             ValueError: `table` is not a name DynamoDB gives a table (3 to 255
@@ -186,6 +235,8 @@ class EventFactory:
         """
         if not is_table_name(table):
             raise ValueError(f"{table!r} is not a DynamoDB table name ({TABLE_NAME_RULE})")
+        if self._kinesis is not None:
+            return self._kinesis.arn
         return f"arn:aws:dynamodb:{self.region}:{self.account_id}:table/{table}/stream/{self._stream_label}"
 
     def insert(
@@ -204,14 +255,17 @@ class EventFactory:
             item: The new item, key attributes included.
             sequence_number: This record's sequence number, instead of the
                 factory's next one (to build redelivered or out-of-order
-                records); the factory's own numbering is not affected.
-            created_at: This record's `ApproximateCreationDateTime`.
+                records); the factory's own numbering is not affected. Not
+                with Kinesis: wrap a record again for a duplicate.
+            created_at: This record's `ApproximateCreationDateTime` (as the
+                factory's `created_at`; equal ones build KDS ties).
 
         Raises:
             ValueError: The item lacks a key attribute, or holds a value
                 DynamoDB refuses (see `attribute_value`), or `table` is not
                 a DynamoDB table name (see `stream_arn`).
             TypeError: A key or value of a type DynamoDB cannot store.
+            ValueError, TypeError: A bad `sequence_number` or `created_at`.
 
         Examples:
             >>> record = EventFactory().insert("Orders", {"id": "o-1", "total": 12})
@@ -311,9 +365,16 @@ class EventFactory:
             record["userIdentity"] = dict(_TTL_IDENTITY)
         return record
 
-    def event(self, *records: Mapping[str, Any]) -> dict[str, list[Any]]:
+    def event(self, *records: Mapping[str, Any] | bytes) -> dict[str, list[Any]]:
         """
-        Return a Lambda DynamoDB Streams event holding `records`, in that order.
+        Return a Lambda event holding `records`, in that order.
+
+        With Kinesis, each change record is wrapped with the next Kinesis
+        `sequenceNumber` (wrapped again, it is a KDS duplicate); a Kinesis
+        record is kept (a redelivery); bytes are another producer's data.
+
+        Raises:
+            TypeError: A record that is none of these (with Streams, not a mapping).
 
         Examples:
             >>> events = EventFactory()
@@ -321,7 +382,51 @@ class EventFactory:
             >>> len(event["Records"])
             1
         """
-        return {"Records": [dict(record) for record in records]}
+        if self._kinesis is not None:
+            return {"Records": [self._kinesis.wrap(record, index) for index, record in enumerate(records)]}
+        for index, record in enumerate(records):
+            if not isinstance(record, Mapping):
+                raise TypeError(f"records[{index}] must be a stream record, got {type(record).__name__}")
+        return {"Records": [dict(record) for record in records if isinstance(record, Mapping)]}
+
+    def window_event(
+        self,
+        *records: Mapping[str, Any] | bytes,
+        start: datetime,
+        end: datetime,
+        state: Mapping[str, str] | None = None,
+        final: bool = False,
+        terminated_early: bool = False,
+    ) -> dict[str, Any]:
+        """
+        Return `records` in a tumbling-window envelope (`TumblingWindowInSeconds`).
+
+        `start` and `end` are the window's bounds, `state` what the function
+        returned for it so far, `final` is `isFinalInvokeForWindow`,
+        `terminated_early` `isWindowTerminatedEarly`; records as for `event`.
+
+        Raises:
+            TypeError: A bound not a datetime, or state not strings to strings.
+            ValueError: `end` not after `start`; no record for a DynamoDB
+                Streams window (its ARN names the stream).
+
+        Examples:
+            >>> events = EventFactory(source="kinesis")
+            >>> window = events.window_event(start=datetime(2026, 1, 1), end=datetime(2026, 1, 1, 0, 5))
+            >>> window["window"], window["shardId"]
+            ({'start': '2026-01-01T00:00:00Z', 'end': '2026-01-01T00:05:00Z'}, 'shardId-000000000000')
+        """
+        arn = None if self._kinesis is None else self._kinesis.arn
+        wrapped = self.event(*records)["Records"]
+        return window_envelope(
+            wrapped,
+            kinesis_arn=arn,
+            start=start,
+            end=end,
+            state=state,
+            final=final,
+            terminated_early=terminated_early,
+        )
 
     def inserts(self, table: str, items: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:
         """
@@ -335,23 +440,7 @@ class EventFactory:
         return self.event(*(self.insert(table, item) for item in items))
 
     def _key(self, table: str, item: Mapping[str, Any], role: str) -> tuple[Any, ...]:
-        if not isinstance(item, Mapping):
-            raise TypeError(
-                f"{role} must be a mapping of attribute names to values, got {type(item).__name__}"
-            )
-        values = []
-        for name in self.key_names(table):
-            if name not in item:
-                raise ValueError(f"{role} has no key attribute {name!r} (the keys of table {table!r})")
-            value = item[name]
-            if isinstance(value, (bytes, bytearray)):
-                value = bytes(value)
-            elif isinstance(value, bool) or not isinstance(value, (str, int, Decimal)):
-                raise TypeError(
-                    f"key attribute {name!r} must be a string, a number or bytes, got {type(value).__name__}"
-                )
-            values.append(value)
-        return tuple(values)
+        return key_values(item, self.key_names(table), table, role)
 
     def _record(
         self,
@@ -364,6 +453,20 @@ class EventFactory:
         sequence_number: int | None,
         created_at: int | datetime | None,
     ) -> Record:
+        keys = serialize_image({name: item[name] for name in self.key_names(table)})
+        size, images = image_size(keys), {}
+        for name in _IMAGES[self.view_type][event_name]:
+            image = new if name == "NewImage" else old
+            assert image is not None  # noqa: S101 - every image a view type carries is given
+            images[name] = serialize_image(image)
+            size += image_size(images[name])
+        if self._kinesis is not None:
+            if sequence_number is not None:
+                raise ValueError("sequence_number: Kinesis records have none; wrap a record again instead")
+            self.stream_arn(table)  # checks the table name
+            return self._kinesis.change(
+                event_name, table, keys=keys, images=images, size=size, created_at=created_at
+            )
         if sequence_number is None:
             sequence_number = next(self._sequence_numbers)
         elif not _is_int(sequence_number):
@@ -371,20 +474,12 @@ class EventFactory:
         elif sequence_number < 0:
             raise ValueError("sequence_number must not be negative")
         if created_at is not None:
-            created = _epoch_seconds(created_at, "created_at")
+            created = epoch_units(created_at, "SECOND", "created_at")
         elif self._created_at is not None:
             created = self._created_at
         else:
             created = int(time.time())
-        images = {"NewImage": new, "OldImage": old}
-        keys = serialize_image({name: item[name] for name in self.key_names(table)})
-        dynamodb: dict[str, Any] = {"ApproximateCreationDateTime": created, "Keys": keys}
-        size = image_size(keys)
-        for name in _IMAGES[self.view_type][event_name]:
-            image = images[name]
-            assert image is not None  # noqa: S101 - every image a view type carries is given above
-            dynamodb[name] = serialize_image(image)
-            size += image_size(dynamodb[name])
+        dynamodb: dict[str, Any] = {"ApproximateCreationDateTime": created, "Keys": keys, **images}
         arn = self.stream_arn(table)
         dynamodb.update(SequenceNumber=str(sequence_number), SizeBytes=size, StreamViewType=self.view_type)
         return {
@@ -396,12 +491,3 @@ class EventFactory:
             "dynamodb": dynamodb,
             "eventSourceARN": arn,
         }
-
-
-def _key_names(names: Sequence[str], table: str | None) -> tuple[str, ...]:
-    key_names = (names,) if isinstance(names, str) else tuple(names)
-    given: tuple[object, ...] = key_names
-    if not given or len(given) > 2 or not all(isinstance(name, str) and name for name in given):
-        where = f" of table {table!r}" if table is not None else ""
-        raise ValueError(f"the keys{where} must be one or two attribute names (partition key, sort key)")
-    return key_names

@@ -11,11 +11,11 @@ event DynamoDB could not have sent.
 from __future__ import annotations
 
 import base64
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
-__all__ = ["attribute_value", "image_size", "serialize_image"]
+__all__ = ["attribute_value", "image_size", "key_attribute_names", "key_values", "serialize_image"]
 
 # https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/HowItWorks.NamingRulesDataTypes.html#HowItWorks.DataTypes.Number
 _MAX_DIGITS = 38
@@ -202,3 +202,44 @@ def _value_size(value: Mapping[str, Any]) -> int:  # noqa: PLR0911 - one return 
 def _number_size(text: str) -> int:
     digits = "".join(map(str, Decimal(text).as_tuple().digits)).strip("0")
     return (len(digits) + 1) // 2 + 1
+
+
+def key_attribute_names(names: Sequence[str], table: str | None) -> tuple[str, ...]:
+    """
+    Return a table's key attribute names (partition key, then sort key) as a tuple.
+
+    Raises:
+        ValueError: Not one or two non-empty strings.
+    """
+    key_names = (names,) if isinstance(names, str) else tuple(names)
+    given: tuple[object, ...] = key_names
+    if not given or len(given) > 2 or not all(isinstance(name, str) and name for name in given):
+        where = f" of table {table!r}" if table is not None else ""
+        raise ValueError(f"the keys{where} must be one or two attribute names (partition key, sort key)")
+    return key_names
+
+
+def key_values(item: Mapping[str, Any], names: Sequence[str], table: str, role: str) -> tuple[Any, ...]:
+    """
+    Return the values of `item`'s key attributes `names`, as DynamoDB takes them.
+
+    Raises:
+        TypeError: `item` is not a mapping, or a key value is not a string, a
+            number or bytes (the only key types DynamoDB has); `role` names it.
+        ValueError: `item` lacks a key attribute.
+    """
+    if not isinstance(item, Mapping):
+        raise TypeError(f"{role} must be a mapping of attribute names to values, got {type(item).__name__}")
+    values = []
+    for name in names:
+        if name not in item:
+            raise ValueError(f"{role} has no key attribute {name!r} (the keys of table {table!r})")
+        value = item[name]
+        if isinstance(value, (bytes, bytearray)):
+            value = bytes(value)
+        elif isinstance(value, bool) or not isinstance(value, (str, int, Decimal)):
+            raise TypeError(
+                f"key attribute {name!r} must be a string, a number or bytes, got {type(value).__name__}"
+            )
+        values.append(value)
+    return tuple(values)

@@ -3,7 +3,8 @@ The testing kit: build events as Lambda delivers them, and a Lambda context.
 
 `EventFactory` builds DynamoDB Streams records and events exactly as Lambda
 delivers them (numbers as text, binary as base64, images by view type, TTL
-deletes); `attribute_value` and `serialize_image` do the same for single
+deletes), or with `source="kinesis"` Kinesis Data Streams for DynamoDB records
+and Lambda Kinesis events; `attribute_value` and `serialize_image` do the same for single
 values and items. `LambdaContext` stands in for Lambda's context object, with
 a remaining time a test controls. The pytest plugin
 `dynastream.testing.plugin`, registered on installation, provides the

@@ -40,7 +40,19 @@ def test_values() -> None:
     assert typed
     assert image
     EventFactory(keys="id", first_sequence_number="1")  # type: ignore[arg-type]
+    EventFactory(source="kafka")  # type: ignore[arg-type]
+    EventFactory(source="kinesis", precision="NANOSECOND")  # type: ignore[arg-type]
     LambdaContext(remaining_seconds="5")  # type: ignore[arg-type]
+
+
+def test_kinesis_events() -> None:
+    events = EventFactory(keys=["paymentId"], source="kinesis", precision="MICROSECOND")
+    change: dict[str, Any] = events.insert("Payments", {"paymentId": "p-1"}, created_at=datetime.now(UTC))
+    event: dict[str, list[Any]] = events.event(change, change, b"other producer")
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    window: dict[str, Any] = events.window_event(change, start=start, end=start.replace(hour=1))
+    assert event
+    assert window
 
 
 class FakePayments:
