@@ -126,9 +126,26 @@ def reliability(session: nox.Session) -> None:
 
 
 # cfn-lint 1.58 validates SAM templates offline but does not look inside the properties of
-# a SAM DynamoDB event in a full template; 1.53.3, through aws-sam-translator, does.
+# a SAM DynamoDB or Kinesis event in a full template; 1.53.3, through aws-sam-translator, does.
 CFN_LINT_VERSIONS = ("1.53.3", "1.58.0")
-TEMPLATES = ("examples/orders/template.yaml", "examples/payments/template.yaml")
+TEMPLATES = (
+    "examples/orders/template.yaml",
+    "examples/orders/template-kinesis.yaml",
+    "examples/payments/template.yaml",
+)
+# One wrong value each, which cfn-lint must refuse, or the check proves nothing: inside a SAM
+# DynamoDB event and inside a SAM Kinesis event (1.53.3 only, see above), and the table's
+# Kinesis timestamp precision (both versions).
+BROKEN_TEMPLATES = (
+    (TEMPLATES[0], "MaximumRetryAttempts: 10", "MaximumRetryAttempts: many", CFN_LINT_VERSIONS[:1]),
+    (TEMPLATES[1], "MaximumRetryAttempts: 10", "MaximumRetryAttempts: many", CFN_LINT_VERSIONS[:1]),
+    (
+        TEMPLATES[1],
+        "ApproximateCreationDateTimePrecision: MICROSECOND",
+        "ApproximateCreationDateTimePrecision: NANOSECOND",
+        CFN_LINT_VERSIONS,
+    ),
+)
 
 
 @nox.session
@@ -136,15 +153,20 @@ def examples(session: nox.Session) -> None:
     """Run the examples' tests and validate their SAM templates offline with cfn-lint."""
     install_groups(session, "test", extras="[mysql,postgres,aws,speedups]")
     session.run("pytest", "-q", "-p", "no:cacheprovider", "examples", "tests/test_examples.py")
-    # The same template with one wrong event property must be refused, or the check proves nothing.
-    broken = Path(session.create_tmp()) / "broken-template.yaml"
-    original = Path(TEMPLATES[0]).read_text()
-    broken.write_text(original.replace("MaximumRetryAttempts: 10", "MaximumRetryAttempts: many", 1))
+    broken = []
+    for number, (template, right, wrong, versions) in enumerate(BROKEN_TEMPLATES):
+        original = Path(template).read_text()
+        if right not in original:
+            session.error(f"{template} no longer holds {right!r}: update BROKEN_TEMPLATES")
+        path = Path(session.create_tmp()) / f"broken-template-{number}.yaml"
+        path.write_text(original.replace(right, wrong, 1))
+        broken.append((path, versions))
     for version in CFN_LINT_VERSIONS:
         session.install(f"cfn-lint=={version}")
         session.run("cfn-lint", *TEMPLATES)
-    session.install(f"cfn-lint=={CFN_LINT_VERSIONS[0]}")
-    session.run("cfn-lint", str(broken), success_codes=[2, 6, 10, 14])
+        for path, versions in broken:
+            if version in versions:
+                session.run("cfn-lint", str(path), success_codes=[2, 6, 10, 14])
 
 
 @nox.session

@@ -31,6 +31,11 @@ EXAMPLES = [
     pytest.param("examples.orders", "Base.metadata", "orders.json", id="orders"),
     pytest.param("examples.payments", "metadata", "payments.json", id="payments"),
 ]
+# The Orders example fed by Kinesis Data Streams: the same handler, DYNASTREAM_SOURCE=kinesis.
+FIRST_INVOCATIONS = [
+    *EXAMPLES,
+    pytest.param("examples.orders", "Base.metadata", "orders-kinesis.json", id="orders-kinesis"),
+]
 AWS_SDK_AND_DRIVERS = "('boto3', 'botocore', 'moto', 'psycopg', 'pymysql')"
 
 
@@ -62,7 +67,7 @@ def test_importing_an_example_handler_imports_no_aws_sdk_or_driver(
     assert "[]" == _run_fresh(code)
 
 
-@pytest.mark.parametrize(("example", "metadata", "event"), EXAMPLES)
+@pytest.mark.parametrize(("example", "metadata", "event"), FIRST_INVOCATIONS)
 def test_first_invocation_with_a_plain_url_imports_no_aws_sdk(
     example: str, metadata: str, event: str, tmp_path: Path
 ) -> None:
@@ -80,6 +85,7 @@ def test_first_invocation_with_a_plain_url_imports_no_aws_sdk(
     )
 
     # The URL comes from the environment, as on Lambda.
-    out = _run_fresh(code, DYNASTREAM_DATABASE_URL=f"sqlite:///{database}")
+    source = "kinesis" if "kinesis" in event else "dynamodb"
+    out = _run_fresh(code, DYNASTREAM_DATABASE_URL=f"sqlite:///{database}", DYNASTREAM_SOURCE=source)
 
     assert "{'batchItemFailures': []} []" == out
