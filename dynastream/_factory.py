@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from dynastream._events import TABLE_NAME_RULE, is_table_name
+from dynastream._record_fields import TABLE_NAME_RULE, is_table_name
 
 from ._serialize import image_size, serialize_image
 

@@ -19,6 +19,7 @@ from dynastream import (
     EventName,
     MalformedEventError,
     MalformedRecordError,
+    RecordSource,
     StreamRecord,
     StreamViewType,
     TumblingWindow,
@@ -144,6 +145,7 @@ def test_aws_sample_insert_is_read_field_by_field(aws_sample: list[StreamRecord[
         "event_source_arn": SAMPLE_ARN,
         "aws_region": "us-east-1",
         "size_bytes": 26,
+        "source": RecordSource.DYNAMODB_STREAMS,
     } == fields(aws_sample[0])
 
 
@@ -163,6 +165,7 @@ def test_aws_sample_modify_is_read_field_by_field(aws_sample: list[StreamRecord[
         "event_source_arn": SAMPLE_ARN,
         "aws_region": "us-east-1",
         "size_bytes": 59,
+        "source": RecordSource.DYNAMODB_STREAMS,
     } == fields(aws_sample[1])
 
 
@@ -182,6 +185,7 @@ def test_aws_sample_remove_is_read_field_by_field(aws_sample: list[StreamRecord[
         "event_source_arn": SAMPLE_ARN,
         "aws_region": "us-east-1",
         "size_bytes": 38,
+        "source": RecordSource.DYNAMODB_STREAMS,
     } == fields(aws_sample[2])
 
 
