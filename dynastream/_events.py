@@ -203,7 +203,7 @@ def _read_any_record(
     Read one record of an event, whichever source it comes from.
     """
     if is_mapping(raw):
-        if "kinesis" in raw:
+        if "kinesis" in raw or raw.get("eventSource") == "aws:kinesis":
             return read_kinesis_record(raw, index, table_name, old_images=old_images, new_images=new_images)
         if "tableName" in raw:
             return read_change_record(
