@@ -10,7 +10,7 @@ from ._app import App
 from ._events import load_event, parse_event, read_event
 from ._logging import JsonFormatter, configure_logging
 from ._metrics import EmfMetrics
-from ._records import EventBatch, EventName, StreamRecord, StreamViewType, TumblingWindow
+from ._records import EventBatch, EventName, RecordSource, StreamRecord, StreamViewType, TumblingWindow
 from ._registry import Registration
 from ._results import BatchResult, RecordFailure
 from ._settings import Settings
@@ -67,6 +67,7 @@ __all__ = [
     "NoHandlerError",
     "RecordFailedError",
     "RecordFailure",
+    "RecordSource",
     "Registration",
     "RowMapper",
     "RunnerProgress",

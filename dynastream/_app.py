@@ -11,6 +11,7 @@ from dependency_injector import providers
 
 from ._autowire import build_handler, build_mapper, handler_provider, mapper_provider
 from ._dispatch import Dispatcher
+from ._records import RecordSource
 from ._registry import PoisonPolicy, Registration, Registry, qualified_name
 from ._settings import Settings, requested_bulk_path
 from .containers import Container
@@ -18,6 +19,7 @@ from .exceptions import ConfigurationError
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
+    from datetime import timedelta
 
     import sqlalchemy as sa
     from sqlalchemy import Connection, Engine
@@ -26,6 +28,7 @@ if TYPE_CHECKING:
     from ._records import StreamRecord
     from ._replication.handler import DeletePolicy, TtlPolicy
     from ._results import BatchResult
+    from ._settings import SourceName
     from ._uow import UnitOfWork
     from .typing import Item, Mapper, StreamEventHandler
 
@@ -189,6 +192,8 @@ class App:
         deleted_column: str = "dynastream_deleted_at",
         on_poison: PoisonPolicy | None = None,
         keep_raw: bool = False,
+        source: SourceName | None = None,
+        tombstone_retention: timedelta | None = None,
     ) -> Registration:
         """
         Mirror the DynamoDB table `table_name` into a SQL table, idempotently.
@@ -223,6 +228,14 @@ class App:
                 that does not fit its column...), or `"quarantine"` it and go
                 on; by default as `DYNASTREAM_ON_POISON` says; see `App.handler`.
             keep_raw: Keep a quarantined record's raw JSON.
+            source: Where the table's changes come from: `"dynamodb"`
+                (DynamoDB Streams) or `"kinesis"` (Kinesis Data Streams for
+                DynamoDB); by default as `DYNASTREAM_SOURCE` says. A record
+                of the other source fails its batch.
+            tombstone_retention: How long a deleted item's tombstone is kept
+                (48 hours by default, twice DynamoDB Streams' retention). From
+                Kinesis Data Streams, keep it longer than the event source
+                mapping's `MaximumRecordAgeInSeconds`.
 
         Returns:
             The registration.
@@ -271,6 +284,8 @@ class App:
             deleted_column=deleted_column,
             clock=lambda: self.container.clock()(),  # noqa: PLW0108 - resolved per call, so overriding the clock provider works
             bulk_path=lambda: requested_bulk_path(self.container.settings()),  # per batch, as the clock
+            source=lambda: RecordSource(source or self.container.settings().source),
+            **({} if tombstone_retention is None else {"tombstone_retention": tombstone_retention}),
         )
         return self._registry.add(
             table_name,
@@ -317,10 +332,14 @@ class App:
         Raises:
             ConfigurationError: Handlers or mappers need providers the
                 container does not have (every such parameter is named, with
-                its handler or mapper), or (with `database=True`) a replicated
-                table's key columns do not compare text exactly.
+                its handler or mapper), a DynamoDB table or a SQL table is
+                replicated from both DynamoDB Streams and Kinesis Data Streams,
+                or (with `database=True`) a replicated table's key columns do
+                not compare text exactly, or a table replicated from DynamoDB
+                Streams holds rows written from Kinesis Data Streams.
         """
         from ._replication.handler import ReplicationHandler
+        from ._replication.ordering import source_conflicts
 
         handlers = []
         problems = []
@@ -333,6 +352,7 @@ class App:
                 build_mapper(registration)
             except ConfigurationError as error:
                 problems.append(str(error))
+        problems += source_conflicts([h for h in handlers if isinstance(h, ReplicationHandler)])
         if problems:
             raise ConfigurationError("; ".join(problems))
         if not database:

@@ -4,6 +4,7 @@ Reading events: every shape a DynamoDB stream record arrives in, to records.
 Shapes read (DESIGN §2.1):
 
 - a Lambda DynamoDB Streams event, `{"Records": [...]}`;
+- a Lambda Kinesis event of Kinesis Data Streams for DynamoDB, or one bare change record;
 - a DynamoDB Streams `GetRecords` response, as boto3 returns it (datetimes and
   bytes already decoded) or as raw JSON (epoch seconds, base64 binary);
 - a single record (`{"eventID": ..., "dynamodb": {...}}`) or an array of them;
@@ -25,14 +26,28 @@ surrogate, which JSON can escape but UTF-8 cannot hold, makes the record malform
 from __future__ import annotations
 
 import functools
-import json
-import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
-from ._deserialize import LONE_SURROGATE, InvalidAttributeValue, deserialize_image, is_unicode, type_name
+from ._deserialize import LONE_SURROGATE, is_unicode, type_name
+from ._kinesis import read_change_record, read_kinesis_record
+from ._record_fields import (
+    EPOCH,
+    EVENT_NAMES,
+    NO_IMAGE,
+    TABLE_NAME_RULE,
+    RecordReader,
+    decode_json,
+    is_image,
+    is_mapping,
+    is_table_name,
+    is_ttl_identity,
+    kept_text,
+    missing_or_wrong,
+    read_image,
+)
 from ._records import EventBatch, EventName, Item, StreamRecord, StreamViewType, TumblingWindow
 from .exceptions import MalformedEventError, MalformedRecordError
 
@@ -42,7 +57,6 @@ if TYPE_CHECKING:
 __all__ = ["EventBatch", "TumblingWindow", "load_event", "parse_event", "read_event"]
 
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # Epoch values this large cannot be seconds (1e11 s is the year 5138), so they
 # are milliseconds (moto, some SDKs) or, larger still, microseconds.
 _MILLISECONDS_FROM = Decimal(10) ** 11
@@ -62,11 +76,6 @@ _REQUIRED_IMAGES: dict[StreamViewType, dict[EventName, tuple[str, ...]]] = {
         EventName.REMOVE: ("OldImage",),
     },
 }
-# https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/HowItWorks.NamingRulesDataTypes.html#HowItWorks.NamingRules
-is_table_name = re.compile(r"[a-zA-Z0-9_.-]{3,255}").fullmatch
-TABLE_NAME_RULE = "3 to 255 characters among a-z, A-Z, 0-9, '_', '-' and '.'"
-_TTL_PRINCIPAL = "dynamodb.amazonaws.com"
-_EVENT_NAMES = {name.value: name for name in EventName}
 _VIEW_TYPES = {view.value: view for view in StreamViewType}
 
 
@@ -84,22 +93,6 @@ def load_event(path: str | os.PathLike[str]) -> Any:
     """
     with open(path, "rb") as file:
         return decode_json(file.read())
-
-
-def decode_json(text: str | bytes | bytearray) -> Any:
-    # A file saved by some Windows editors starts with a byte-order mark. json
-    # skips it in bytes (and so in load_event) but refuses it in a str; read
-    # the same event the same way whichever form it comes in.
-    if isinstance(text, str) and text.startswith("\ufeff"):
-        text = text[1:]
-    try:
-        return json.loads(text, parse_float=Decimal)
-    except json.JSONDecodeError as error:
-        raise MalformedEventError(
-            f"not valid JSON: {error.msg} at line {error.lineno} column {error.colno}"
-        ) from None
-    except UnicodeDecodeError:
-        raise MalformedEventError("not valid JSON: not UTF-8 text") from None
 
 
 def parse_event(event: Any, *, table_name: str | None = None) -> list[StreamRecord[Item]]:
@@ -171,12 +164,12 @@ def read_event(
             envelope_arn = event.get("eventSourceARN")
             if "window" in event:
                 window = _read_window(event)
-        elif "dynamodb" in event or "eventName" in event:
+        elif "dynamodb" in event or "eventName" in event or "kinesis" in event:
             raw_records = [event]
         else:
             raise MalformedEventError(
-                "no 'Records' array: expected a Lambda DynamoDB Streams event, a GetRecords"
-                " response, a tumbling-window envelope or a single stream record",
+                "no 'Records' array: expected a Lambda DynamoDB Streams or Kinesis event, a"
+                " GetRecords response, a tumbling-window envelope or a single record",
                 field="Records",
             )
     elif isinstance(event, list):
@@ -188,13 +181,35 @@ def read_event(
     for index, raw in enumerate(raw_records):
         try:
             records.append(
-                _read_record(
+                _read_any_record(
                     raw, index, envelope_arn, table_name, old_images=old_images, new_images=new_images
                 )
             )
         except MalformedRecordError as error:
             return EventBatch(tuple(records), error, window, len(raw_records))
     return EventBatch(tuple(records), None, window, len(raw_records))
+
+
+def _read_any_record(
+    raw: Any,
+    index: int,
+    envelope_arn: Any,
+    table_name: str | None,
+    *,
+    old_images: bool = True,
+    new_images: bool = True,
+) -> StreamRecord[Item]:
+    """
+    Read one record of an event, whichever source it comes from.
+    """
+    if is_mapping(raw):
+        if "kinesis" in raw or raw.get("eventSource") == "aws:kinesis":
+            return read_kinesis_record(raw, index, table_name, old_images=old_images, new_images=new_images)
+        if "tableName" in raw:
+            return read_change_record(
+                raw, RecordReader(index), table_name, None, old_images=old_images, new_images=new_images
+            )
+    return _read_record(raw, index, envelope_arn, table_name, old_images=old_images, new_images=new_images)
 
 
 def _read_window(event: Mapping[str, Any]) -> TumblingWindow:
@@ -222,28 +237,6 @@ def _read_window(event: Mapping[str, Any]) -> TumblingWindow:
     )
 
 
-class _RecordReader:
-    """
-    Names the record being read in every error it raises.
-    """
-
-    __slots__ = ("event_id", "index", "sequence_number")
-
-    def __init__(self, index: int) -> None:
-        self.index = index
-        self.event_id: str | None = None
-        self.sequence_number: str | None = None
-
-    def error(self, field: str, reason: str) -> MalformedRecordError:
-        return MalformedRecordError(
-            reason,
-            field=field,
-            index=self.index,
-            event_id=self.event_id,
-            sequence_number=self.sequence_number,
-        )
-
-
 def _read_record(
     raw: Any,
     index: int,
@@ -253,8 +246,8 @@ def _read_record(
     old_images: bool = True,
     new_images: bool = True,
 ) -> StreamRecord[Item]:
-    reader = _RecordReader(index)
-    if not _is_mapping(raw):
+    reader = RecordReader(index)
+    if not is_mapping(raw):
         raise reader.error("", f"record must be an object, got {type_name(raw)}")
 
     # Identify the record first, so every later error can name it.
@@ -262,7 +255,7 @@ def _read_record(
     if isinstance(event_id, str) and event_id and is_unicode(event_id):
         reader.event_id = event_id
     dynamodb = raw.get("dynamodb")
-    if _is_mapping(dynamodb):
+    if is_mapping(dynamodb):
         sequence_number = _read_sequence_number(dynamodb.get("SequenceNumber"))
         if sequence_number is not None:
             reader.sequence_number = sequence_number
@@ -274,17 +267,17 @@ def _read_record(
 
     if reader.event_id is None:
         problem = LONE_SURROGATE if isinstance(event_id, str) and event_id else None
-        raise reader.error("eventID", problem or _missing_or_wrong(raw, "eventID", "a non-empty string"))
-    if not _is_mapping(dynamodb):
-        raise reader.error("dynamodb", _missing_or_wrong(raw, "dynamodb", "an object"))
+        raise reader.error("eventID", problem or missing_or_wrong(raw, "eventID", "a non-empty string"))
+    if not is_mapping(dynamodb):
+        raise reader.error("dynamodb", missing_or_wrong(raw, "dynamodb", "an object"))
     if reader.sequence_number is None:
         raise reader.error(
             "dynamodb.SequenceNumber",
-            _missing_or_wrong(dynamodb, "SequenceNumber", "a string of decimal digits"),
+            missing_or_wrong(dynamodb, "SequenceNumber", "a string of decimal digits"),
         )
 
     name_text = raw.get("eventName")
-    event_name = _EVENT_NAMES.get(name_text) if isinstance(name_text, str) else None
+    event_name = EVENT_NAMES.get(name_text) if isinstance(name_text, str) else None
     if event_name is None:
         if name_text is None:
             raise reader.error("eventName", "missing")
@@ -293,7 +286,7 @@ def _read_record(
             f"unknown event name {str(name_text)[:20]!r} (expected INSERT, MODIFY or REMOVE)",
         )
 
-    arn = _kept_text(raw.get("eventSourceARN", envelope_arn), "eventSourceARN", reader)
+    arn = kept_text(raw.get("eventSourceARN", envelope_arn), "eventSourceARN", reader)
     table = _table_from_arn(arn, reader) if table_name is None else table_name
 
     view_text = dynamodb.get("StreamViewType")
@@ -305,13 +298,13 @@ def _read_record(
 
     if "Keys" not in dynamodb:
         raise reader.error("dynamodb.Keys", "missing")
-    keys = _read_image(dynamodb, "Keys", reader)
+    keys = read_image(dynamodb, "Keys", reader)
     if not keys:
         raise reader.error("dynamodb.Keys", "empty: a record must name its item's key")
     new_sent = dynamodb.get("NewImage")
     old_sent = dynamodb.get("OldImage")
-    new_image = _read_image(dynamodb, "NewImage", reader) if new_images and _is_image(new_sent) else None
-    old_image = _read_image(dynamodb, "OldImage", reader) if old_images and _is_image(old_sent) else None
+    new_image = read_image(dynamodb, "NewImage", reader) if new_images and is_image(new_sent) else None
+    old_image = read_image(dynamodb, "OldImage", reader) if old_images and is_image(old_sent) else None
     if view_type is not None:
         _check_required_images(dynamodb, view_type, event_name, reader)
 
@@ -325,7 +318,7 @@ def _read_record(
     if size is not None and (type(size) is not int or size < 0):
         raise reader.error("dynamodb.SizeBytes", "must be a non-negative integer")
 
-    region = _kept_text(raw.get("awsRegion"), "awsRegion", reader)
+    region = kept_text(raw.get("awsRegion"), "awsRegion", reader)
     return StreamRecord(
         event_id=reader.event_id,
         event_name=event_name,
@@ -337,7 +330,7 @@ def _read_record(
         old_image=old_image,
         approximate_creation_time=creation_time,
         stream_view_type=view_type,
-        is_ttl_delete=event_name is EventName.REMOVE and _is_ttl_identity(raw.get("userIdentity")),
+        is_ttl_delete=event_name is EventName.REMOVE and is_ttl_identity(raw.get("userIdentity")),
         event_source_arn=arn if isinstance(arn, str) else None,
         aws_region=region if isinstance(region, str) else None,
         size_bytes=size,
@@ -345,45 +338,17 @@ def _read_record(
     )
 
 
-def _kept_text(value: Any, field: str, reader: _RecordReader) -> Any:
-    # Text kept on the record must be writable (UTF-8): no lone surrogate.
-    if value.__class__ is str and not is_unicode(value):
-        raise reader.error(field, LONE_SURROGATE)
-    return value
-
-
 def _check_required_images(
-    dynamodb: Mapping[str, Any], view_type: StreamViewType, event_name: EventName, reader: _RecordReader
+    dynamodb: Mapping[str, Any], view_type: StreamViewType, event_name: EventName, reader: RecordReader
 ) -> None:
     for required in _REQUIRED_IMAGES[view_type].get(event_name, ()):
         sent = dynamodb.get(required)
-        if not _is_image(sent):
-            state = "missing" if required not in dynamodb else _NO_IMAGE[type(sent)]
+        if not is_image(sent):
+            state = "missing" if required not in dynamodb else NO_IMAGE[type(sent)]
             raise reader.error(
                 f"dynamodb.{required}",
                 f"{state}: a {event_name.value} record of a {view_type.value} stream carries it",
             )
-
-
-def _is_mapping(value: Any) -> bool:
-    # Parsed JSON holds dicts: skip the slower ABC check for them.
-    return value.__class__ is dict or isinstance(value, Mapping)
-
-
-def _is_image(sent: Any) -> bool:
-    # An image that is absent, null or {} is no image: DynamoDB never writes an
-    # item without its key attributes, so {} can only stand for "none here".
-    # Anything else, even a falsy [] or "", is read (and refused if malformed).
-    return sent is not None and not (sent.__class__ is dict and not sent)
-
-
-_NO_IMAGE = {type(None): "null", dict: "empty"}
-
-
-def _missing_or_wrong(container: Mapping[str, Any], key: str, expected: str) -> str:
-    if key not in container:
-        return "missing"
-    return f"must be {expected}, got {type_name(container[key])}"
 
 
 def _read_sequence_number(value: Any) -> str | None:
@@ -396,14 +361,7 @@ def _read_sequence_number(value: Any) -> str | None:
     return None
 
 
-def _read_image(dynamodb: Mapping[str, Any], name: str, reader: _RecordReader) -> Item:
-    try:
-        return deserialize_image(dynamodb[name])
-    except InvalidAttributeValue as error:
-        raise reader.error(error.field(f"dynamodb.{name}"), error.reason) from None
-
-
-def _table_from_arn(arn: Any, reader: _RecordReader) -> str:
+def _table_from_arn(arn: Any, reader: RecordReader) -> str:
     # arn:aws:dynamodb:us-east-1:123456789012:table/Orders/stream/2015-06-27T00:48:05.899
     if arn is None:
         raise reader.error(
@@ -439,18 +397,6 @@ def _arn_resource(arn: str) -> str | None:
     return None
 
 
-def _is_ttl_identity(identity: Any) -> bool:
-    # https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/time-to-live-ttl-streams.html
-    # Lambda spells the identity {"type", "principalId"}; the Streams API, and so
-    # boto3's get_records, {"Type", "PrincipalId"}
-    # (https://docs.aws.amazon.com/amazondynamodbstreams/latest/APIReference/API_Identity.html).
-    if not isinstance(identity, Mapping):
-        return False
-    return (identity.get("type") == "Service" and identity.get("principalId") == _TTL_PRINCIPAL) or (
-        identity.get("Type") == "Service" and identity.get("PrincipalId") == _TTL_PRINCIPAL
-    )
-
-
 def _to_datetime(value: Any) -> datetime:
     """
     Return an aware UTC datetime for a creation time in any unit it arrives in.
@@ -460,7 +406,7 @@ def _to_datetime(value: Any) -> datetime:
     datetime (naive ones are taken as UTC).
     """
     if type(value) is int and 0 <= value < _SECONDS_BELOW:  # what Lambda sends: whole seconds
-        return _EPOCH + timedelta(seconds=value)
+        return EPOCH + timedelta(seconds=value)
     if isinstance(value, datetime):
         if value.tzinfo is None:
             return value.replace(tzinfo=UTC)
@@ -492,6 +438,6 @@ def _to_datetime(value: Any) -> datetime:
         elif magnitude >= _MILLISECONDS_FROM:
             number = number / 1_000
         microseconds = int((number / _MICROSECOND).to_integral_value())
-        return _EPOCH + timedelta(microseconds=microseconds)
+        return EPOCH + timedelta(microseconds=microseconds)
     except ArithmeticError:  # OverflowError past year 9999, decimal.Overflow past 1E+999999
         raise ValueError("out of the range of dates") from None

@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from dynastream._events import TABLE_NAME_RULE, is_table_name
+from dynastream._record_fields import TABLE_NAME_RULE, is_table_name
 
 from ._factory_kinesis import (
     FIRST_KINESIS_SEQUENCE_NUMBER,

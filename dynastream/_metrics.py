@@ -42,7 +42,8 @@ class EmfMetrics:
     standard output: Lambda sends it to CloudWatch Logs, which extracts the
     metrics. Metrics: `RecordsApplied`, `RecordsStaleSkipped`,
     `RecordsDeleted`, `RecordsQuarantined`, `RecordsFailed` (Count),
-    `BatchDuration` and `ReplicationLag` (Milliseconds); dimensions
+    `RecordsTied` (Count, in a batch that had ties of Kinesis Data Streams
+    changes), `BatchDuration` and `ReplicationLag` (Milliseconds); dimensions
     `TableName`, and `FunctionName` when the Lambda context gives it.
 
     Args:
@@ -84,6 +85,9 @@ class EmfMetrics:
                 dimensions["TableName"] = table.table_name
             metrics: list[dict[str, str]] = [{"Name": name, "Unit": unit} for name, unit, _ in _METRICS]
             values: dict[str, Any] = {name: getattr(table, outcome) for name, _, outcome in _METRICS}
+            if table.tied:  # Kinesis Data Streams only
+                metrics.append({"Name": "RecordsTied", "Unit": "Count"})
+                values["RecordsTied"] = table.tied
             metrics.append({"Name": "BatchDuration", "Unit": "Milliseconds"})
             values["BatchDuration"] = round(summary.duration_ms, 3)
             if table.max_lag_ms is not None:

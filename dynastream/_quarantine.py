@@ -34,11 +34,14 @@ def quarantine_record(
     """
     import json
 
+    from dynastream._records import RecordSource
     from dynastream.schema import SEQUENCE_WIDTH, encode_sequence_number, fit_identifier, quarantine
 
     statement = insert_ignoring_duplicates(connection.dialect.name, quarantine)
     try:
-        sequence_number = encode_sequence_number(record.sequence_number)
+        sequence_number = encode_sequence_number(
+            record.sequence_number, kinesis=record.source is RecordSource.KINESIS
+        )
     except ValueError:  # longer than any real one: kept as sent, fitted
         sequence_number = fit_identifier(record.item_identifier, SEQUENCE_WIDTH)
     connection.execute(

@@ -19,7 +19,15 @@ if TYPE_CHECKING:
 
     from .exceptions import MalformedRecordError
 
-__all__ = ["EventBatch", "EventName", "Item", "StreamRecord", "StreamViewType", "TumblingWindow"]
+__all__ = [
+    "EventBatch",
+    "EventName",
+    "Item",
+    "RecordSource",
+    "StreamRecord",
+    "StreamViewType",
+    "TumblingWindow",
+]
 
 T_co = TypeVar("T_co", covariant=True)
 U = TypeVar("U")
@@ -49,6 +57,18 @@ class StreamViewType(enum.StrEnum):
     NEW_AND_OLD_IMAGES = "NEW_AND_OLD_IMAGES"
 
 
+class RecordSource(enum.StrEnum):
+    """
+    Where a change record comes from: DynamoDB Streams or Kinesis Data Streams for DynamoDB.
+
+    The two order changes differently (a sequence number per item against an
+    approximate creation time), so one table is replicated from one of them.
+    """
+
+    DYNAMODB_STREAMS = "dynamodb"
+    KINESIS = "kinesis"
+
+
 def _short_repr(self: StreamRecord[Any]) -> str:
     # Keys and images may hold personal data: a record's repr names it only.
     return (
@@ -71,12 +91,20 @@ class StreamRecord(Generic[T_co]):
     Attributes:
         event_id: The record's `eventID`, unique per record.
         event_name: INSERT, MODIFY or REMOVE.
-        table_name: The DynamoDB table, from `eventSourceARN`.
-        sequence_number: The record's `SequenceNumber` as an integer: it orders
-            the changes to one item. Sequence numbers run to 40 digits; compare
-            them as integers, never as text or floats.
-        item_identifier: `SequenceNumber` exactly as sent: what the dispatcher
-            reports in `batchItemFailures`.
+        table_name: The DynamoDB table, from `eventSourceARN` (`tableName` for
+            a Kinesis Data Streams record).
+        sequence_number: The number that orders the changes to one item, as
+            an integer: the record's `SequenceNumber` for DynamoDB Streams (up
+            to 40 digits); for Kinesis Data Streams, which has none, a number
+            of 39 digits built from `ApproximateCreationDateTime` at the
+            precision the record carries, then a digest of its `eventID`
+            (see "Kinesis Data Streams" in the replication guide). Compare
+            them as integers, never as text or floats, and only between
+            records of one `source`.
+        item_identifier: What the dispatcher reports in `batchItemFailures`:
+            `SequenceNumber` exactly as sent, or the Kinesis record's
+            `sequenceNumber` (a bare Kinesis Data Streams change record, with
+            no Kinesis envelope, has its `eventID` here).
         keys: The item's primary key attributes.
         new_image: The item after the change, when the view type carries it.
         old_image: The item before the change, when the view type carries it.
@@ -87,7 +115,9 @@ class StreamRecord(Generic[T_co]):
         event_source_arn: The stream ARN, when the record carries it.
         aws_region: The record's region, when it says.
         size_bytes: `SizeBytes` as reported, when present.
-        raw: The record as received (never printed in a repr).
+        raw: The record as received (never printed in a repr); for a Kinesis
+            record, the DynamoDB change record its `data` decodes to.
+        source: `RecordSource.DYNAMODB_STREAMS` or `RecordSource.KINESIS`.
     """
 
     event_id: str
@@ -105,6 +135,7 @@ class StreamRecord(Generic[T_co]):
     aws_region: str | None = None
     size_bytes: int | None = None
     raw: Mapping[str, Any] = attrs.field(factory=dict, eq=False)
+    source: RecordSource = RecordSource.DYNAMODB_STREAMS
 
     __repr__ = _short_repr
 
@@ -139,6 +170,7 @@ class StreamRecord(Generic[T_co]):
             aws_region=self.aws_region,
             size_bytes=self.size_bytes,
             raw=self.raw,
+            source=self.source,
         )
 
 

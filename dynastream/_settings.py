@@ -18,7 +18,15 @@ from .exceptions import ConfigurationError
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
-__all__ = ["BulkPath", "CredentialsSource", "PoolMode", "Settings", "TlsMode", "requested_bulk_path"]
+__all__ = [
+    "BulkPath",
+    "CredentialsSource",
+    "PoolMode",
+    "Settings",
+    "SourceName",
+    "TlsMode",
+    "requested_bulk_path",
+]
 
 _PREFIX = "DYNASTREAM_"
 
@@ -26,11 +34,13 @@ CredentialsSource = Literal["url", "secrets_manager", "iam"]
 TlsMode = Literal["auto", "verify", "disable"]
 PoolMode = Literal["queue", "null"]
 BulkPath = Literal["auto", "statements", "staging"]
+SourceName = Literal["dynamodb", "kinesis"]
 
 _CREDENTIALS: tuple[CredentialsSource, ...] = ("url", "secrets_manager", "iam")
 _TLS: tuple[TlsMode, ...] = ("auto", "verify", "disable")
 _POOLS: tuple[PoolMode, ...] = ("queue", "null")
 _BULK_PATHS: tuple[BulkPath, ...] = ("auto", "statements", "staging")
+_SOURCES: tuple[SourceName, ...] = ("dynamodb", "kinesis")
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _POISON_POLICIES = ("report", "quarantine")
 _TRUE = ("1", "true", "yes", "on")
@@ -145,6 +155,11 @@ class Settings:
             measured faster, and statements with `pool="null"` (a temporary
             table pins an RDS Proxy session) or where `LOAD DATA LOCAL` is
             not enabled. SQLite always takes statements.
+        source: Where replicated tables' changes come from (`DYNASTREAM_SOURCE`):
+            `"dynamodb"` (the default) for DynamoDB Streams, `"kinesis"` for
+            Kinesis Data Streams for DynamoDB. The two order changes
+            differently, so a table is replicated from one only;
+            `App.replicate(..., source=)` sets it per table.
         pool_size: Connections kept per process (`DYNASTREAM_POOL_SIZE`,
             default 1: a Lambda environment runs one invocation at a time).
         pool_max_overflow: Connections opened beyond `pool_size` when all are
@@ -186,6 +201,7 @@ class Settings:
     tls_ca_file: str | None = attrs.field(default=None, validator=_text)
     pool: PoolMode = attrs.field(default="queue", validator=_one_of(_POOLS))
     bulk_path: BulkPath = attrs.field(default="auto", validator=_one_of(_BULK_PATHS))
+    source: SourceName = attrs.field(default="dynamodb", validator=_one_of(_SOURCES))
     pool_size: int = attrs.field(default=1, validator=_at_least(1))
     pool_max_overflow: int = attrs.field(default=0, validator=_at_least(0))
     pool_recycle_seconds: int = attrs.field(default=600, validator=_at_least(1))

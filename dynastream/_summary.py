@@ -41,6 +41,7 @@ class Outcomes:
     stale_skipped: int = 0
     deleted: int = 0
     reported: bool = False
+    tied: int = 0
 
     def add(self, other: Outcomes) -> None:
         """
@@ -49,6 +50,7 @@ class Outcomes:
         self.applied += other.applied
         self.stale_skipped += other.stale_skipped
         self.deleted += other.deleted
+        self.tied += other.tied
 
 
 @attrs.frozen
@@ -80,6 +82,11 @@ class TableSummary:
         max_lag_ms: Milliseconds from the oldest `ApproximateCreationDateTime`
             of the table's records to the end of the batch, or `None` when no
             record carries one.
+        tied: Kinesis Data Streams records whose creation time could not order
+            them against another change of their item in the batch (the same
+            millisecond, or microsecond when both carry microseconds): the
+            `eventID` ordered them instead. Not an outcome: each is also
+            counted as applied, stale-skipped or deleted.
     """
 
     table_name: str | None
@@ -91,6 +98,7 @@ class TableSummary:
     failed: int = 0
     unprocessed: int = 0
     max_lag_ms: float | None = None
+    tied: int = 0
 
 
 @attrs.frozen
@@ -147,6 +155,9 @@ class BatchSummary:
         }
         for outcome in _OUTCOMES:
             fields[outcome] = self.total(outcome)
+        tied = self.total("tied")
+        if tied:
+            fields["tied"] = tied
         fields["duration_ms"] = round(self.duration_ms, 3)
         fields["max_lag_ms"] = None if self.max_lag_ms is None else round(self.max_lag_ms, 3)
         if self.function_name is not None:
@@ -165,6 +176,9 @@ class BatchSummary:
         tables = ", ".join(t.table_name for t in self.tables if t.table_name is not None) or "no table"
         counts = ", ".join(f"{self.total(outcome)} {outcome.replace('_', '-')}" for outcome in _OUTCOMES)
         lag = "" if self.max_lag_ms is None else f", max lag {self.max_lag_ms:.0f} ms"
+        tied = self.total("tied")
+        if tied:
+            counts += f" ({tied} tied)"
         return f"batch of {self.records} records from {tables}: {counts} in {self.duration_ms:.1f} ms{lag}"
 
 
@@ -256,6 +270,7 @@ class BatchTally:
                     failed=failed,
                     unprocessed=max(0, entry["records"] - settled),
                     max_lag_ms=lag,
+                    tied=done.tied,
                 )
             )
         total = self.total if self.total is not None else sum(t.records for t in tables)

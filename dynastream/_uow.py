@@ -48,7 +48,9 @@ class UnitOfWork:
         """
         return self.session.connection()
 
-    def report_outcomes(self, *, applied: int = 0, stale_skipped: int = 0, deleted: int = 0) -> None:
+    def report_outcomes(
+        self, *, applied: int = 0, stale_skipped: int = 0, deleted: int = 0, tied: int = 0
+    ) -> None:
         """
         Say what the handler did with its records, for the batch summary and metrics.
 
@@ -64,9 +66,12 @@ class UnitOfWork:
             stale_skipped: Records skipped because the database already held
                 them or something newer.
             deleted: Records that deleted (or marked deleted) a row.
+            tied: Records (also counted above) whose order against another
+                change of their item could not be told from their creation
+                time (Kinesis Data Streams).
         """
         if self._outcomes is not None:
-            self._outcomes.add(Outcomes(applied, stale_skipped, deleted))
+            self._outcomes.add(Outcomes(applied, stale_skipped, deleted, tied=tied))
             self._outcomes.reported = True
 
     @property

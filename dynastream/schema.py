@@ -40,8 +40,13 @@ __all__ = [
 
 # Sequence numbers are 21 to 40 digits. Stored as zero-padded text of one fixed
 # width they compare exactly on every engine, SQLite included (64-bit integers
-# only), and never pass through a float.
+# only), and never pass through a float. A Kinesis Data Streams record's
+# ordering number (39 digits, see _kinesis.py) is stored after the letter K:
+# equal-width digit runs compare as numbers under every collation, and a letter
+# sorts after every digit, so a Kinesis change always wins over a stored
+# DynamoDB Streams sequence number or a backfilled row, never the reverse.
 SEQUENCE_WIDTH = 40
+KINESIS_MARKER = "K"
 
 metadata = sa.MetaData()
 
@@ -213,17 +218,18 @@ def deleted_column(name: str = "dynastream_deleted_at") -> sa.Column[datetime]:
     return sa.Column(name, moment, nullable=True)
 
 
-def encode_sequence_number(sequence_number: int) -> str:
+def encode_sequence_number(sequence_number: int, *, kinesis: bool = False) -> str:
     """
-    Return a sequence number as the fixed-width text stored in the database.
+    Return a sequence number (`kinesis`: a Kinesis ordering number) as the fixed-width text stored.
 
     Raises:
-        ValueError: It is negative or has more than 40 digits.
+        ValueError: It is negative or has more than 40 digits (39 for `kinesis`).
     """
     text = str(sequence_number)
-    if sequence_number < 0 or len(text) > SEQUENCE_WIDTH:
-        raise ValueError(f"a sequence number must be 0 to {SEQUENCE_WIDTH} digits")
-    return text.zfill(SEQUENCE_WIDTH)
+    width = SEQUENCE_WIDTH - 1 if kinesis else SEQUENCE_WIDTH
+    if sequence_number < 0 or len(text) > width:
+        raise ValueError(f"a sequence number must be 0 to {width} digits")
+    return KINESIS_MARKER + text.zfill(width) if kinesis else text.zfill(width)
 
 
 # Enough precision that normalizing any DynamoDB number (38 digits, exponent

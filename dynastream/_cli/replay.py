@@ -11,7 +11,8 @@ import json
 import sys
 from typing import TYPE_CHECKING, Any
 
-from dynastream._events import decode_json, load_event
+from dynastream._events import load_event
+from dynastream._record_fields import decode_json
 from dynastream._sources.aws import AwsClients
 from dynastream._sources.failed_batch import batch_info, read_failed_batch
 from dynastream.exceptions import MalformedEventError, SourceError, describe_error

@@ -18,14 +18,15 @@ from typing import TYPE_CHECKING, Any, Literal
 import sqlalchemy as sa
 
 from dynastream._deserialize import InvalidAttributeValue, deserialize_image
-from dynastream._records import EventName, Item
+from dynastream._records import EventName, Item, RecordSource
 from dynastream._replication.chunks import CHUNK_ROWS
 from dynastream._replication.target import Deletion, Target, Upsert
 from dynastream._replication.writer import TableWriter
 from dynastream.exceptions import ColumnValueError, ConfigurationError, MalformedRecordError, MappingError
-from dynastream.schema import SEQUENCE_WIDTH, encode_sequence_number, item_key, tombstones
+from dynastream.schema import item_key, tombstones
 
 from .facts import TableFacts, check_key_collations, read_table_facts
+from .ordering import check_stored_source, counts_as_tie, stored_sequence
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -110,6 +111,8 @@ class ReplicationHandler:
         clock: Returns the current aware UTC time.
         bulk_path: Returns the bulk path upserts take, asked once per batch
             (see `Settings.bulk_path` and `TableWriter.bulk_path`).
+        source: Returns the source the table is replicated from, asked once
+            per batch (see `Settings.source`); a record of the other fails the batch.
     """
 
     def __init__(
@@ -126,6 +129,7 @@ class ReplicationHandler:
         tombstone_retention: timedelta = DEFAULT_TOMBSTONE_RETENTION,
         clock: Callable[[], datetime] = _utc_now,
         bulk_path: Callable[[], BulkPath] = lambda: "auto",
+        source: Callable[[], RecordSource] = lambda: RecordSource.DYNAMODB_STREAMS,
     ) -> None:
         if deletes not in ("delete", "soft_delete"):
             raise ConfigurationError(f"deletes must be 'delete' or 'soft_delete', got {deletes!r}")
@@ -142,6 +146,7 @@ class ReplicationHandler:
         self.tombstone_retention = tombstone_retention
         self.clock = clock
         self.bulk_path = bulk_path
+        self.source = source
         soft = "soft_delete" in (self.deletes, self.ttl)
         names = {column.name: column for column in self.table.columns}
         if sequence_column not in names:
@@ -230,9 +235,13 @@ class ReplicationHandler:
         # The newest image known of each item, for soft deletes: (sequence number, image).
         images: dict[tuple[Any, ...], tuple[int, _Image]] = {}
         soft_deletes = self.deleted_column is not None
-        ignored = 0  # TTL deletes the policy ignores: applied, as configured
+        # TTL deletes the policy ignores (applied, as configured); Kinesis changes
+        # whose time cannot order them against the newest of their item.
+        ignored = tied = 0
+        source = self.source()
         for record in records:
-            sequence = self._sequence(record)  # a malformed sequence number fails its record, in stream order
+            # A malformed sequence number fails its record, in stream order; another source, the batch.
+            sequence = stored_sequence(record, source, self.table_name)
             if record.is_ttl_delete and self.ttl == "ignore":
                 ignored += 1
                 continue
@@ -240,6 +249,7 @@ class ReplicationHandler:
             key = tuple(keys.items()) if len(keys) == 1 else tuple(sorted(keys.items()))
             newest = latest.get(key)
             current = None if newest is None else newest[0]
+            tied += counts_as_tie(record, current)
             if current is None or record.sequence_number > current.sequence_number:
                 latest[key] = (record, sequence)
                 superseded = current
@@ -297,7 +307,9 @@ class ReplicationHandler:
         # Every other record (superseded in the batch, or held back by the
         # guard or a tombstone) was skipped as stale.
         deleted = min(deleted, len(records) - applied)
-        uow.report_outcomes(applied=applied, deleted=deleted, stale_skipped=len(records) - applied - deleted)
+        uow.report_outcomes(
+            applied=applied, deleted=deleted, stale_skipped=len(records) - applied - deleted, tied=tied
+        )
 
     def _write(
         self,
@@ -371,28 +383,16 @@ class ReplicationHandler:
             values.append(deleted_at)
         return Upsert(values, identity, sequence)
 
-    def _sequence(self, record: StreamRecord[Item]) -> str:
-        """
-        Return a record's sequence number as stored, or refuse one of more than 40 digits.
-        """
-        try:
-            return encode_sequence_number(record.sequence_number)
-        except ValueError:
-            raise MalformedRecordError(
-                f"a sequence number of more than {SEQUENCE_WIDTH} digits (DynamoDB's have 21 to 40)",
-                field="dynamodb.SequenceNumber",
-                event_id=record.event_id,
-                sequence_number=record.item_identifier,
-            ) from None
-
     def check_table(self, connection: Connection) -> None:
         """
         Check the table against the database `connection` talks to.
 
         Raises:
-            ConfigurationError: A key column does not compare text exactly.
+            ConfigurationError: A key column does not compare text exactly, or
+                the table holds rows of the other source (`check_stored_source`).
         """
         check_key_collations(self.table, read_table_facts(connection, self.table), connection.dialect)
+        check_stored_source(connection, self.table, self.sequence_column, self.source())
 
     def _mapper_for(self, connection: Connection) -> RowMapper:
         """
