@@ -17,7 +17,7 @@ import time
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from dynastream._record_fields import TABLE_NAME_RULE, is_table_name
 
@@ -29,6 +29,9 @@ from ._factory_kinesis import (
     window_envelope,
 )
 from ._serialize import image_size, key_attribute_names, key_values, serialize_image
+
+if TYPE_CHECKING:
+    from ._records import RecordSource
 
 __all__ = ["EventFactory"]
 
@@ -94,7 +97,7 @@ class EventFactory:
         created_at: `ApproximateCreationDateTime` of every record (a datetime,
             or epoch seconds, with Kinesis epoch ms or µs as `precision`); by
             default the time each record is built.
-        source: `"dynamodb"` (DynamoDB Streams) or `"kinesis"` (Kinesis Data Streams for DynamoDB).
+        source: `"dynamodb"` or `"kinesis"` (Kinesis Data Streams for DynamoDB), or a `RecordSource`.
         precision: With Kinesis, the table's `ApproximateCreationDateTimePrecision`,
             `"MILLISECOND"` or `"MICROSECOND"`. AWS's API references name no
             default (the CDK's says µs; a real capture from a table that set
@@ -152,7 +155,7 @@ class EventFactory:
         account_id: str = "123456789012",
         first_sequence_number: int | None = None,
         created_at: int | datetime | None = None,
-        source: Literal["dynamodb", "kinesis"] = "dynamodb",
+        source: Literal["dynamodb", "kinesis"] | RecordSource = "dynamodb",
         precision: Literal["MILLISECOND", "MICROSECOND"] = "MILLISECOND",
         stream_name: str = "dynamodb-changes",
     ) -> None:
@@ -175,7 +178,7 @@ class EventFactory:
         self.view_type = str(view_type)  # a dynastream.StreamViewType is a str too
         self.region = region
         self.account_id = account_id
-        self.source = source
+        self.source = str(source)  # a dynastream.RecordSource is a str too
         self.precision = precision
         self._kinesis: KinesisBuilder | None = None
         self._sequence_numbers = itertools.count(first_sequence_number)

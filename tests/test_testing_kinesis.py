@@ -17,8 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 import dynastream
+from dynastream import RecordSource
 from dynastream.testing import EventFactory
 
 FIXTURES = Path(__file__).parent / "fixtures" / "events" / "kds"
@@ -444,6 +446,18 @@ def test_an_event_refuses_what_is_no_record(record: Any) -> None:
         EventFactory().event(record)
 
 
+def test_the_source_may_be_given_as_the_enum() -> None:
+    events = EventFactory(source=RecordSource.KINESIS)
+
+    [record] = events.event(events.insert("Orders", {"id": "o-1"}))["Records"]
+
+    assert ("kinesis", "aws:kinesis") == (events.source, record["eventSource"])
+    assert (
+        "aws:dynamodb"
+        == EventFactory(source=RecordSource.DYNAMODB_STREAMS).insert("Orders", {"id": "a"})["eventSource"]
+    )
+
+
 def test_repr_shows_the_source_and_precision_not_items() -> None:
     events = kinesis(precision="MICROSECOND")
     events.insert("Things", {"id": "canary-93a1"})
@@ -478,6 +492,57 @@ def test_a_built_kinesis_event_reads_back_as_the_changes_that_went_in() -> None:
     assert [False, False, True] == [r.is_ttl_delete for r in records]
     assert [decoded(k)["eventID"] for k in event["Records"]] == [r.event_id for r in records]
     assert CREATED == records[0].approximate_creation_time
+    assert [RecordSource.KINESIS] * 3 == [r.source for r in records]
+
+
+@pytest.mark.parametrize("precision", ["MILLISECOND", "MICROSECOND"])
+def test_records_built_one_after_another_are_ordered_one_after_another(precision: str) -> None:
+    events = kinesis(precision=precision)
+
+    built = [events.modify("Orders", {"id": "o-1", "n": n}) for n in range(50)]
+    records = dynastream.parse_event(events.event(*built))
+
+    numbers = [r.sequence_number for r in records]
+    assert sorted(numbers) == numbers
+    assert len(set(numbers)) == len(numbers)
+
+
+def test_a_duplicate_reads_as_the_same_change_under_another_kinesis_sequence_number() -> None:
+    events = kinesis()
+    record = events.insert("Orders", {"id": "o-1"})
+
+    original, duplicate = dynastream.parse_event(events.event(record, record))
+
+    assert (original.event_id, original.sequence_number) == (duplicate.event_id, duplicate.sequence_number)
+    assert original.item_identifier != duplicate.item_identifier
+
+
+def test_a_deliberate_tie_is_counted_as_one_by_replication(tmp_path: Path) -> None:
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'ties.sqlite'}")
+    metadata = sa.MetaData()
+    table = sa.Table(
+        "orders",
+        metadata,
+        sa.Column("id", dynastream.ExactString(20), primary_key=True),
+        sa.Column("n", sa.Integer),
+        dynastream.sequence_column(),
+    )
+    metadata.create_all(engine)
+    app = dynastream.App(engine=engine)
+    app.create_tables()
+    app.replicate("Orders", into=table, source="kinesis")
+    events = kinesis(precision="MICROSECOND")
+    tie = 1_893_456_000_000_000
+
+    result = app.dispatch(
+        events.event(
+            events.modify("Orders", {"id": "o-1", "n": 1}, created_at=tie),
+            events.modify("Orders", {"id": "o-1", "n": 2}, created_at=tie),
+            events.modify("Orders", {"id": "o-2", "n": 1}, created_at=tie),  # another item: no tie
+        )
+    )
+
+    assert (3, 1) == (result.applied, result.summary.total("tied"))
 
 
 def test_a_built_window_reads_back_with_its_window() -> None:
