@@ -265,10 +265,11 @@ class EventFactory:
 
         Raises:
             ValueError: The item lacks a key attribute, or holds a value
-                DynamoDB refuses (see `attribute_value`), or `table` is not
-                a DynamoDB table name (see `stream_arn`).
-            TypeError: A key or value of a type DynamoDB cannot store.
-            ValueError, TypeError: A bad `sequence_number` or `created_at`.
+                DynamoDB refuses (see `attribute_value`), `table` is not a
+                DynamoDB table name (see `stream_arn`), or a bad
+                `sequence_number` or `created_at`.
+            TypeError: A key or value of a type DynamoDB cannot store, or a
+                `sequence_number` or `created_at` of the wrong type.
 
         Examples:
             >>> record = EventFactory().insert("Orders", {"id": "o-1", "total": 12})
