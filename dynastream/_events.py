@@ -203,7 +203,7 @@ def _read_any_record(
     Read one record of an event, whichever source it comes from.
     """
     if is_mapping(raw):
-        if "kinesis" in raw or raw.get("eventSource") == "aws:kinesis":
+        if "kinesis" in raw:
             return read_kinesis_record(raw, index, table_name, old_images=old_images, new_images=new_images)
         if "tableName" in raw:
             return read_change_record(
@@ -263,6 +263,8 @@ def _read_record(
     # Before the fields below: a record from another service (SQS, Kinesis) lacks them too.
     event_source = raw.get("eventSource")
     if event_source is not None and event_source != "aws:dynamodb":
+        if event_source == "aws:kinesis":  # a Kinesis record carries its change in "kinesis"
+            raise reader.error("eventSource", "a Kinesis record without its 'kinesis' object")
         raise reader.error("eventSource", "not a DynamoDB stream record (expected 'aws:dynamodb')")
 
     if reader.event_id is None:

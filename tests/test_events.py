@@ -1024,8 +1024,11 @@ def test_sqs_message_is_malformed_at_event_source() -> None:
     assert_names(malformed_record(mutated(_replace_with(SQS_MESSAGE))), "eventSource", None, None)
 
 
-def test_kinesis_record_is_malformed_at_event_source() -> None:
-    assert_names(malformed_record(mutated(_set("eventSource", "aws:kinesis"))), "eventSource", "e-2", SECOND)
+def test_a_stream_record_claiming_to_come_from_kinesis_is_malformed_at_event_source() -> None:
+    error = malformed_record(mutated(_set("eventSource", "aws:kinesis")))
+
+    assert_names(error, "eventSource", "e-2", SECOND)
+    assert "without its 'kinesis' object" in error.reason
 
 
 @pytest.mark.parametrize(

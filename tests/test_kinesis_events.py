@@ -225,7 +225,7 @@ def _with(path: str, value: Any) -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("raw", "field", "reason"),
     [
-        ({"eventSource": "aws:kinesis", "eventID": "x"}, "kinesis", "missing"),
+        ({"eventSource": "aws:kinesis", "eventID": "x"}, "eventSource", "without its 'kinesis' object"),
         ({**kinesis_record(change()), "kinesis": {"data": "e30="}}, "kinesis.sequenceNumber", "missing"),
         (
             {**kinesis_record(change()), "kinesis": {"sequenceNumber": "12a", "data": "e30="}},
@@ -243,7 +243,7 @@ def test_a_malformed_kinesis_envelope_names_the_record(raw: dict[str, Any], fiel
     assert error.field == field
     assert error.index == 0
     assert reason in error.reason
-    if field not in {"kinesis", "kinesis.sequenceNumber"}:
+    if field not in {"eventSource", "kinesis.sequenceNumber"}:
         assert error.sequence_number == KINESIS_SEQUENCE
 
 
