@@ -214,8 +214,8 @@ def main(argv: list[str] | None = None) -> int:
         found = found or bool(violations)
         unlike += totals["unlike_true_order"]
     final = (
-        f"final states equal the greatest ordering number per item ({unlike} items unlike the true order,"
-        " each at a tie)"
+        f"final states equal the greatest ordering number per item ({unlike} items unlike the true order"
+        " over all engines, each at a tie)"
         if kinesis
         else "final states equal"
     )
