@@ -1,6 +1,6 @@
 """
 Development sessions: `nox -s demo`, `tests`, `tests_staging`, `sources`, `lint`, `typecheck`, `docs`,
-`bench`.
+`bench`, `reliability`, `reliability_kinesis`, `examples`.
 
 Each session installs what it needs. Database tests run against SQLite always,
 and against PostgreSQL and MariaDB/MySQL when `DYNASTREAM_TEST_POSTGRES_URL` and
@@ -123,6 +123,14 @@ def reliability(session: nox.Session) -> None:
         "tests/replication/test_replication.py::test_boundary_numbers_round_trip_exactly_or_fail_loudly",
         "tests/replication/test_replication.py::test_identifiers_only_come_from_the_table_and_are_quoted",
     )
+
+
+@nox.session
+def reliability_kinesis(session: nox.Session) -> None:
+    """Run the fault-injection suite on Kinesis Data Streams histories (more arguments after --)."""
+    install_groups(session, "test", extras="[mysql,postgres,aws,speedups]")
+    # Duplicated, reordered and tied change records; the property tests are the reliability session's.
+    session.run("python", "-m", "reliability", "--source", "kinesis", *session.posargs)
 
 
 # cfn-lint 1.58 validates SAM templates offline but does not look inside the properties of
