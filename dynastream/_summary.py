@@ -86,7 +86,10 @@ class TableSummary:
             them against another change of their item in the batch (the same
             millisecond, or microsecond when both carry microseconds): the
             `eventID` ordered them instead. Not an outcome: each is also
-            counted as applied, stale-skipped or deleted.
+            counted as applied, stale-skipped or deleted. A batch applied in
+            parts (around a failing or quarantined record) counts the ties
+            within each part; a tie with a change an earlier batch applied is
+            not counted.
     """
 
     table_name: str | None
