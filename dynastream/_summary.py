@@ -83,13 +83,11 @@ class TableSummary:
             of the table's records to the end of the batch, or `None` when no
             record carries one.
         tied: Kinesis Data Streams records whose creation time could not order
-            them against another change of their item in the batch (the same
-            millisecond, or microsecond when both carry microseconds): the
+            them against another change of their item (the same millisecond,
+            or microsecond when both carry microseconds): one before them in
+            the batch, or the one already stored (row or tombstone). The
             `eventID` ordered them instead. Not an outcome: each is also
-            counted as applied, stale-skipped or deleted. A batch applied in
-            parts (around a failing or quarantined record) counts the ties
-            within each part; a tie with a change an earlier batch applied is
-            not counted.
+            counted as applied, stale-skipped or deleted.
     """
 
     table_name: str | None

@@ -335,11 +335,19 @@ def check_order(made: KinesisHistory, seed: int) -> list[str]:
     return problems
 
 
+def batch_items(made: KinesisHistory, batch: list[dict[str, Any]]) -> int:
+    """
+    Return how many items a batch's records change.
+    """
+    return len({made.changes[identifier(record)].key for record in batch})
+
+
 def in_batch_ties(made: KinesisHistory, batch: list[dict[str, Any]]) -> int | None:
     """
     Return how many of a batch's records tie with the newest change of their item before them.
 
-    That is what dynastream counts as `tied` in its batch summary; `None` when
+    dynastream counts those as `tied` in its batch summary, plus each item whose
+    newest change in the batch ties with the change already stored; `None` when
     the batch holds a poison record (then the count depends on where it stopped).
     """
     changes = [made.changes[identifier(record)] for record in batch]

@@ -195,10 +195,13 @@ class Invoker:
         if expected is None:
             return
         self.counts["tie_counts_checked"] += 1
-        if expected != invocation["tied"]:
+        # Every tie inside the batch is counted; so is, at most once per item, a
+        # tie of the item's newest change with the change already stored.
+        items = kinesis.batch_items(made, event["Records"])
+        if not expected <= invocation["tied"] <= expected + items:
             self.violations.append(
                 f"seed {self.seed}: dynastream counted {invocation['tied']} tie(s) in a batch of"
-                f" {len(event['Records'])} records holding {expected}"
+                f" {len(event['Records'])} records holding {expected}, on {items} items"
             )
 
 

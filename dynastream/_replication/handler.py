@@ -26,7 +26,7 @@ from dynastream.exceptions import ColumnValueError, ConfigurationError, Malforme
 from dynastream.schema import item_key, tombstones
 
 from .facts import TableFacts, check_key_collations, read_table_facts
-from .ordering import check_stored_source, counts_as_tie, stored_sequence
+from .ordering import check_stored_source, count_stored_ties, counts_as_tie, stored_sequence
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -301,14 +301,18 @@ class ReplicationHandler:
                 )
             pending.append((identity, record, new_image, None, mapped_key, sequence))
 
-        applied, deleted = self._write(connection, row_mapper, pending, hard, soft, now=now)
+        applied, deleted, stored_ties = self._write(
+            connection, row_mapper, pending, hard, soft, now=now, kinesis=source is RecordSource.KINESIS
+        )
         applied += ignored
         self._prune(uow, now)
-        # Every other record (superseded in the batch, or held back by the
-        # guard or a tombstone) was skipped as stale.
+        # Every other record (superseded in the batch, or held back by the guard or a tombstone) was stale.
         deleted = min(deleted, len(records) - applied)
         uow.report_outcomes(
-            applied=applied, deleted=deleted, stale_skipped=len(records) - applied - deleted, tied=tied
+            applied=applied,
+            deleted=deleted,
+            stale_skipped=len(records) - applied - deleted,
+            tied=tied + stored_ties,
         )
 
     def _write(
@@ -320,19 +324,21 @@ class ReplicationHandler:
         soft: list[Deletion],
         *,
         now: datetime,
-    ) -> tuple[int, int]:
+        kinesis: bool,
+    ) -> tuple[int, int, int]:
         """
         Write the upserts and deletions of a batch, in key order.
 
         Returns:
-            How many changes were applied, and how many deleted a row, as the
-            database reports them (see `TableWriter.upsert`).
+            How many changes were applied and deleted a row, as the database
+            reports them (`TableWriter.upsert`), and tied with a stored change.
         """
         pending.sort(key=lambda change: change[0])
         writer = self._writer(connection, soft=self.deleted_column is not None)
         # Chosen before anything is written: staging asked for where it cannot work raises here.
         staged = writer.bulk_path(connection, self.bulk_path()) == "staging"
         held = writer.lock(connection, [change[0] for change in pending] + [d.item_key for d in hard + soft])
+        stored_ties = count_stored_ties(connection, self, row_mapper, pending, hard + soft) if kinesis else 0
         applied = 0
         deleted = 0
         for start in range(0, len(pending), CHUNK_ROWS):
@@ -355,7 +361,7 @@ class ReplicationHandler:
             soft.sort(key=lambda d: d.item_key)
             deleted += self._writer(connection, soft=True).delete(connection, soft, now=now)
         writer.unlock(connection, held)
-        return applied, deleted
+        return applied, deleted, stored_ties
 
     def _upsert(  # noqa: PLR0917 - one call per row: positional, the pending tuple's order
         self,

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from dynastream._kinesis import is_tie
 from dynastream._records import RecordSource
 from dynastream.exceptions import ConfigurationError, MalformedRecordError
-from dynastream.schema import KINESIS_MARKER, SEQUENCE_WIDTH, encode_sequence_number
+from dynastream.schema import KINESIS_MARKER, SEQUENCE_WIDTH, encode_sequence_number, item_key, tombstones
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -24,8 +24,18 @@ if TYPE_CHECKING:
     from sqlalchemy import Connection
 
     from dynastream._records import Item, StreamRecord
+    from dynastream._replication.target import Deletion
 
-__all__ = ["check_source", "check_stored_source", "counts_as_tie", "source_conflicts", "stored_sequence"]
+__all__ = [
+    "check_source",
+    "check_stored_source",
+    "count_stored_ties",
+    "counts_as_tie",
+    "source_conflicts",
+    "stored_sequence",
+]
+
+_TIE_KEYS = 1_000  # keys asked about per statement when counting ties with stored changes
 
 _SETTING = {RecordSource.DYNAMODB_STREAMS: "dynamodb", RecordSource.KINESIS: "kinesis"}
 _NAMES = {RecordSource.DYNAMODB_STREAMS: "DynamoDB Streams", RecordSource.KINESIS: "Kinesis Data Streams"}
@@ -126,3 +136,62 @@ def check_stored_source(
             " replicated from DynamoDB Streams, whose changes could never win over them: set"
             " DYNASTREAM_SOURCE=kinesis (or App.replicate(..., source='kinesis')), or start the table afresh"
         )
+
+
+def count_stored_ties(
+    connection: Connection,
+    handler: Any,
+    row_mapper: Any,
+    pending: Sequence[Any],
+    deletions: Sequence[Deletion],
+) -> int:
+    """
+    Return how many of a batch's Kinesis changes tie with the stored change of their item.
+
+    `pending` are the replication handler's rows to write (item key, ...,
+    mapped key, sequence as stored), `deletions` its deletions. The stored
+    change is the row's or the tombstone's. Only counted: the guarded
+    statements decide, as for every change. Called with the batch's item
+    locks held, so what it reads is what the statements will compare with.
+    """
+    table: sa.Table = handler.table
+    key_columns = row_mapper.key_columns()
+    changes = {deletion.item_key: (deletion.key, deletion.sequence) for deletion in deletions}
+    changes.update((change[0], ([change[4][c] for c in key_columns], change[5])) for change in pending)
+    columns = [table.c[name] for name in key_columns]
+    identities = list(changes)
+    tied: set[str] = set()
+    for start in range(0, len(identities), _TIE_KEYS):
+        chunk = identities[start : start + _TIE_KEYS]
+        if len(columns) == 1:
+            where = columns[0].in_([changes[identity][0][0] for identity in chunk])
+        else:
+            where = sa.tuple_(*columns).in_([tuple(changes[identity][0]) for identity in chunk])
+        stored = [
+            (item_key(row[:-1]), row[-1])
+            for row in connection.execute(sa.select(*columns, table.c[handler.sequence_column]).where(where))
+        ]
+        stored += [
+            (row.item_key, row.sequence_number)
+            for row in connection.execute(
+                sa.select(tombstones.c.item_key, tombstones.c.sequence_number).where(
+                    tombstones.c.table_name == table.fullname, tombstones.c.item_key.in_(chunk)
+                )
+            )
+        ]
+        tied.update(
+            identity
+            for identity, sequence in stored
+            if identity in changes and _ties(changes[identity][1], sequence)
+        )
+    return len(tied)
+
+
+def _ties(incoming: str, stored: str | None) -> bool:
+    return (
+        stored is not None
+        and stored[:1] == KINESIS_MARKER
+        and incoming[:1] == KINESIS_MARKER
+        and stored[1:].isdigit()
+        and is_tie(int(incoming[1:]), int(stored[1:]))
+    )

@@ -250,6 +250,55 @@ def test_without_ties_nothing_is_counted(engine: sa.Engine) -> None:
     assert "tied" not in result.summary.fields()
 
 
+def test_a_tie_with_the_change_an_earlier_batch_stored_is_counted(engine: sa.Engine) -> None:
+    app = kinesis_app(engine)
+    first, second = change("a", "1", START, event_id="e-1"), change("a", "2", START, event_id="e-2")
+
+    winner, loser = sorted((first, second), key=lambda data: -parse_event(wrapped(data))[0].sequence_number)
+
+    assert app.dispatch({"Records": [wrapped(first)]}).summary.total("tied") == 0
+    assert app.dispatch({"Records": [wrapped(second)]}).summary.total("tied") == 1
+    assert app.dispatch({"Records": [wrapped(loser)]}).summary.total("tied") == 1  # again, tying again
+    assert app.dispatch({"Records": [wrapped(winner)]}).summary.total("tied") == 0  # the stored one, again
+    assert app.dispatch({"Records": [wrapped(change("a", "3", START + 1))]}).summary.total("tied") == 0
+
+
+def test_a_tie_with_a_tombstone_is_counted(engine: sa.Engine) -> None:
+    app = kinesis_app(engine)
+
+    app.dispatch({"Records": [wrapped(change("a", None, START, event_id="e-1"))]})
+    result = app.dispatch({"Records": [wrapped(change("a", "2", START, event_id="e-2"))]})
+
+    assert result.summary.total("tied") == 1
+
+
+def test_stored_ties_are_found_through_composite_and_numeric_keys(engine: sa.Engine) -> None:
+    table = sa.Table(
+        "kds_lines",
+        sa.MetaData(),
+        sa.Column("order_id", dynastream.ExactString(20), primary_key=True),
+        sa.Column("line", sa.Numeric(10, 0), primary_key=True, autoincrement=False),
+        sa.Column("sku", sa.String(20)),
+        dynastream.sequence_column(),
+    )
+    table.create(engine)
+    app = dynastream.App(engine=engine)
+    app.create_tables()
+    app.replicate("Lines", into=table, source="kinesis")
+
+    def line(number: str, sku: str, event_id: str) -> dict[str, Any]:
+        data = change("x", "1", START, event_id=event_id)
+        keys = {"order_id": {"S": "o-1"}, "line": {"N": number}}
+        data.update(tableName="Lines")
+        data["dynamodb"].update(Keys=keys, NewImage={**keys, "sku": {"S": sku}})
+        return data
+
+    app.dispatch({"Records": [wrapped(line("1", "A", "e-1")), wrapped(line("2", "B", "e-2"))]})
+    result = app.dispatch({"Records": [wrapped(line("1.0", "C", "e-3")), wrapped(line("3", "D", "e-4"))]})
+
+    assert result.summary.total("tied") == 1  # line 1 (sent as 1.0 the second time), not line 3
+
+
 # --- one source per table ----------------------------------------------------------------
 
 
