@@ -108,3 +108,16 @@ def test_ledger_rows_are_pruned_after_their_retention(engine: sa.Engine) -> None
     now[0] += timedelta(hours=2)
     app.lambda_handler(insert_event(1, start=5), None)
     assert 3 == kept()  # the first three, 49 hours old, are gone
+
+
+def test_a_change_kinesis_delivers_again_reaches_the_handler_once(engine: sa.Engine) -> None:
+    from dynastream.testing import EventFactory
+
+    app = counting_app(engine)
+    events = EventFactory(keys=["orderId"], source="kinesis", precision="MICROSECOND")
+    changes = [events.insert("Orders", {"orderId": f"o-{n}"}) for n in range(3)]
+
+    app.lambda_handler(events.event(changes[0], changes[1]), None)
+    app.lambda_handler(events.event(changes[1], changes[2], changes[0]), None)  # new Kinesis sequence numbers
+
+    assert sorted(change["eventID"] for change in changes) == applied(engine)
