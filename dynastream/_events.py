@@ -35,7 +35,6 @@ from ._deserialize import LONE_SURROGATE, is_unicode, type_name
 from ._kinesis import read_change_record, read_kinesis_record
 from ._record_fields import (
     EPOCH,
-    EVENT_NAMES,
     NO_IMAGE,
     TABLE_NAME_RULE,
     RecordReader,
@@ -46,7 +45,10 @@ from ._record_fields import (
     is_ttl_identity,
     kept_text,
     missing_or_wrong,
+    read_event_name,
     read_image,
+    read_keys,
+    read_size,
 )
 from ._records import EventBatch, EventName, Item, StreamRecord, StreamViewType, TumblingWindow
 from .exceptions import MalformedEventError, MalformedRecordError
@@ -278,15 +280,7 @@ def _read_record(
             missing_or_wrong(dynamodb, "SequenceNumber", "a string of decimal digits"),
         )
 
-    name_text = raw.get("eventName")
-    event_name = EVENT_NAMES.get(name_text) if isinstance(name_text, str) else None
-    if event_name is None:
-        if name_text is None:
-            raise reader.error("eventName", "missing")
-        raise reader.error(
-            "eventName",
-            f"unknown event name {str(name_text)[:20]!r} (expected INSERT, MODIFY or REMOVE)",
-        )
+    event_name = read_event_name(raw, reader)
 
     arn = kept_text(raw.get("eventSourceARN", envelope_arn), "eventSourceARN", reader)
     table = _table_from_arn(arn, reader) if table_name is None else table_name
@@ -298,11 +292,7 @@ def _read_record(
         if view_type is None:
             raise reader.error("dynamodb.StreamViewType", "unknown stream view type")
 
-    if "Keys" not in dynamodb:
-        raise reader.error("dynamodb.Keys", "missing")
-    keys = read_image(dynamodb, "Keys", reader)
-    if not keys:
-        raise reader.error("dynamodb.Keys", "empty: a record must name its item's key")
+    keys = read_keys(dynamodb, reader)
     new_sent = dynamodb.get("NewImage")
     old_sent = dynamodb.get("OldImage")
     new_image = read_image(dynamodb, "NewImage", reader) if new_images and is_image(new_sent) else None
@@ -316,9 +306,7 @@ def _read_record(
     except ValueError as error:
         raise reader.error("dynamodb.ApproximateCreationDateTime", str(error)) from None
 
-    size = dynamodb.get("SizeBytes")
-    if size is not None and (type(size) is not int or size < 0):
-        raise reader.error("dynamodb.SizeBytes", "must be a non-negative integer")
+    size = read_size(dynamodb, reader)
 
     region = kept_text(raw.get("awsRegion"), "awsRegion", reader)
     return StreamRecord(

@@ -34,7 +34,6 @@ from typing import TYPE_CHECKING, Any
 from ._deserialize import LONE_SURROGATE, is_unicode, type_name
 from ._record_fields import (
     EPOCH,
-    EVENT_NAMES,
     TABLE_NAME_RULE,
     RecordReader,
     decode_json,
@@ -44,7 +43,10 @@ from ._record_fields import (
     is_ttl_identity,
     kept_text,
     missing_or_wrong,
+    read_event_name,
     read_image,
+    read_keys,
+    read_size,
 )
 from ._records import EventName, Item, RecordSource, StreamRecord
 from .exceptions import MalformedEventError
@@ -160,14 +162,7 @@ def read_change_record(
     if not is_mapping(dynamodb):
         raise reader.error("dynamodb", missing_or_wrong(raw, "dynamodb", "an object"))
 
-    name_text = raw.get("eventName")
-    event_name = EVENT_NAMES.get(name_text) if isinstance(name_text, str) else None
-    if event_name is None:
-        if name_text is None:
-            raise reader.error("eventName", "missing")
-        raise reader.error(
-            "eventName", f"unknown event name {str(name_text)[:20]!r} (expected INSERT, MODIFY or REMOVE)"
-        )
+    event_name = read_event_name(raw, reader)
 
     table = raw.get("tableName")
     if not (isinstance(table, str) and is_table_name(table)):
@@ -181,11 +176,7 @@ def read_change_record(
     if record_format is not None and record_format != "application/json":
         raise reader.error("recordFormat", "unknown record format (expected 'application/json')")
 
-    if "Keys" not in dynamodb:
-        raise reader.error("dynamodb.Keys", "missing")
-    keys = read_image(dynamodb, "Keys", reader)
-    if not keys:
-        raise reader.error("dynamodb.Keys", "empty: a record must name its item's key")
+    keys = read_keys(dynamodb, reader)
     new_sent = dynamodb.get("NewImage")
     old_sent = dynamodb.get("OldImage")
     for required in _IMAGES_NEEDED.get(event_name, ()):
@@ -198,9 +189,7 @@ def read_change_record(
     old_image = read_image(dynamodb, "OldImage", reader) if old_images and is_image(old_sent) else None
 
     number, created = ordering_number(dynamodb, event_id, reader)
-    size = dynamodb.get("SizeBytes")
-    if size is not None and (type(size) is not int or size < 0):
-        raise reader.error("dynamodb.SizeBytes", "must be a non-negative integer")
+    size = read_size(dynamodb, reader)
     region = kept_text(raw.get("awsRegion"), "awsRegion", reader)
     return StreamRecord(
         event_id=event_id,

@@ -28,7 +28,10 @@ __all__ = [
     "is_ttl_identity",
     "kept_text",
     "missing_or_wrong",
+    "read_event_name",
     "read_image",
+    "read_keys",
+    "read_size",
 ]
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -122,3 +125,40 @@ def is_ttl_identity(identity: Any) -> bool:
     return (identity.get("type") == "Service" and identity.get("principalId") == _TTL_PRINCIPAL) or (
         identity.get("Type") == "Service" and identity.get("PrincipalId") == _TTL_PRINCIPAL
     )
+
+
+def read_event_name(raw: Mapping[str, Any], reader: RecordReader) -> EventName:
+    """
+    Return a record's `eventName`, or refuse one that is missing or unknown.
+    """
+    name_text = raw.get("eventName")
+    event_name = EVENT_NAMES.get(name_text) if isinstance(name_text, str) else None
+    if event_name is None:
+        if name_text is None:
+            raise reader.error("eventName", "missing")
+        raise reader.error(
+            "eventName", f"unknown event name {str(name_text)[:20]!r} (expected INSERT, MODIFY or REMOVE)"
+        )
+    return event_name
+
+
+def read_keys(dynamodb: Mapping[str, Any], reader: RecordReader) -> Item:
+    """
+    Return a record's `Keys`, or refuse them when missing, empty or malformed.
+    """
+    if "Keys" not in dynamodb:
+        raise reader.error("dynamodb.Keys", "missing")
+    keys = read_image(dynamodb, "Keys", reader)
+    if not keys:
+        raise reader.error("dynamodb.Keys", "empty: a record must name its item's key")
+    return keys
+
+
+def read_size(dynamodb: Mapping[str, Any], reader: RecordReader) -> int | None:
+    """
+    Return a record's `SizeBytes` when it has one, or refuse one that is not a count of bytes.
+    """
+    size = dynamodb.get("SizeBytes")
+    if size is not None and (type(size) is not int or size < 0):
+        raise reader.error("dynamodb.SizeBytes", "must be a non-negative integer")
+    return size
