@@ -185,8 +185,9 @@ def test_no_private_name_crosses_a_module_border() -> None:
 
 
 # Who may import each group: the core reaches built-in replication only through the
-# App (inside App.replicate), the package's __init__ re-exports, and the command line
-# is the top of the stack.
+# App (inside App.replicate), the package's __init__ re-exports, schema inference is a
+# tool built on replication's mapping and the sources, and the command line is the top
+# of the stack.
 LAYERS = {
     "dynastream._replication": (
         "dynastream._replication",
@@ -194,8 +195,10 @@ LAYERS = {
         "dynastream._cli",
         "dynastream._app",
         "dynastream.testing",
+        "dynastream.inference",
     ),
-    "dynastream._sources": ("dynastream._sources", "dynastream._cli"),
+    "dynastream._sources": ("dynastream._sources", "dynastream._cli", "dynastream.inference"),
+    "dynastream.inference": ("dynastream.inference", "dynastream._cli"),
     "dynastream._cli": ("dynastream._cli", "dynastream.__main__"),
 }
 

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from dynastream._cli.bookkeeping import DIALECTS, create_tables, ddl, quarantine_list, quarantine_replay
 from dynastream._cli.common import guarded, load_app
+from dynastream._cli.schema import add_schema_command
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -307,6 +308,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     _add_replay_commands(commands)
     _add_quarantine_command(commands)
     _add_bookkeeping_commands(commands)
+    add_schema_command(commands)
     arguments = parser.parse_args(argv)
     status: int = arguments.command(arguments)
     return status

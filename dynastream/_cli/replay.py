@@ -12,6 +12,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from dynastream._events import load_event
+from dynastream._items import read_items
 from dynastream._record_fields import decode_json
 from dynastream._sources.aws import AwsClients
 from dynastream._sources.failed_batch import batch_info, read_failed_batch
@@ -72,48 +73,13 @@ def replay_command(arguments: argparse.Namespace, app: Any) -> int:
     return 0
 
 
-def _is_typed(value: Any) -> bool:
-    from dynastream._deserialize import FAST_DECODERS
-
-    return isinstance(value, dict) and len(value) == 1 and next(iter(value)) in FAST_DECODERS
-
-
-def _items(document: Any, input_format: str) -> list[dict[str, Any]]:
-    """
-    Return the items of an items file as Python values.
-
-    A file is a JSON list of items, or the output of `aws dynamodb scan`
-    (`{"Items": [...]}`). Items are plain JSON (numbers stay exact) or
-    DynamoDB JSON (`{"total": {"N": "12.50"}}`, binary as base64).
-    """
-    from dynastream._deserialize import InvalidAttributeValue, deserialize_image
-
-    items = document.get("Items") if isinstance(document, dict) else document
-    if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
-        raise MalformedEventError('the items file must hold a JSON list of objects, or {"Items": [...]}')
-    typed = input_format == "dynamodb" or (
-        input_format == "auto"
-        and bool(items)
-        and all(item and all(_is_typed(value) for value in item.values()) for item in items)
-    )
-    if not typed:
-        return items
-    converted = []
-    for index, item in enumerate(items):
-        try:
-            converted.append(deserialize_image(item))
-        except InvalidAttributeValue as error:
-            raise MalformedEventError(f"item #{index}: {error.field('item')}: {error.reason}") from None
-    return converted
-
-
 def generate_event_command(arguments: argparse.Namespace) -> int:
     """
     The `dynastream generate-event` command: write a Lambda event for given items.
     """
     from dynastream._factory import EventFactory
 
-    items = _items(_load(arguments.items), arguments.input_format)
+    items = read_items(_load(arguments.items), arguments.input_format)
     factory = EventFactory(
         keys=tuple(name.strip() for name in arguments.keys.split(",") if name.strip()),
         view_type=arguments.view_type,

@@ -93,7 +93,7 @@ class BackfillProgress:
         return self.written / self.elapsed_seconds if self.elapsed_seconds > 0 else 0.0
 
 
-class _ReadBudget:
+class ReadBudget:
     """
     Read capacity shared by the scanning threads: a token bucket allowed into debt.
 
@@ -302,7 +302,7 @@ class Backfill:
         progress = BackfillProgress(
             self.table_name, self.segments, estimated_items=count if isinstance(count, int) else None
         )
-        budget = _ReadBudget(self.max_rcu, clock=_monotonic, sleep=_sleep)
+        budget = ReadBudget(self.max_rcu, clock=_monotonic, sleep=_sleep)
         pages: queue.Queue[_Page | _Failed] = queue.Queue(maxsize=min(_QUEUED_PAGES, max(2, self.segments)))
         halt = threading.Event()
         threads = [
@@ -360,7 +360,7 @@ class Backfill:
         self,
         segment: int,
         dynamodb: Any,
-        budget: _ReadBudget,
+        budget: ReadBudget,
         pages: queue.Queue[_Page | _Failed],
         halt: threading.Event,
     ) -> None:

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 import dynastream
 from dynastream._sources import backfill as _backfill
-from dynastream._sources.backfill import _ReadBudget
+from dynastream._sources.backfill import ReadBudget
 from dynastream.exceptions import BackfillError, ConfigurationError, SourceError
 
 metadata = sa.MetaData()
@@ -515,7 +515,7 @@ class FakeClock:
 
 def test_the_read_budget_waits_out_the_capacity_consumed() -> None:
     clock = FakeClock()
-    budget = _ReadBudget(10.0, clock=clock, sleep=clock.sleep)
+    budget = ReadBudget(10.0, clock=clock, sleep=clock.sleep)
     halt = threading.Event()
 
     for _ in range(5):  # 5 reads of 8 units at 10 units per second
@@ -529,7 +529,7 @@ def test_the_read_budget_waits_out_the_capacity_consumed() -> None:
 
 def test_an_unlimited_read_budget_never_waits() -> None:
     clock = FakeClock()
-    budget = _ReadBudget(None, clock=clock, sleep=clock.sleep)
+    budget = ReadBudget(None, clock=clock, sleep=clock.sleep)
 
     for _ in range(100):
         assert budget.acquire(threading.Event())
@@ -545,7 +545,7 @@ def test_a_halt_stops_a_read_waiting_for_capacity() -> None:
     def sleep(seconds: float) -> None:
         halt.set()
 
-    budget = _ReadBudget(1.0, clock=clock, sleep=sleep)
+    budget = ReadBudget(1.0, clock=clock, sleep=sleep)
     budget.charge(100.0)
 
     assert not budget.acquire(halt)
