@@ -15,7 +15,16 @@ import attrs
 
 from dynastream._replication.columns import snake_case
 
-from ._types import FAMILIES, FAMILY_NAMES, TypeSpec, attribute_kind, choose, describe_kinds, number_shape
+from ._types import (
+    DATABASE_NAMES,
+    FAMILIES,
+    FAMILY_NAMES,
+    TypeSpec,
+    attribute_kind,
+    choose,
+    describe_kinds,
+    number_shape,
+)
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
@@ -60,6 +69,10 @@ _SQLITE_KEYWORDS: Final = frozenset(
 )
 
 
+# What a generated class body refers to (see _render.render_model).
+_MODULE_NAMES: Final = frozenset({"sa", "mysql", "postgresql", "dynastream", "mapped_column"})
+
+
 def _reserved_words() -> frozenset[str]:
     from sqlalchemy.dialects.mysql.reserved_words import RESERVED_WORDS_MARIADB, RESERVED_WORDS_MYSQL
     from sqlalchemy.dialects.postgresql.base import RESERVED_WORDS as POSTGRESQL
@@ -74,7 +87,8 @@ def _reserved_words() -> frozenset[str]:
         | SQLiteIdentifierPreparer.reserved_words
     )
     # Python keywords cannot be class attributes; declarative keeps `metadata` and `registry`.
-    python = {*keyword.kwlist, *keyword.softkwlist, "metadata", "registry"}
+    # and the model's class body uses the module's own names, which a column must not hide.
+    python = {*keyword.kwlist, *keyword.softkwlist, "metadata", "registry"} | _MODULE_NAMES
     return frozenset({word.lower() for word in sql} | _SQLITE_KEYWORDS | python | {SEQUENCE, DELETED})
 
 
@@ -93,7 +107,8 @@ class InferredColumn:
         kinds: How many sampled items carry each DynamoDB type (`S`, `N`, ...).
         notes: Why the type is what it is, and any problem, for the generated
             comment. Never a value.
-        refused: Family to what the replication would refuse there: reasons
+        refused: Database (`"sqlite"`, `"postgresql"`, `"mysql"`, `"mariadb"`)
+            to what the replication would refuse there: reasons
             (never values) and how many sampled values each. Empty when the
             column takes every sampled value.
         renamed_because: Why the name is not the attribute's snake case, if it is not.
@@ -181,7 +196,7 @@ class InferredTable:
         for column in self.columns:
             for family, reasons in column.refused.items():
                 listed = "; ".join(f"{reason} ({count:,} values)" for reason, count in reasons)
-                found.append(f"{column.name} ({column.attribute!r}) on {FAMILY_NAMES[family]}: {listed}")
+                found.append(f"{column.name} ({column.attribute!r}) on {DATABASE_NAMES[family]}: {listed}")
         return found
 
     def to_table(self, metadata: sa.MetaData | None = None, *, target: Target = "all") -> sa.Table:
@@ -197,7 +212,10 @@ class InferredTable:
         from dynastream.schema import sequence_column
 
         columns = [
-            sa.Column(c.name, c.type_for(target), primary_key=c.primary_key, nullable=not c.primary_key)
+            # A key is DynamoDB's value: never AUTO_INCREMENT, which turns a 0 into a new number on MySQL.
+            sa.Column(c.name, c.type_for(target), primary_key=True, autoincrement=False)
+            if c.primary_key
+            else sa.Column(c.name, c.type_for(target), nullable=True)
             for c in self.columns
         ]
         make: Any = sa.Table  # its overloads do not take dialect options as **kwargs
@@ -317,14 +335,14 @@ def _column(
             whys.setdefault(choice.why, []).append(FAMILY_NAMES[family])
     for why, families in whys.items():
         notes.append(why if len(families) == len(FAMILIES) else f"on {', '.join(families)}: {why}")
-    refused = {family: choice.refused for family, choice in choices.items() if choice.refused}
+    refused = {database: why for choice in choices.values() for database, why in choice.refused.items()}
     if set(kinds) - {"NULL"} and len(set(kinds) - {"NULL"}) > 1 and not any("text" in n for n in notes):
         notes.append("several types in the sample: JSON keeps any of them")
     if not set(kinds) - {"NULL"}:
         notes.append("only NULL in the sample: JSON keeps whatever comes")
     for family, reasons in refused.items():
         listed = "; ".join(f"{reason} ({count:,} values)" for reason, count in reasons)
-        notes.append(f"REVIEW: on {FAMILY_NAMES[family]} the replication would refuse: {listed}")
+        notes.append(f"REVIEW: on {DATABASE_NAMES[family]} the replication would refuse: {listed}")
     return InferredColumn(
         attribute,
         name,

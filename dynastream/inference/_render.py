@@ -122,7 +122,8 @@ def _model_column(column: InferredColumn, target: Target) -> str:
     if not column.primary_key and annotation != "Any":
         annotation += " | None"
     arguments = [expression]
-    arguments.append("primary_key=True" if column.primary_key else "nullable=True")
+    # A key is DynamoDB's value: never AUTO_INCREMENT, which turns a 0 into a new number on MySQL.
+    arguments += ["primary_key=True", "autoincrement=False"] if column.primary_key else ["nullable=True"]
     comment = [f"    # {column.attribute!r}: {note}" for note in column.notes]
     line = f"    {column.name}: Mapped[{annotation}] = mapped_column({', '.join(arguments)})"
     if len(line) > _WIDTH:

@@ -36,9 +36,16 @@ __all__ = [
 # a `mysql+pymysql://` engine on MariaDB is the "mysql" dialect with MariaDB's rules.
 FAMILIES: Final = ("sqlite", "postgresql", "mysql")
 _CHECKED_AS: Final = {
-    "sqlite": (("sqlite", False),),
-    "postgresql": (("postgresql", False),),
-    "mysql": (("mysql", False), ("mysql", True)),
+    "sqlite": (("sqlite", "sqlite", False),),
+    "postgresql": (("postgresql", "postgresql", False),),
+    "mysql": (("mysql", "mysql", False), ("mariadb", "mysql", True)),
+}
+# The databases checked, as problems name them.
+DATABASE_NAMES: Final = {
+    "sqlite": "SQLite",
+    "postgresql": "PostgreSQL",
+    "mysql": "MySQL",
+    "mariadb": "MariaDB",
 }
 FAMILY_NAMES: Final = {"sqlite": "SQLite", "postgresql": "PostgreSQL", "mysql": "MySQL/MariaDB"}
 
@@ -198,28 +205,28 @@ class Choice:
     Attributes:
         spec: The type.
         why: A short reason, for the generated comment (`""` when the kind says it all).
-        refused: Unfit reasons (never values) with how many values each.
+        refused: Per database (`"sqlite"`, `"postgresql"`, `"mysql"`,
+            `"mariadb"`), Unfit reasons (never values) with how many values each.
     """
 
     spec: TypeSpec
     why: str = ""
-    refused: tuple[tuple[str, int], ...] = ()
+    refused: dict[str, tuple[tuple[str, int], ...]] = attrs.field(factory=dict)
 
 
-def refusals(spec: TypeSpec, family: str, values: Sequence[Any], *, key: bool) -> Counter[str]:
+def refusals(spec: TypeSpec, family: str, values: Sequence[Any], *, key: bool) -> dict[str, Counter[str]]:
     """
-    Return why the replication would refuse values in a column of `spec` on `family`.
+    Return, per database of `family`, why the replication would refuse values in a column of `spec`.
     """
-    found: Counter[str] = Counter()
+    found: dict[str, Counter[str]] = {}
     type_ = spec.build()
-    for dialect, mariadb in _CHECKED_AS[family]:
+    for database, dialect, mariadb in _CHECKED_AS[family]:
         convert = converter_for(type_, dialect, mariadb=mariadb, key=key)
         for value in values:
             try:
                 convert(value)
             except Unfit as unfit:
-                reason = unfit.reason if not mariadb or family != "mysql" else f"{unfit.reason} (MariaDB)"
-                found[reason] += 1
+                found.setdefault(database, Counter())[unfit.reason] += 1
     return found
 
 
@@ -313,6 +320,10 @@ def choose(
         if not refused:
             return Choice(spec, why)
         if first is None:
-            first = Choice(spec, why, tuple(sorted(refused.items(), key=lambda pair: (-pair[1], pair[0]))))
+            ranked = {
+                database: tuple(sorted(reasons.items(), key=lambda pair: (-pair[1], pair[0])))
+                for database, reasons in refused.items()
+            }
+            first = Choice(spec, why, ranked)
     assert first is not None  # noqa: S101 - there is always a candidate
     return first
