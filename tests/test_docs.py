@@ -298,6 +298,58 @@ def test_backfill_from_python_loads_the_table(
         assert [("o-1", Decimal("9.50")), ("o-2", Decimal("120.00"))] == rows.all()
 
 
+NEW_TABLE_GENERATE = runs("docs/how-to/new-table.md", "from dynastream import AwsClients, inference")
+NEW_TABLE_CREATE = runs("docs/how-to/new-table.md", "import sqlalchemy as sa")
+NEW_TABLE_HANDLER = runs("docs/how-to/new-table.md", "# handler.py")
+
+
+def test_new_table_from_python_to_a_replica(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from moto import mock_aws
+
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(name, "testing")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "models_orders", raising=False)
+    items = [
+        {"orderId": f"o-{n}", "total": Decimal(f"{n}.5"), "lines": [{"sku": "a"}], "order": "x"}
+        for n in range(3)
+    ]
+    with mock_aws():
+        dynamodb = dynastream.AwsClients().dynamodb()
+        dynamodb.create_table(
+            TableName="Orders",
+            KeySchema=[{"AttributeName": "orderId", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "orderId", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        serializer = TypeSerializer()
+        for item in items:
+            dynamodb.put_item(TableName="Orders", Item={k: serializer.serialize(v) for k, v in item.items()})
+        generated: dict[str, Any] = {"__name__": "__main__"}
+        execute(NEW_TABLE_GENERATE(), generated)
+
+    (tmp_path / "models_orders.py").write_text(capsys.readouterr().out)
+    url = f"sqlite:///{tmp_path / 'replica.sqlite'}"
+    execute(NEW_TABLE_CREATE(), {"__name__": "__main__", "DATABASE_URL": url})
+    handler: dict[str, Any] = {"__name__": "handler"}
+    monkeypatch.setenv("DYNASTREAM_DATABASE_URL", url)
+    execute(NEW_TABLE_HANDLER(), handler)
+    app = handler["app"]
+    app.create_tables()
+    result = app.dispatch(EventFactory(keys=["orderId"]).inserts("Orders", items))
+
+    assert result.failure is None
+    assert "orders" == generated["orders"].name
+    with app.container.engine().connect() as connection:
+        rows = connection.execute(sa.text("SELECT order_id, total, order_ FROM orders ORDER BY order_id"))
+        assert [("o-0", Decimal("0.5"), "x"), ("o-1", Decimal("1.5"), "x"), ("o-2", Decimal("2.5"), "x")] == [
+            (row[0], Decimal(str(row[1])), row[2]) for row in rows
+        ]
+
+
 ALEMBIC_ENV = runs("docs/how-to/schema.md", "# env.py")
 
 
