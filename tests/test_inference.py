@@ -57,6 +57,12 @@ NAMES = st.one_of(
             "x.y",
             "tags",
             "value",
+            'q"""uote',
+            "back\\slash\\N",
+            "sa",
+            "new\nline",
+            "ALL CAPS",
+            "Order",
         ]
     ),
     st.from_regex(r"[a-z][a-zA-Z0-9]{0,12}", fullmatch=True),

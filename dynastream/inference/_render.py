@@ -87,7 +87,8 @@ def render_model(table: InferredTable, *, target: Target = "all") -> str:
     options = table_options(target)
     table_args = f"    __table_args__ = {options!r}\n" if options else ""
     renames = json.dumps(table.renames, indent=4, ensure_ascii=False) if table.renames else "{}"
-    docstring = "\n".join(_header(table, comment=""))
+    # Attribute names are any text: kept literal in the docstring, whatever quotes or backslashes they hold.
+    docstring = "\n".join(_header(table, comment="")).replace("\\", "\\\\").replace('"', '\\"')
     return (
         f'"""\n{docstring}\n\nRegister it with:\n\n'
         f"    app.replicate({table.sample.table_name!r}, into={table.class_name},"
