@@ -8,7 +8,8 @@ logger, with every field also attached to the log record (what `extra=` does),
 and hands it to the metrics sink (`_metrics`).
 
 Nothing here holds item images or key values: only table names, counts,
-durations, sequence numbers, eventIDs and error type names.
+durations, sequence numbers, eventIDs, error type names, and the names of
+attributes that have no column.
 """
 
 from __future__ import annotations
@@ -20,11 +21,26 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterable, Mapping, Sequence
 
     from dynastream._records import StreamRecord
 
-__all__ = ["BatchSummary", "BatchTally", "FailedRecord", "Outcomes", "TableSummary", "log_summary"]
+__all__ = [
+    "BatchSummary",
+    "BatchTally",
+    "FailedRecord",
+    "Outcomes",
+    "TableSummary",
+    "log_summary",
+    "rank_unmapped",
+    "shown_name",
+]
+
+# The summary line lists this many attribute names without a column at most, each
+# cut at this many characters: a table whose items carry names made from data
+# (one per customer, per day...) must not blow the line up.
+_LISTED_NAMES = 20
+_NAME_CHARACTERS = 100
 
 
 @attrs.define(slots=True)
@@ -42,6 +58,7 @@ class Outcomes:
     deleted: int = 0
     reported: bool = False
     tied: int = 0
+    unmapped: dict[str, int] = attrs.field(factory=dict)
 
     def add(self, other: Outcomes) -> None:
         """
@@ -51,6 +68,9 @@ class Outcomes:
         self.stale_skipped += other.stale_skipped
         self.deleted += other.deleted
         self.tied += other.tied
+        unmapped = self.unmapped
+        for name, count in other.unmapped.items():
+            unmapped[name] = unmapped.get(name, 0) + count
 
 
 @attrs.frozen
@@ -88,6 +108,12 @@ class TableSummary:
             the batch, or the one already stored (row or tombstone). The
             `eventID` ordered them instead. Not an outcome: each is also
             counted as applied, stale-skipped or deleted.
+        unmapped: Built-in replication without an `extra=` column or a custom
+            `mapper=`: the name of each attribute that has no column in the
+            target table, with the number of the table's INSERT and MODIFY
+            records (superseded ones included) whose new image carried it.
+            Those attributes were ignored. Names and counts only, never
+            values; empty when there were none.
     """
 
     table_name: str | None
@@ -100,6 +126,7 @@ class TableSummary:
     unprocessed: int = 0
     max_lag_ms: float | None = None
     tied: int = 0
+    unmapped: Mapping[str, int] = attrs.field(factory=dict, hash=False)
 
 
 @attrs.frozen
@@ -144,6 +171,12 @@ class BatchSummary:
         """
         Return the summary as the log line's structured fields.
 
+        The tables' `unmapped` attributes, added up by name, are the field
+        `unmapped_attributes` (when there are any): the 20 most frequent
+        names, each with its count, and `unmapped_attributes_omitted`, how many
+        names more, when there are more. Names are shown printable
+        (control characters escaped) and cut at 100 characters and `…`.
+
         Examples:
             >>> summary = BatchSummary(tables=(TableSummary("Orders", records=2, applied=2),),
             ...                        records=2, duration_ms=12.5)
@@ -168,11 +201,20 @@ class BatchSummary:
             fields["failed_event_id"] = self.failed_event_id
         if self.error_type is not None:
             fields["error_type"] = self.error_type
+        listed, more = rank_unmapped(_merged_unmapped(self.tables), _LISTED_NAMES)
+        if listed:
+            fields["unmapped_attributes"] = dict(listed)
+        if more:
+            fields["unmapped_attributes_omitted"] = more
         return fields
 
     def message(self) -> str:
         """
         Return the log line's message: the summary for people.
+
+        Attributes without a column end it, as the fields list them:
+        `; attributes without a column: discount (3), giftNote (1)`, then
+        `and N more` past 20 names.
         """
         tables = ", ".join(t.table_name for t in self.tables if t.table_name is not None) or "no table"
         counts = ", ".join(f"{self.total(outcome)} {outcome.replace('_', '-')}" for outcome in _OUTCOMES)
@@ -180,10 +222,58 @@ class BatchSummary:
         tied = self.total("tied")
         if tied:
             counts += f" ({tied} tied)"
-        return f"batch of {self.records} records from {tables}: {counts} in {self.duration_ms:.1f} ms{lag}"
+        listed, more = rank_unmapped(_merged_unmapped(self.tables), _LISTED_NAMES)
+        unmapped = ", ".join(f"{name} ({count})" for name, count in listed)
+        if more:
+            unmapped += f" and {more} more"
+        if unmapped:
+            unmapped = f"; attributes without a column: {unmapped}"
+        return (
+            f"batch of {self.records} records from {tables}: {counts} in {self.duration_ms:.1f} ms{lag}"
+            f"{unmapped}"
+        )
 
 
 _OUTCOMES = ("applied", "stale_skipped", "deleted", "quarantined", "failed", "unprocessed")
+
+
+def _merged_unmapped(tables: Iterable[TableSummary]) -> dict[str, int]:
+    merged: dict[str, int] = {}
+    for table in tables:
+        for name, count in table.unmapped.items():
+            merged[name] = merged.get(name, 0) + count
+    return merged
+
+
+def shown_name(name: str) -> str:
+    """
+    Return an attribute name as the summary shows it: printable, and at most 100 characters and `…`.
+
+    A name with a character that is not printable (a control character, a
+    lone surrogate) is written escaped, as Python's `repr` writes it.
+    """
+    if not name.isprintable():
+        name = repr(name)[1:-1]
+    return name if len(name) <= _NAME_CHARACTERS else f"{name[:_NAME_CHARACTERS]}…"
+
+
+def rank_unmapped(unmapped: Mapping[str, int], limit: int) -> tuple[list[tuple[str, int]], int]:
+    """
+    Return the `limit` most frequent attribute names, as shown, and how many more there are.
+
+    The names come as `shown_name` writes them, with their counts, the
+    greatest count first, then by name; names shown alike add up.
+
+    Examples:
+        >>> rank_unmapped({"giftNote": 1, "discount": 3, "coupon": 1}, 2)
+        ([('discount', 3), ('coupon', 1)], 1)
+    """
+    shown: dict[str, int] = {}
+    for name, count in unmapped.items():
+        key = shown_name(name)
+        shown[key] = shown.get(key, 0) + count
+    ranked = sorted(shown.items(), key=lambda entry: (-entry[1], entry[0]))
+    return ranked[:limit], max(0, len(ranked) - limit)
 
 
 @attrs.frozen
@@ -272,6 +362,7 @@ class BatchTally:
                     unprocessed=max(0, entry["records"] - settled),
                     max_lag_ms=lag,
                     tied=done.tied,
+                    unmapped=dict(done.unmapped),
                 )
             )
         total = self.total if self.total is not None else sum(t.records for t in tables)

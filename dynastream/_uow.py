@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING
 from ._summary import Outcomes
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from sqlalchemy import Connection
     from sqlalchemy.engine import Dialect
     from sqlalchemy.orm import Session
@@ -49,7 +51,13 @@ class UnitOfWork:
         return self.session.connection()
 
     def report_outcomes(
-        self, *, applied: int = 0, stale_skipped: int = 0, deleted: int = 0, tied: int = 0
+        self,
+        *,
+        applied: int = 0,
+        stale_skipped: int = 0,
+        deleted: int = 0,
+        tied: int = 0,
+        unmapped: Mapping[str, int] | None = None,
     ) -> None:
         """
         Say what the handler did with its records, for the batch summary and metrics.
@@ -69,9 +77,15 @@ class UnitOfWork:
             tied: Records (also counted above) whose order against another
                 change of their item could not be told from their creation
                 time (Kinesis Data Streams).
+            unmapped: Attribute name to the number of records whose image
+                carried that attribute with no column to take it (built-in
+                replication reports these). Names and counts only: never
+                values, which may be personal data.
         """
         if self._outcomes is not None:
-            self._outcomes.add(Outcomes(applied, stale_skipped, deleted, tied=tied))
+            self._outcomes.add(
+                Outcomes(applied, stale_skipped, deleted, tied=tied, unmapped=dict(unmapped or {}))
+            )
             self._outcomes.reported = True
 
     @property

@@ -11,7 +11,6 @@ it, whatever other batches run at the same time.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -26,10 +25,11 @@ from dynastream.exceptions import ColumnValueError, ConfigurationError, Malforme
 from dynastream.schema import item_key, tombstones
 
 from .facts import TableFacts, check_key_collations, read_table_facts
+from .images import Image, keep_newest_image, record_image
 from .ordering import check_stored_source, count_stored_ties, counts_as_tie, stored_sequence
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable, Mapping, Sequence
 
     from sqlalchemy import Connection
     from sqlalchemy.engine import Dialect
@@ -56,27 +56,9 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-# An image to map: (its label, the image, whether it is as the event sent it).
-_Image = tuple[str, Item, bool]
 # A row to write: (item key, record, image, deleted_at: set for a soft delete's last image,
 # the key columns' values, mapped from the record's Keys, the sequence number as stored).
-_Pending = tuple[str, "StreamRecord[Item]", _Image, "datetime | None", "Mapping[str, Any]", str]
-
-
-def _image(record: StreamRecord[Item], label: str) -> _Image | None:
-    """
-    Return a record's new or old image: deserialized, else as the event sent it.
-
-    The dispatcher leaves images unread when every handler reads them from the
-    record's `raw` itself, as this one does (`uses_new_images`). An image that
-    is absent, `null` or `{}` is no image.
-    """
-    image = record.new_image if label == "NewImage" else record.old_image
-    if image is not None:
-        return (label, image, False) if image else None
-    dynamodb = record.raw.get("dynamodb")
-    sent = dynamodb.get(label) if isinstance(dynamodb, Mapping) else None
-    return None if sent is None or sent == {} else (label, sent, True)
+_Pending = tuple[str, "StreamRecord[Item]", Image, "datetime | None", "Mapping[str, Any]", str]
 
 
 def _malformed(record: StreamRecord[Item], label: str, error: InvalidAttributeValue) -> MalformedRecordError:
@@ -216,8 +198,9 @@ class ReplicationHandler:
         one twice, or out of order): the outcome is the one of applying them
         one at a time. It reports to the dispatcher, through `uow`, how many
         records were applied, deleted, or skipped as stale (superseded in the
-        batch, or held back by the sequence guard); see the observability
-        guide for what each engine reports.
+        batch, or held back by the sequence guard), and how many new images
+        carried each attribute that has no column (unless an `extra` column
+        keeps them, or a custom mapper decides); see the observability guide.
 
         Raises:
             MappingError: An image does not fit the table.
@@ -233,8 +216,10 @@ class ReplicationHandler:
         # The newest change of each item, with its sequence number as stored.
         latest: dict[tuple[Any, ...], tuple[StreamRecord[Item], str]] = {}
         # The newest image known of each item, for soft deletes: (sequence number, image).
-        images: dict[tuple[Any, ...], tuple[int, _Image]] = {}
+        images: dict[tuple[Any, ...], tuple[int, Image]] = {}
         soft_deletes = self.deleted_column is not None
+        # Per attribute with no column, the records whose new image carried it.
+        unmapped: dict[str, int] | None = {} if self.mapper is None and row_mapper.extra is None else None
         # TTL deletes the policy ignores (applied, as configured); Kinesis changes
         # whose time cannot order them against the newest of their item.
         ignored = tied = 0
@@ -258,14 +243,11 @@ class ReplicationHandler:
             if superseded is not None and superseded.event_name is not EventName.REMOVE:
                 # Never written, but mapped all the same: a record that cannot be
                 # applied is reported, as it would be applied one at a time.
-                superseded_image = _image(superseded, "NewImage")
+                superseded_image = record_image(superseded, "NewImage")
                 if superseded_image is not None:
-                    self._map(row_mapper, superseded, superseded_image)
+                    self._map(row_mapper, superseded, superseded_image, unmapped)
             if soft_deletes:
-                image = _image(record, "OldImage" if record.event_name is EventName.REMOVE else "NewImage")
-                known = images.get(key)
-                if image is not None and (known is None or record.sequence_number > known[0]):
-                    images[key] = (record.sequence_number, image)
+                keep_newest_image(images, key, record)
 
         now = self.clock()
         # Upserts are mapped a chunk at a time, after sorting by key, so that the
@@ -292,7 +274,7 @@ class ReplicationHandler:
                         (identity, record, ("OldImage", image[1], image[2]), deleted_at, mapped_key, sequence)
                     )
                 continue
-            new_image = _image(record, "NewImage")
+            new_image = record_image(record, "NewImage")
             if new_image is None:
                 raise ConfigurationError(
                     f"replicating {self.table_name!r} needs new images, but record"
@@ -301,8 +283,9 @@ class ReplicationHandler:
                 )
             pending.append((identity, record, new_image, None, mapped_key, sequence))
 
+        kinesis = source is RecordSource.KINESIS
         applied, deleted, stored_ties = self._write(
-            connection, row_mapper, pending, hard, soft, now=now, kinesis=source is RecordSource.KINESIS
+            connection, row_mapper, pending, hard, soft, now=now, kinesis=kinesis, unmapped=unmapped
         )
         applied += ignored
         self._prune(uow, now)
@@ -313,6 +296,7 @@ class ReplicationHandler:
             deleted=deleted,
             stale_skipped=len(records) - applied - deleted,
             tied=tied + stored_ties,
+            unmapped=unmapped,
         )
 
     def _write(
@@ -325,9 +309,10 @@ class ReplicationHandler:
         *,
         now: datetime,
         kinesis: bool,
+        unmapped: dict[str, int] | None,
     ) -> tuple[int, int, int]:
         """
-        Write the upserts and deletions of a batch, in key order.
+        Write the upserts and deletions of a batch, in key order (`_map` says what `unmapped` is).
 
         Returns:
             How many changes were applied and deleted a row, as the database
@@ -344,7 +329,7 @@ class ReplicationHandler:
         for start in range(0, len(pending), CHUNK_ROWS):
             chunk = pending[start : start + CHUNK_ROWS]
             upserts = [
-                self._upsert(row_mapper, record, image, identity, deleted_at, key, sequence)
+                self._upsert(row_mapper, record, image, identity, deleted_at, key, sequence, unmapped)
                 for identity, record, image, deleted_at, key, sequence in chunk
             ]
             written = writer.upsert(connection, upserts, converted=self.mapper is None, staged=staged)
@@ -367,15 +352,16 @@ class ReplicationHandler:
         self,
         row_mapper: RowMapper,
         record: StreamRecord[Item],
-        image: _Image,
+        image: Image,
         identity: str,
         deleted_at: datetime | None,
         key: Mapping[str, Any],
         sequence: str,
+        unmapped: dict[str, int] | None,
     ) -> Upsert:
         # The row is the item's image with the key of the record's Keys: when an
         # image disagrees with them (a hand-made event), Keys say which item it is.
-        row = self._map(row_mapper, record, image)
+        row = self._map(row_mapper, record, image, unmapped)
         row.update(key)
         try:
             values = list(map(row.__getitem__, row_mapper.columns))
@@ -430,20 +416,24 @@ class ReplicationHandler:
         except Exception as cause:
             raise self._mapping_error(record, "Keys", cause) from cause
 
-    def _map(self, row_mapper: RowMapper, record: StreamRecord[Item], image: _Image) -> dict[str, Any]:
+    def _map(
+        self, row_mapper: RowMapper, record: StreamRecord[Item], image: Image, unmapped: dict[str, int] | None
+    ) -> dict[str, Any]:
         """
         Return the row of an image, a new dict; or raise a typed error naming the record.
+
+        Once a new image is mapped, each of its attributes with no column adds
+        one to its count in `unmapped` (when not `None`): names only, never values.
         """
         label, item, as_sent = image
         try:
             if as_sent and self.mapper is None:
                 # The writers send numbers as text where the server parses them exactly.
-                return row_mapper.map_event_image(item, path=f"dynamodb.{label}", numbers_as_text=True)
-            if as_sent:
-                item = deserialize_image(item)
-            if self.mapper is None:
-                return row_mapper(item)
-            return row_mapper.coerce_row(self.mapper(item))
+                row = row_mapper.map_event_image(item, path=f"dynamodb.{label}", numbers_as_text=True)
+            elif self.mapper is None:
+                row = row_mapper(item)
+            else:
+                row = row_mapper.coerce_row(self.mapper(deserialize_image(item) if as_sent else item))
         except InvalidAttributeValue as malformed:
             raise _malformed(record, label, malformed) from None
         except MalformedRecordError as malformed:
@@ -455,6 +445,10 @@ class ReplicationHandler:
             ) from None
         except Exception as cause:
             raise self._mapping_error(record, label, cause) from cause
+        if unmapped is not None and label == "NewImage":
+            for name in row_mapper.unmapped_attributes(item):  # mostly none: one set test says so
+                unmapped[name] = unmapped.get(name, 0) + 1
+        return row
 
     def _mapping_error(self, record: StreamRecord[Item], image: str, cause: BaseException) -> MappingError:
         return MappingError(

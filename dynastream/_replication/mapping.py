@@ -44,7 +44,7 @@ from .columns import check_columns, snake_case, table_of
 from .slots import Slot, convert_event_image, convert_slots, extras, member_name
 
 if TYPE_CHECKING:
-    from collections.abc import Collection, Mapping
+    from collections.abc import Collection, Mapping, Sequence
 
     import sqlalchemy as sa
     from sqlalchemy.engine import Dialect
@@ -55,7 +55,7 @@ __all__ = ["RowMapper"]
 
 Naming = Literal["exact", "snake_case"]
 # A shape of item: its slots (all, key, and all with numbers as text) and unmapped attributes.
-_Shape = tuple[tuple[Slot, ...], tuple[Slot, ...], tuple[Slot, ...], list[str]]
+_Shape = tuple[tuple[Slot, ...], tuple[Slot, ...], tuple[Slot, ...], tuple[str, ...]]
 # Dialects whose bulk writers send numbers as text (see number_converter_for).
 _TEXT_NUMBERS: Final = frozenset({"postgresql", "mysql", "mariadb"})
 
@@ -241,11 +241,48 @@ class RowMapper:
         """
         return self._columns
 
+    @property
+    def extra(self) -> str | None:
+        """
+        The JSON column that keeps the attributes with no column, or `None` when they are ignored.
+        """
+        return None if self._extra is None else self._extra[0]
+
     def key_columns(self) -> tuple[str, ...]:
         """
         Return the names of the table's primary key columns, in key order.
         """
         return self._key_columns
+
+    def unmapped_attributes(self, item: Item) -> tuple[str, ...]:
+        """
+        Return the names of `item`'s attributes that no column takes, in the item's order.
+
+        Only the names are read: `item` may be deserialized or an image as an
+        event carries it (`{"N": "1"}` values), and nothing is checked. These
+        are the attributes a mapping ignores, or keeps in the `extra` column.
+        Cheap: an item whose every attribute has a column costs one set test
+        (under snake_case naming, a lookup of its shape).
+
+        Examples:
+            >>> import sqlalchemy as sa, dynastream
+            >>> orders = sa.Table(
+            ...     "orders", sa.MetaData(), sa.Column("order_id", sa.String(20), primary_key=True)
+            ... )
+            >>> mapper = dynastream.RowMapper(orders, naming="snake_case")
+            >>> mapper.unmapped_attributes({"OrderId": {"S": "o-1"}, "GiftNote": {"S": "Happy birthday"}})
+            ('GiftNote',)
+            >>> mapper.unmapped_attributes({"OrderId": "o-2"})
+            ()
+        """
+        if self.snake_case:
+            try:
+                return self._shape(item)[3]
+            except ColumnValueError:  # two attributes name one column: both have a column all the same
+                renames, names = self._renames, self._names
+                return tuple(name for name in item if name not in renames and snake_case(name) not in names)
+        mapped = self._mapped_attributes
+        return () if mapped.issuperset(item) else tuple(name for name in item if name not in mapped)
 
     def __call__(self, item: Item) -> dict[str, Any]:
         """
@@ -256,6 +293,7 @@ class RowMapper:
                 column that needs a value has none, or (snake_case) two
                 attributes map to one column.
         """
+        unmapped: Sequence[str]
         if self.snake_case:
             slots, _, _, unmapped = self._shape(item)
             row = convert_slots(item, slots)
@@ -319,6 +357,7 @@ class RowMapper:
         return self(item)
 
     def _map_event_image(self, image: Item, *, numbers_as_text: bool) -> dict[str, Any]:
+        unmapped: Sequence[str]
         if self.snake_case:
             plain_slots, _, text_slots, unmapped = self._shape(image)
             slots = text_slots if numbers_as_text else plain_slots
@@ -429,4 +468,4 @@ class RowMapper:
         slots = tuple((found.get(slot[1], ""), *slot[1:]) for slot in self._slots)
         text_slots = tuple((found.get(slot[1], ""), *slot[1:]) for slot in self._text_slots)
         keys = tuple(slot for slot in slots if slot[1] in self._key_columns)
-        return slots, keys, text_slots, unmapped
+        return slots, keys, text_slots, tuple(unmapped)

@@ -16,7 +16,7 @@ from dynastream.exceptions import ColumnValueError
 from .coerce import REQUIRED, Unfit, check_text
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Sequence
 
     from dynastream._records import Item
 
@@ -75,7 +75,7 @@ def convert_event_image(image: Item, slots: tuple[Slot, ...]) -> dict[str, Any]:
 
 
 def extras(
-    item: Item, names: list[str], column: str, convert: Callable[[Any], Any], *, no_nul: bool
+    item: Item, names: Sequence[str], column: str, convert: Callable[[Any], Any], *, no_nul: bool
 ) -> dict[str, Any]:
     """
     Return the attributes `names` of `item` as the extra column's JSON object.

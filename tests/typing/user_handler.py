@@ -89,6 +89,8 @@ registration: dynastream.Registration = app.replicate(
 app.replicate("Orders", into=OrderRow, ttl="forever")  # type: ignore[arg-type]
 row_mapper = dynastream.RowMapper(OrderRow, renames={"orderId": "order_id"})
 row: dict[str, Any] = row_mapper({"orderId": "o-1", "total": Decimal("1.00")})
+ignored: tuple[str, ...] = row_mapper.unmapped_attributes({"orderId": {"S": "o-1"}, "note": {"S": "n"}})
+kept_in: str | None = row_mapper.extra
 
 
 @app.handler("Payments", exactly_once=True)

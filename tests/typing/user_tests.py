@@ -57,7 +57,7 @@ def test_kinesis_events() -> None:
 
 class FakePayments:
     def handle(self, records: Any, uow: dynastream.UnitOfWork) -> None:
-        uow.report_outcomes(applied=len(records))
+        uow.report_outcomes(applied=len(records), unmapped={"legacyFlag": len(records)})
 
 
 def test_replacing_one_handler_and_the_engine(dynastream_app: dynastream.App) -> None:
