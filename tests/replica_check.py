@@ -52,7 +52,13 @@ def _key(values: list[Any], numeric: list[bool]) -> tuple[Any, ...]:
 
 
 def assert_replica_equals(
-    engine: sa.Engine, table: sa.Table, items: list[dict[str, Any]], keys: list[str], renames: dict[str, str]
+    engine: sa.Engine,
+    table: sa.Table,
+    items: list[dict[str, Any]],
+    keys: list[str],
+    renames: dict[str, str],
+    *,
+    naming: str = "snake_case",
 ) -> int:
     """
     Assert that `table` holds exactly one row per item (the last of each key), equal value by value.
@@ -62,7 +68,7 @@ def assert_replica_equals(
     """
 
     def column_of(attribute: str) -> str:
-        return renames.get(attribute, snake_case(attribute))
+        return renames.get(attribute, snake_case(attribute) if naming == "snake_case" else attribute)
 
     key_columns = [column_of(name) for name in keys]
     numeric = [isinstance(items[0][name], Decimal) for name in keys] if items else []

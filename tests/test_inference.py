@@ -10,7 +10,7 @@ import string
 import sys
 import types
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 import sqlalchemy as sa
@@ -181,12 +181,14 @@ def clean_engine(engine: sa.Engine) -> sa.Engine:
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(sample=samples())
-def test_generated_schemas_replicate_their_sample_exactly(clean_engine: sa.Engine, sample: Sample) -> None:
+@given(sample=samples(), naming=st.sampled_from(["snake_case", "exact"]))
+def test_generated_schemas_replicate_their_sample_exactly(
+    clean_engine: sa.Engine, sample: Sample, naming: Literal["snake_case", "exact"]
+) -> None:
     """
     A generated table takes its sample exactly, or says which columns would refuse values, and only those do.
     """
-    table = inference.infer_table(sample)
+    table = inference.infer_table(sample, naming=naming)
     dialect = clean_engine.dialect
     database = "mariadb" if getattr(dialect, "is_mariadb", False) else dialect.name
     refused = {c.attribute: c.name for c in table.columns if database in c.refused}
@@ -200,7 +202,7 @@ def test_generated_schemas_replicate_their_sample_exactly(clean_engine: sa.Engin
     metadata.create_all(clean_engine)
     try:
         app = dynastream.App(engine=clean_engine)
-        app.replicate(sample.table_name, into=target, naming="snake_case", renames=table.renames)
+        app.replicate(sample.table_name, into=target, naming=naming, renames=table.renames)
         keys = [key.name for key in sample.keys]
         result = app.dispatch(EventFactory(keys=keys).inserts(sample.table_name, list(sample.items)))
         if refused:  # the replication refuses a value of a column the generator said would
@@ -209,7 +211,9 @@ def test_generated_schemas_replicate_their_sample_exactly(clean_engine: sa.Engin
             assert refused.get(result.failure.error.attribute) == result.failure.error.column
         else:
             assert result.failure is None, result.failure
-            assert_replica_equals(clean_engine, target, list(sample.items), keys, table.renames)
+            assert_replica_equals(
+                clean_engine, target, list(sample.items), keys, table.renames, naming=naming
+            )
     finally:
         metadata.drop_all(clean_engine)
 
@@ -324,6 +328,17 @@ def test_names_are_safe_and_renames_written_out() -> None:
     assert "x_y" in names  # a plain snake case name needs no rename
     assert "orders" == table.name
     assert "Orders" == table.class_name
+
+
+def test_exact_naming_keeps_names_that_are_safe() -> None:
+    attributes = ["orderId", "OrderID", "order", "None", "total-2"]
+    items = ({"id": "k", **dict.fromkeys(attributes, "v")},)
+    table = inference.infer_table(Sample("Orders", (KeyAttribute("id", "S"),), items), naming="exact")
+    assert {"orderId": "orderId_2", "order": "order_", "None": "None_", "total-2": "total_2"} == table.renames
+    assert "exact" == table.naming
+    assert "NAMING = 'exact'" in inference.render_model(table)
+    with pytest.raises(ValueError, match="naming"):
+        inference.infer_table(table.sample, naming="camel")  # type: ignore[arg-type]
 
 
 def test_key_text_columns_fit_a_mysql_index() -> None:

@@ -104,6 +104,12 @@ def add_schema_command(commands: Any) -> None:
     output.add_argument("--sql-table", help="the SQL table's name (default: the table's, in snake case)")
     output.add_argument("--class-name", help="the model class's name (default: the table's, in CamelCase)")
     output.add_argument("--margin", type=int, default=2, help="digits of margin for numbers (default: 2)")
+    output.add_argument(
+        "--naming",
+        choices=("snake_case", "exact"),
+        default="snake_case",
+        help="column names: the attributes' in snake case (default), or as they are",
+    )
     output.add_argument("--output", "-o", help="the file to write (default: standard output)")
     generate.set_defaults(command=_guarded(generate_command))
 
@@ -188,7 +194,11 @@ def generate_command(arguments: argparse.Namespace) -> int:
         )
     sample = _sample(arguments)
     table = inference.infer_table(
-        sample, table_name=arguments.sql_table, class_name=arguments.class_name, margin=arguments.margin
+        sample,
+        table_name=arguments.sql_table,
+        class_name=arguments.class_name,
+        margin=arguments.margin,
+        naming=arguments.naming,
     )
     if arguments.format == "ddl":
         text = inference.render_ddl(table, arguments.dialect)

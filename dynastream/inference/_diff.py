@@ -169,7 +169,7 @@ def _ranked(counts: Counter[str]) -> list[tuple[str, int]]:
     return sorted(counts.items(), key=lambda pair: (-pair[1], pair[0]))
 
 
-def _resolve(mapper: RowMapper, item: dict[str, Any]) -> tuple[Sequence[Any], list[str]]:
+def _resolve(mapper: RowMapper, item: dict[str, Any]) -> tuple[Sequence[Any], Sequence[str]]:
     """
     Return the mapper's slots for `item` (attribute, column, converter, fill...) and its unmapped names.
     """

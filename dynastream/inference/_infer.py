@@ -43,6 +43,8 @@ MAX_NAME: Final = 63
 # (https://dev.mysql.com/doc/refman/8.0/en/innodb-limits.html).
 _MYSQL_KEY_CHARACTERS: Final = 768
 _PLAIN_NAME: Final = re.compile(r"[a-z_][a-z0-9_]*").fullmatch
+_PLAIN_EXACT_NAME: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*").fullmatch
+Naming = Literal["snake_case", "exact"]
 SEQUENCE: Final = "dynastream_sequence"
 DELETED: Final = "dynastream_deleted_at"
 
@@ -89,7 +91,7 @@ def _reserved_words() -> frozenset[str]:
     # Python keywords cannot be class attributes; declarative keeps `metadata` and `registry`.
     # and the model's class body uses the module's own names, which a column must not hide.
     python = {*keyword.kwlist, *keyword.softkwlist, "metadata", "registry"} | _MODULE_NAMES
-    return frozenset({word.lower() for word in sql} | _SQLITE_KEYWORDS | python | {SEQUENCE, DELETED})
+    return frozenset({word.lower() for word in (*sql, *python)} | _SQLITE_KEYWORDS | {SEQUENCE, DELETED})
 
 
 @attrs.frozen
@@ -173,9 +175,10 @@ class InferredTable:
         class_name: The model class's name.
         columns: Key columns first, then the others by how many items carry them.
         renames: Attribute to column, for every attribute whose column is not
-            its snake case name: what `App.replicate(..., renames=)` needs.
+            the name `naming` gives it: what `App.replicate(..., renames=)` needs.
         margin: Digits of margin given to numbers (before the point, and
             after it when there are decimals).
+        naming: `"snake_case"` or `"exact"`: what `App.replicate(..., naming=)` needs.
         problems: What the replication would refuse, per column and family:
             empty when the sample replicates into the table everywhere.
     """
@@ -186,6 +189,7 @@ class InferredTable:
     columns: tuple[InferredColumn, ...]
     renames: dict[str, str]
     margin: int
+    naming: Naming = "snake_case"
 
     @property
     def problems(self) -> list[str]:
@@ -238,6 +242,7 @@ def infer_table(
     table_name: str | None = None,
     class_name: str | None = None,
     margin: int = 2,
+    naming: Naming = "snake_case",
 ) -> InferredTable:
     """
     Infer a SQL table for `sample`'s DynamoDB table, one column per attribute.
@@ -260,21 +265,27 @@ def infer_table(
     Every non-key column is nullable: an attribute present in every sampled
     item may be missing from the next one.
 
-    Column names are the attributes' snake case, made plain ASCII, with a
-    `_` after a reserved word (SQL or Python), shortened with a digest past
-    63 characters, and numbered when two attributes would share one.
+    Column names are the attributes' snake case (`naming="snake_case"`) or
+    the attributes' names (`"exact"`), made plain ASCII, with a `_` after a
+    reserved word (SQL or Python), shortened with a digest past 63
+    characters, and numbered when two attributes would share one (ignoring
+    case: MySQL does).
 
     Args:
         sample: The key schema and items.
         table_name: The SQL table's name (default: the DynamoDB table's, in snake case).
         class_name: The model class's name (default: the DynamoDB table's, in CamelCase).
         margin: Digits of margin for numbers.
+        naming: How column names follow attribute names, as
+            `App.replicate(..., naming=)` takes it.
 
     Raises:
-        ValueError: `margin` is negative.
+        ValueError: `margin` is negative, or `naming` unknown.
     """
     if margin < 0:
         raise ValueError(f"margin must be 0 or more, got {margin}")
+    if naming not in ("snake_case", "exact"):
+        raise ValueError(f"naming must be 'snake_case' or 'exact', got {naming!r}")
     present: Counter[str] = Counter()
     kinds: dict[str, Counter[str]] = {}
     values: dict[str, list[Any]] = {}
@@ -286,7 +297,7 @@ def infer_table(
                 values.setdefault(attribute, []).append(value)
     key_names = [key.name for key in sample.keys]
     others = sorted(set(present) - set(key_names), key=lambda name: (-present[name], name))
-    names, reasons = _column_names([*key_names, *others])
+    names, reasons = _column_names([*key_names, *others], naming)
     key_types = {key.name: key.type for key in sample.keys}
     columns = [
         _column(
@@ -303,15 +314,17 @@ def infer_table(
         for attribute in [*key_names, *others]
     ]
     columns = _fit_mysql_key(columns, values)
-    renames = {c.attribute: c.name for c in columns if c.name != snake_case(c.attribute)}
+    natural = snake_case if naming == "snake_case" else str
+    renames = {c.attribute: c.name for c in columns if c.name != natural(c.attribute)}
     base = sample.table_name
     return InferredTable(
         sample,
-        table_name or _column_names([base])[0][base],
+        table_name or _column_names([base], "snake_case")[0][base],
         class_name or _class_name(base),
         tuple(columns),
         renames,
         margin,
+        naming,
     )
 
 
@@ -405,33 +418,34 @@ def _fit_mysql_key(columns: list[InferredColumn], values: dict[str, list[Any]]) 
     return fitted
 
 
-def _column_names(attributes: list[str]) -> tuple[dict[str, str], dict[str, str]]:
+def _column_names(attributes: list[str], naming: Naming) -> tuple[dict[str, str], dict[str, str]]:
     """
-    Return each attribute's column name, and why, where it is not the attribute's snake case.
+    Return each attribute's column name, and why, where it is not the name `naming` gives.
     """
     reserved = _reserved_words()
     names: dict[str, str] = {}
     reasons: dict[str, str] = {}
-    taken: set[str] = set()
+    taken: set[str] = set()  # in lower case: MySQL's column names ignore case
+    plain_name = _PLAIN_NAME if naming == "snake_case" else _PLAIN_EXACT_NAME
     for attribute in attributes:
-        wanted = snake_case(attribute)
+        wanted = snake_case(attribute) if naming == "snake_case" else attribute
         name, reason = wanted, None
-        if not _PLAIN_NAME(name):
-            plain = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii")
+        if not plain_name(name):
+            plain = unicodedata.normalize("NFKD", snake_case(name)).encode("ascii", "ignore").decode("ascii")
             plain = re.sub(r"[^a-z0-9_]+", "_", plain.lower()).strip("_") or "attribute"
             name = plain if _PLAIN_NAME(plain) else f"col_{plain}"
             reason = "not a plain ASCII identifier"
-        if name in reserved:
+        if name.lower() in reserved:
             name, reason = f"{name}_", "a reserved word"
         if len(name) > MAX_NAME:
             digest = hashlib.sha256(attribute.encode("utf-8", "surrogatepass")).hexdigest()[:8]
             name, reason = f"{name[: MAX_NAME - 9]}_{digest}", f"longer than {MAX_NAME} characters"
-        if name in taken:
+        if name.lower() in taken:
             number = 2
-            while f"{name}_{number}" in taken:
+            while f"{name}_{number}".lower() in taken:
                 number += 1
-            name, reason = f"{name}_{number}", "another attribute has the same snake case name"
-        taken.add(name)
+            name, reason = f"{name}_{number}", "another attribute has the same column name"
+        taken.add(name.lower())
         names[attribute] = name
         if reason is not None:
             reasons[attribute] = reason

@@ -38,7 +38,7 @@ def _header(table: InferredTable, *, comment: str) -> list[str]:
         "Non-key columns are nullable. `dynastream schema diff` compares it with a fresh sample later.",
     ]
     if table.renames:
-        lines += ["", "Attributes whose column is not their snake case name (App.replicate(..., renames=)):"]
+        lines += ["", "Attributes whose column is not named as NAMING says (App.replicate(..., renames=)):"]
         lines += [
             f"  {attribute!r} -> {column!r}: {_reason(table, attribute)}"
             for attribute, column in table.renames.items()
@@ -95,7 +95,7 @@ def render_model(table: InferredTable, *, target: Target = "all") -> str:
         " naming=NAMING, renames=RENAMES)\n"
         f'"""\n\n'
         + "\n".join(imports)
-        + '\n\nNAMING = "snake_case"\n'
+        + f"\n\nNAMING = {table.naming!r}\n"
         + f"RENAMES: dict[str, str] = {renames}\n\n\n"
         + "class Base(DeclarativeBase):\n    pass\n\n\n"
         + f"class {table.class_name}(Base):\n"
