@@ -373,13 +373,17 @@ def _width_note(kinds: Counter[str], values: list[Any]) -> str:
     seen = set(kinds) - {"NULL"}
     if seen == {"N"}:
         shape = number_shape(values)
-        after = f" and {shape.scale} after it" if shape.scale else ""
-        return f"; up to {shape.integer_digits} digits before the point{after}"
+        after = f" and {_count(shape.scale, 'digit')} after it" if shape.scale else ""
+        return f"; up to {_count(shape.integer_digits, 'digit')} before the point{after}"
     if seen == {"S"}:
-        return f"; up to {max(map(len, values)):,} characters"
+        return f"; up to {_count(max(map(len, values)), 'character')}"
     if seen == {"B"}:
-        return f"; up to {max(map(len, values)):,} bytes"
+        return f"; up to {_count(max(map(len, values)), 'byte')}"
     return ""
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number:,} {noun}{'' if number == 1 else 's'}"
 
 
 def _kinds_note(kinds: Counter[str], present: int, total: int, *, key: bool) -> str:
