@@ -349,6 +349,7 @@ def test_key_text_columns_fit_a_mysql_index() -> None:
     widths = [c.types["mysql"].arguments[0] for c in table.columns]
     assert [400, 384] == widths  # the sample's own longest values still fit
     assert "3,072 bytes" in table.columns[1].notes[-1]
+    assert "REVIEW" in table.columns[0].notes[-1]  # 400 characters: no room for the sort key
 
 
 # --- rendering ----------------------------------------------------------------------

@@ -414,10 +414,13 @@ def _fit_mysql_key(columns: list[InferredColumn], values: dict[str, list[Any]]) 
         width = share if spec.name == "ExactString" else share * 4
         new = TypeSpec(spec.name, (max(width, longest),))
         note = f"on MySQL/MariaDB, {new.arguments[0]} wide: its primary key index holds 3,072 bytes"
+        if longest > width:
+            note = (
+                f"REVIEW: on MySQL/MariaDB, sampled keys of {longest:,} characters make the primary key"
+                " wider than its 3,072-byte index: CREATE TABLE fails there"
+            )
         types = dict(column.types)
         types["mysql"] = new
-        if spec.name == "ExactString":  # one type serves every family
-            types = dict.fromkeys(types, new)
         fitted.append(attrs.evolve(column, types=types, notes=(*column.notes, note)))
     return fitted
 

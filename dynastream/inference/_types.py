@@ -59,6 +59,9 @@ _LENGTHS: Final = (16, 32, 64, 128, 255)
 # (https://dev.mysql.com/doc/refman/8.0/en/fixed-point-types.html); SQLite keeps
 # a Numeric as a float, exact to 15 significant digits.
 _NUMERIC_LIMITS: Final = {"postgresql": (1000, 1000), "mysql": (65, 30), "sqlite": (15, 15)}
+# A partition key holds 2,048 bytes, a sort key 1,024
+# (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/ServiceQuotas.html).
+_KEY_BYTES: Final = 2048
 _INTEGER_DIGITS: Final = 9  # digits that Integer (32 bits) always holds
 _BIG_INTEGER_DIGITS: Final = 18  # and BigInteger (64 bits)
 _EXACT: Final = Context(prec=1000, Emax=10_000, Emin=-10_000)
@@ -287,13 +290,13 @@ def candidates(  # noqa: PLR0911 - one return per family of types
         )
         why = "numbers as their text" if seen == {"S", "N"} else ""
         if key:
-            return [(TypeSpec("ExactString", (_length(longest) or 1024,)), why)]
+            return [(TypeSpec("ExactString", (_length(longest) or _KEY_BYTES,)), why)]
         return [(_text(longest, family), why), json]
     if seen == {"B"}:
         if key:
             longest = max(len(value) for value in values)
             spec = (
-                TypeSpec("VARBINARY", (_length(longest) or 1024,))
+                TypeSpec("VARBINARY", (_length(longest) or _KEY_BYTES,))
                 if family == "mysql"
                 else TypeSpec("LargeBinary")
             )
