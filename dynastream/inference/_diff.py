@@ -137,7 +137,7 @@ def diff_table(
         mapper = build(dialect)
         for item in sample.items:
             slots, unmapped = _resolve(mapper, item)
-            if position == 0 and mapper._extra is None:
+            if position == 0 and mapper.extra is None:
                 missing.update(unmapped)
             for attribute, column, convert, fill, *_ in slots:
                 value = item.get(attribute) if attribute else None
@@ -173,8 +173,5 @@ def _resolve(mapper: RowMapper, item: dict[str, Any]) -> tuple[Sequence[Any], Se
     """
     Return the mapper's slots for `item` (attribute, column, converter, fill...) and its unmapped names.
     """
-    if mapper.snake_case:
-        slots, _, _, unmapped = mapper._shape(item)
-        return slots, unmapped
-    mapped = mapper._mapped_attributes
-    return mapper._slots, [name for name in item if name not in mapped]
+    slots = mapper._shape(item)[0] if mapper.snake_case else mapper._slots  # the mapper's own resolution
+    return slots, mapper.unmapped_attributes(item)
