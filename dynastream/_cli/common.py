@@ -13,28 +13,61 @@ if TYPE_CHECKING:
     import argparse
     from collections.abc import Callable
 
-__all__ = ["guarded", "load_app"]
+__all__ = ["aws_arguments", "guarded", "load_app", "load_object", "wrap"]
+
+
+def wrap(text: str) -> str:
+    """
+    Fill a command's description to the terminal's usual width.
+    """
+    import textwrap
+
+    return textwrap.fill(text, width=78)
+
+
+def aws_arguments(parser: Any) -> None:
+    """
+    Add `--endpoint-url` and `--region` to a parser or argument group.
+    """
+    parser.add_argument(
+        "--endpoint-url",
+        help="DynamoDB endpoint other than AWS's (moto, DynamoDB Local); also used for its stream",
+    )
+    parser.add_argument("--region", help="AWS region (default: boto3's configuration)")
+
+
+def load_object(spec: str, option: str, example: str) -> tuple[Any, Any]:
+    """
+    Import `module:attribute` from the working directory; return the module and the attribute.
+
+    `attribute` may be dotted (`models:Base.metadata`).
+    """
+    import importlib
+    import os
+
+    module_name, _, attribute = spec.partition(":")
+    if not module_name or not attribute:
+        raise SystemExit(
+            f"dynastream: {option} must be module:attribute (for example {example}), got {spec!r}"
+        )
+    sys.path.insert(0, os.getcwd())
+    try:
+        module = importlib.import_module(module_name)
+        value: Any = module
+        for part in attribute.split("."):
+            value = getattr(value, part)
+    except (ImportError, AttributeError) as error:
+        raise SystemExit(f"dynastream: cannot load {spec!r}: {error}") from None
+    return module, value
 
 
 def load_app(spec: str) -> Any:
     """
     Import `module:attribute` (the application's `App`), like `handler:app`.
     """
-    import importlib
-    import os
-
     from dynastream._app import App
 
-    module_name, _, attribute = spec.partition(":")
-    if not module_name or not attribute:
-        raise SystemExit(
-            f"dynastream: --app must be module:attribute (for example handler:app), got {spec!r}"
-        )
-    sys.path.insert(0, os.getcwd())
-    try:
-        app = getattr(importlib.import_module(module_name), attribute)
-    except (ImportError, AttributeError) as error:
-        raise SystemExit(f"dynastream: cannot load {spec!r}: {error}") from None
+    app = load_object(spec, "--app", "handler:app")[1]
     if not isinstance(app, App):
         raise SystemExit(f"dynastream: {spec!r} is not a dynastream.App")
     return app

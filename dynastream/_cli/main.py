@@ -9,7 +9,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from dynastream._cli.bookkeeping import DIALECTS, create_tables, ddl, quarantine_list, quarantine_replay
-from dynastream._cli.common import guarded, load_app
+from dynastream._cli.common import aws_arguments, guarded, load_app, wrap
 from dynastream._cli.schema import add_schema_command
 
 if TYPE_CHECKING:
@@ -30,20 +30,6 @@ _REPLAY_EXIT_CODES = """exit status:
   1  a record failed: those before it are applied, the rest are not
   2  wrong input: an unreadable or malformed file, a bad --app, a range no longer in the stream
 """
-
-
-def _wrap(text: str) -> str:
-    import textwrap
-
-    return textwrap.fill(text, width=78)
-
-
-def _aws_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--endpoint-url",
-        help="DynamoDB endpoint other than AWS's (moto, DynamoDB Local); also used for its stream",
-    )
-    parser.add_argument("--region", help="AWS region (default: boto3's configuration)")
 
 
 _APP_HELP = "the application, as module:attribute (for example handler:app)"
@@ -106,7 +92,7 @@ def _add_run_command(commands: Any) -> None:
     run = commands.add_parser(
         "run",
         help="apply a table's DynamoDB stream to the database, outside Lambda",
-        description=_wrap(
+        description=wrap(
             "Read the table's stream through the DynamoDB Streams API and apply it through the"
             " application, one transaction per page of records. Each shard's checkpoint is written"
             " in the same transaction as the data, so a run stopped or killed anywhere resumes where"
@@ -119,7 +105,7 @@ def _add_run_command(commands: Any) -> None:
     run.add_argument("--app", required=True, help=_APP_HELP)
     run.add_argument("--table", required=True, help="the DynamoDB table whose stream to apply")
     run.add_argument("--stream-arn", help="the stream to read (default: the table's current stream)")
-    _aws_arguments(run)
+    aws_arguments(run)
     run.add_argument(
         "--from",
         dest="start_at",
@@ -165,7 +151,7 @@ def _add_backfill_command(commands: Any) -> None:
     backfill = commands.add_parser(
         "backfill",
         help="load a table's existing items, safely while its stream is applied",
-        description=_wrap(
+        description=wrap(
             "Load every item of a DynamoDB table through the application's replication (app.replicate),"
             " with a parallel Scan of consistent reads. Safe while the table's stream is applied from a"
             " position at or before the start of the backfill: a scanned value never overwrites a change"
@@ -194,7 +180,7 @@ def _add_backfill_command(commands: Any) -> None:
     backfill.add_argument(
         "--page-size", type=int, default=1000, help="items per Scan call and per transaction (default: 1000)"
     )
-    _aws_arguments(backfill)
+    aws_arguments(backfill)
     backfill.set_defaults(command=_backfill)
 
 
@@ -208,7 +194,7 @@ def _add_demo_command(commands: Any) -> None:
     demo = commands.add_parser(
         "demo",
         help="replicate a demo DynamoDB table into SQLite: no servers, no AWS account (needs moto)",
-        description=_wrap(
+        description=wrap(
             "Start moto in this process, create a table with a stream, write items of every attribute"
             " type, then updates and deletes; apply the stream through the stream runner into a SQLite"
             " file, check row by row that the replica equals the source, and print a summary."
@@ -240,7 +226,7 @@ def _add_replay_commands(commands: Any) -> None:
     replay = commands.add_parser(
         "replay",
         help="apply a saved Lambda event, or a failed batch named by an on-failure destination record",
-        description=_wrap(
+        description=wrap(
             "Apply FILE through the application, in one transaction, as Lambda would. FILE is a saved"
             " Lambda event (or any shape dynastream reads), or an on-failure destination record of the"
             " event source mapping (as saved, or the SQS message or SNS notification carrying it): its"
@@ -255,12 +241,12 @@ def _add_replay_commands(commands: Any) -> None:
     replay.add_argument(
         "--table", help="the table of records that carry no eventSourceARN (a GetRecords response)"
     )
-    _aws_arguments(replay)
+    aws_arguments(replay)
     replay.set_defaults(command=lambda a: guarded(_replay, a))
     generate = commands.add_parser(
         "generate-event",
         help="write a Lambda DynamoDB Streams event for given items",
-        description=_wrap(
+        description=wrap(
             "Write a Lambda event, exactly as Lambda delivers it (numbers as text, binary as base64,"
             " images by view type), with one record per item of ITEMS: a JSON list of items in plain"
             " JSON or DynamoDB JSON, or the output of `aws dynamodb scan`. '-' reads standard input."

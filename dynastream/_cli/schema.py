@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 from dynastream.exceptions import ConfigurationError
 
+from .common import aws_arguments, load_object, wrap
+
 if TYPE_CHECKING:
     from dynastream.inference import Sample
 
@@ -61,8 +63,7 @@ def _sample_arguments(parser: argparse.ArgumentParser) -> None:
         default=4,
         help="Scan segments read in turn, to spread the sample (default: 4)",
     )
-    source.add_argument("--endpoint-url", help="DynamoDB endpoint other than AWS's (moto, DynamoDB Local)")
-    source.add_argument("--region", help="AWS region (default: boto3's configuration)")
+    aws_arguments(source)
 
 
 def add_schema_command(commands: Any) -> None:
@@ -78,7 +79,7 @@ def add_schema_command(commands: Any) -> None:
     generate = actions.add_parser(
         "generate",
         help="write a model module or DDL inferred from a sample of the table",
-        description=_wrap(
+        description=wrap(
             "Read the table's key schema (DescribeTable) and a bounded sample of its items (a Scan under a"
             " read budget, or a saved file), and write a SQLAlchemy model module or the CREATE TABLE of one"
             " dialect. Types follow the replication's mapping rules and are checked, value by value, with"
@@ -116,7 +117,7 @@ def add_schema_command(commands: Any) -> None:
     diff = actions.add_parser(
         "diff",
         help="compare a model with a fresh sample: attributes with no column, columns too narrow",
-        description=_wrap(
+        description=wrap(
             "Map a fresh sample of the table's items as the built-in replication would, into the table of"
             " an application's registration (--app) or of a model (--model), and print the attributes that"
             " have no column (the replication drops them) and the columns that would refuse sampled values"
@@ -141,12 +142,6 @@ def add_schema_command(commands: Any) -> None:
     )
     _sample_arguments(diff)
     diff.set_defaults(command=_guarded(diff_command))
-
-
-def _wrap(text: str) -> str:
-    import textwrap
-
-    return textwrap.fill(text, width=78)
 
 
 def _guarded(command: Any) -> Any:
@@ -276,20 +271,7 @@ def _registration(spec: str, table_name: str) -> tuple[Any, dict[str, Any]]:
 
 
 def _model(spec: str, naming: str | None) -> tuple[Any, dict[str, Any]]:
-    import importlib
-    import os
-
-    module_name, _, attribute = spec.partition(":")
-    if not module_name or not attribute:
-        raise SystemExit(
-            f"dynastream: --model must be module:attribute (for example models:Orders), got {spec!r}"
-        )
-    sys.path.insert(0, os.getcwd())
-    try:
-        module = importlib.import_module(module_name)
-        target = getattr(module, attribute)
-    except (ImportError, AttributeError) as error:
-        raise SystemExit(f"dynastream: cannot load {spec!r}: {error}") from None
+    module, target = load_object(spec, "--model", "models:Orders")
     renames = getattr(module, "RENAMES", None)
     return target, {
         "naming": naming or getattr(module, "NAMING", "exact"),

@@ -426,10 +426,15 @@ class ReplicationHandler:
         one to its count in `unmapped` (when not `None`): names only, never values.
         """
         label, item, as_sent = image
+        counts = unmapped if label == "NewImage" else None
         try:
             if as_sent and self.mapper is None:
-                # The writers send numbers as text where the server parses them exactly.
-                row = row_mapper.map_event_image(item, path=f"dynamodb.{label}", numbers_as_text=True)
+                # The writers send numbers as text where the server parses them exactly; the
+                # same pass counts the attributes with no column.
+                row = row_mapper.map_event_image(
+                    item, path=f"dynamodb.{label}", numbers_as_text=True, count_unmapped=counts
+                )
+                counts = None
             elif self.mapper is None:
                 row = row_mapper(item)
             else:
@@ -445,9 +450,9 @@ class ReplicationHandler:
             ) from None
         except Exception as cause:
             raise self._mapping_error(record, label, cause) from cause
-        if unmapped is not None and label == "NewImage":
+        if counts is not None:
             for name in row_mapper.unmapped_attributes(item):  # mostly none: one set test says so
-                unmapped[name] = unmapped.get(name, 0) + 1
+                counts[name] = counts.get(name, 0) + 1
         return row
 
     def _mapping_error(self, record: StreamRecord[Item], image: str, cause: BaseException) -> MappingError:

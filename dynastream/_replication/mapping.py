@@ -309,7 +309,12 @@ class RowMapper:
         return row
 
     def map_event_image(
-        self, image: Item, *, path: str = "image", numbers_as_text: bool = False
+        self,
+        image: Item,
+        *,
+        path: str = "image",
+        numbers_as_text: bool = False,
+        count_unmapped: dict[str, int] | None = None,
     ) -> dict[str, Any]:
         """
         Return the row of an image as an event carries it (`{"N": "1.5"}` values).
@@ -329,6 +334,9 @@ class RowMapper:
                 and other texts, give a `Decimal` as without it. The built-in
                 replication sends numbers to those servers as text, which they
                 parse exactly, and saves building a `Decimal` per value.
+            count_unmapped: Once the image is mapped, add one here for each of
+                its attributes that no column takes (`unmapped_attributes`),
+                found by the same pass that maps it.
 
         Raises:
             ColumnValueError: As for a call.
@@ -347,16 +355,24 @@ class RowMapper:
             {'id': 't-1', 'total': Decimal('12.5')}
         """
         try:
-            return self._map_event_image(image, numbers_as_text=numbers_as_text)
+            return self._map_event_image(
+                image, numbers_as_text=numbers_as_text, count_unmapped=count_unmapped
+            )
         except Exception:  # noqa: BLE001, S110 - the checked way below raises the precise error
             pass
         try:
             item = deserialize_image(image)
         except InvalidAttributeValue as error:
             raise MalformedRecordError(error.reason, field=error.field(path)) from None
-        return self(item)
+        row = self(item)
+        if count_unmapped is not None:
+            for name in self.unmapped_attributes(image):
+                count_unmapped[name] = count_unmapped.get(name, 0) + 1
+        return row
 
-    def _map_event_image(self, image: Item, *, numbers_as_text: bool) -> dict[str, Any]:
+    def _map_event_image(
+        self, image: Item, *, numbers_as_text: bool, count_unmapped: dict[str, int] | None
+    ) -> dict[str, Any]:
         unmapped: Sequence[str]
         if self.snake_case:
             plain_slots, _, text_slots, unmapped = self._shape(image)
@@ -377,6 +393,9 @@ class RowMapper:
                 member = image[name]
                 (tag,) = member
                 FAST_DECODERS[tag](member[tag])
+        if count_unmapped is not None:  # mapped: count what has no column
+            for name in unmapped:
+                count_unmapped[name] = count_unmapped.get(name, 0) + 1
         return row
 
     def map_key(self, item: Item) -> dict[str, Any]:
