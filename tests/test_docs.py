@@ -22,6 +22,11 @@ import sqlalchemy as sa
 from boto3.dynamodb.types import TypeSerializer
 from dependency_injector import providers
 
+# Imported before any test swaps `sys.modules` for a copy (the README project's): a dialect
+# first imported inside such a test would be imported again later, and registering its SQL
+# functions twice warns (schema inference reads the dialects' reserved words).
+from sqlalchemy.dialects import mysql, postgresql  # noqa: F401
+
 import dynastream
 from dynastream.testing import EventFactory
 from examples.orders.models import OrderRow
